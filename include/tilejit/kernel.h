@@ -1,0 +1,110 @@
+// tilejit/kernel.h — compile a Program, call the Kernel.
+//
+//   tilejit::Kernel k = tilejit::compile(program, {.out_idx = {-1}});
+//   std::vector<tilejit::Tensor> outs = k({A, B}, stream);   // checks every argument first
+//   std::cout << k.get_host_source();
+//
+// compile() resolves target and backend (explicit, else TILELANG_TARGET /
+// TILELANG_EXECUTION_BACKEND, else "auto"), looks the kernel up in the memory and disk
+// caches, builds it on a miss, and loads it. A Kernel is a cheap shared handle; calling it
+// from several threads at once is safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tilejit/program.h"
+#include "tilejit/tensor.h"
+
+namespace tilejit {
+
+// The seed's compile() options. Unset fields fall back to the environment, then to "auto".
+struct CompileOptions {
+  std::optional<std::vector<int>> out_idx;  // overrides Program::out_idx
+  std::string execution_backend;  // "auto" | "nvrtc" | "nvcc" | "cpu" | "hip" | "metal"; "" = env
+  std::string target;             // "auto" | "cuda" | "cuda -arch=sm_90a" | "sm_90a" | "c" | ...
+  std::string target_host;        // host compiler for generated wrappers ("" = c++ on PATH)
+  std::optional<bool> verbose;    // "" = TILELANG_VERBOSE
+  std::map<std::string, std::string> pass_configs;  // recorded in the cache key
+  std::vector<std::string> compile_flags;           // appended to the Program's own
+};
+
+// What a backend built: serializable, so the disk cache can store it and export() can hand
+// it to a user. The seed's CompiledArtifact.
+struct CompiledArtifact {
+  static constexpr int kFormatVersion = 1;
+
+  std::string backend;      // "nvrtc", "nvcc", "cpu", ...
+  std::string target;       // canonical target text ("cuda -arch=sm_90a", "c")
+  Program program;          // with out_idx resolved
+  std::string binary_kind;  // "cubin" | "ptx" | "shared_library" | "none"
+  std::string binary;       // the bytes
+  std::string host_source;    // generated host code (the launch plan, for nvrtc)
+  std::string device_source;  // what the device compiler saw
+  std::map<std::string, std::string> metadata;  // toolchain versions, options, compile log
+
+  // Writes/reads a directory: artifact.json, program.json, the binary and the sources.
+  void save(const std::filesystem::path& dir) const;
+  static CompiledArtifact load(const std::filesystem::path& dir);
+};
+
+// Allocates out_idx outputs; frameworks plug in their own allocator so outputs come back as
+// their tensors. The default allocates with Tensor::empty.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  virtual Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const = 0;
+};
+
+namespace detail {
+struct KernelState;
+}
+
+class Kernel {
+ public:
+  Kernel() = default;
+  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
+
+  // Checks the arguments (inputs only when out_idx is set), launches on `stream` and returns
+  // the out_idx outputs. Throws ArgumentError before any launch when an argument is wrong.
+  std::vector<Tensor> operator()(std::span<const Arg> args, StreamRef stream = {},
+                                 const OutputAllocator* allocator = nullptr) const;
+  std::vector<Tensor> operator()(std::initializer_list<Arg> args, StreamRef stream = {}) const {
+    return (*this)(std::span<const Arg>(args.begin(), args.size()), stream);
+  }
+
+  const std::vector<KernelParam>& params() const;
+  const std::vector<int>& out_idx() const;  // resolved, non-negative, ascending
+  const Program& program() const;
+  const CompiledArtifact& artifact() const;
+  const std::string& cache_key() const;
+  // The seed's accessors: device source (+ host source unless kernel_only), host, device.
+  std::string get_kernel_source(bool kernel_only = false) const;
+  const std::string& get_host_source() const;
+  const std::string& get_device_source() const;
+  // Writes a self-contained library (shared library, C header, sources) usable with no
+  // tilejit at run time. (The seed's export(); `export` is a C++ keyword.)
+  void export_to(const std::filesystem::path& dir) const;
+
+  explicit operator bool() const { return state_ != nullptr; }
+  const detail::KernelState& state() const { return *state_; }
+
+ private:
+  std::shared_ptr<const detail::KernelState> state_;
+};
+
+Kernel compile(const Program& program, const CompileOptions& options = {});
+
+// Compiles in parallel (num_workers <= 0: usable cores). Results are in input order. With
+// ignore_error a failed Program yields an empty Kernel and its error is logged; otherwise
+// the first error is rethrown after every compile has finished.
+std::vector<Kernel> par_compile(std::span<const Program> programs, const CompileOptions& options = {},
+                                int num_workers = 0, bool ignore_error = false);
+
+}  // namespace tilejit

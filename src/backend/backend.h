@@ -1,0 +1,69 @@
+// The Backend interface: how a Program becomes a CompiledArtifact, and an artifact an
+// Executor. One implementation per execution_backend; registry in registry.cc.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "call/binder.h"
+#include "tilejit/kernel.h"
+
+namespace tilejit::detail {
+
+// A resolved compilation target. kind: "cuda" | "c" | "hip" | "metal"; arch: "sm_90a",
+// "sm_80", "gfx90a" or empty. str() is canonical ("cuda -arch=sm_90a", "c").
+struct Target {
+  std::string kind;
+  std::string arch;
+
+  // Accepts "auto", "cuda", "cuda -arch=sm_90a", "sm_90a", "nvidia/h100"-style is not
+  // supported; "c", "llvm" (= c), "hip", "hip -mcpu=gfx90a", "metal". Throws ArgumentError.
+  static Target parse(std::string_view text);
+  std::string str() const;
+  bool is_auto_arch() const { return arch.empty() || arch == "auto"; }
+  friend bool operator==(const Target&, const Target&) = default;
+};
+
+// The options after env vars and defaults are applied; what a backend builds with.
+struct ResolvedOptions {
+  std::string backend;
+  Target target;
+  std::string target_host;
+  std::vector<int> out_idx;  // non-negative, ascending
+  bool verbose = false;
+  std::map<std::string, std::string> pass_configs;
+  std::vector<std::string> compile_flags;  // Program's then the options'
+};
+
+// Runs the launches of one loaded artifact. launch() is the hot path: no heap, no locks.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual void launch(const BoundCall& call, StreamRef stream) const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // dlpack::kDLCPU or kDLCUDA: what the Binder accepts for this backend's tensors.
+  virtual int32_t device_type() const = 0;
+  // Fills in what "auto" leaves open (the current device's sm_XY for CUDA); throws
+  // NotAvailableError when it cannot.
+  virtual Target resolve_target(const Target& requested) const = 0;
+  // Every version that changes the binary: compiler versions, header digests, flags.
+  virtual std::string toolchain_fingerprint(const Target& target) const = 0;
+  virtual CompiledArtifact build(const Program& program, const ResolvedOptions& options) const = 0;
+  // `binder` outlives the executor; executors compile their Exprs against its symbols.
+  virtual std::unique_ptr<Executor> load(const CompiledArtifact& artifact, const Binder& binder) const = 0;
+};
+
+// The registry: "nvrtc", "nvcc", "cpu", "hip", "metal". Unknown names are ArgumentError.
+const Backend& backend_named(std::string_view name);
+// "auto" for a target kind: cuda -> nvrtc (nvcc when NVRTC is missing), c -> cpu, ...
+std::string_view default_backend_for(const Target& target);
+
+}  // namespace tilejit::detail
