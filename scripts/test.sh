@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds tilejit and runs every test that needs no GPU: the C++ suite (ctest) and the Python
+# suite (pytest, against the package installed into a fresh virtual environment the way a
+# user installs it). GPU tests are built and skip with a reason where no device exists;
+# scripts/gpu-check.sh runs them on a GPU machine.
+#
+#   scripts/test.sh            # everything
+#   TILEJIT_SKIP_PYTHON=1 scripts/test.sh   # C++ only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${TILEJIT_JOBS:-$(nproc)}
+build=${TILEJIT_BUILD_DIR:-$root/build/test}
+
+bash scripts/install-deps.sh
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTILEJIT_WERROR=ON >/dev/null
+cmake --build "$build" -j "$jobs"
+# A private cache directory, so tests never read or write the user's kernel cache.
+export TILELANG_CACHE_DIR="$build/kernel-cache"
+rm -rf "$TILELANG_CACHE_DIR"
+(cd "$build" && ctest -j "$jobs" --output-on-failure --timeout 600)
+
+if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
+  venv="$build/venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q pytest numpy
+  "$venv/bin/python" -m pip install -q "$root"
+  # Run from outside the source tree so the installed package, not python/, is imported.
+  (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
+fi
