@@ -1,0 +1,546 @@
+#include "tilejit/program.h"
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <set>
+
+#include "tilejit/errors.h"
+
+namespace tilejit {
+namespace {
+
+bool is_identifier(std::string_view name) {
+  auto start = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  auto rest = [&](char c) { return start(c) || (c >= '0' && c <= '9'); };
+  return !name.empty() && start(name[0]) && std::all_of(name.begin(), name.end(), rest);
+}
+
+// Integer scalars double as symbols: grids and shapes may use them by name.
+bool is_integer_scalar(const KernelParam& p) {
+  return p.is_scalar() && p.dtype.is_integer() && p.dtype.lanes == 1;
+}
+
+bool one_of(std::string_view value, std::initializer_list<std::string_view> allowed) {
+  return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
+}
+
+std::string join(std::initializer_list<std::string_view> items) {
+  std::string out;
+  for (std::string_view item : items) {
+    if (!out.empty()) out += " | ";
+    out += item;
+  }
+  return out;
+}
+
+void check_choice(std::string_view what, std::string_view value,
+                  std::initializer_list<std::string_view> allowed) {
+  if (!one_of(value, allowed)) {
+    throw ProgramError(fmt::format("{} is '{}': expected {}", what, value, join(allowed)));
+  }
+}
+
+std::array<Expr, 3> three_dims(std::vector<Expr> dims, std::string_view what) {
+  if (dims.empty() || dims.size() > 3) {
+    throw ProgramError(fmt::format("{} takes 1 to 3 dimensions, got {}", what, dims.size()));
+  }
+  std::array<Expr, 3> out{Expr(1), Expr(1), Expr(1)};
+  std::move(dims.begin(), dims.end(), out.begin());
+  return out;
+}
+
+// The names an expression outside the params may use: shape/stride variables and integer
+// scalar params.
+class SymbolTable {
+ public:
+  explicit SymbolTable(const Program& program) {
+    for (const std::string& v : program.shape_variables()) symbols_.insert(v);
+    for (const KernelParam& p : program.params) {
+      if (is_integer_scalar(p)) symbols_.insert(p.name);
+    }
+  }
+
+  bool contains(std::string_view name) const { return symbols_.count(std::string(name)) != 0; }
+
+  void check(const Expr& e, std::string_view what) const {
+    for (const std::string& v : e.variables()) {
+      if (!contains(v)) {
+        throw ProgramError(fmt::format(
+            "{} ('{}') uses the variable '{}': expected a shape or stride variable or an integer "
+            "scalar parameter ({})",
+            what, e.str(), v, describe()));
+      }
+    }
+  }
+
+  std::string describe() const {
+    if (symbols_.empty()) return "this program has none";
+    std::string out = "available: ";
+    bool first = true;
+    for (const std::string& s : symbols_) {
+      if (!first) out += ", ";
+      out += s;
+      first = false;
+    }
+    return out;
+  }
+
+ private:
+  std::set<std::string> symbols_;
+};
+
+void validate_params(const Program& program) {
+  std::set<std::string_view> names;
+  for (size_t i = 0; i < program.params.size(); ++i) {
+    const KernelParam& p = program.params[i];
+    if (!is_identifier(p.name)) {
+      throw ProgramError(
+          fmt::format("params[{}] has the name '{}': expected a C identifier", i, p.name));
+    }
+    if (!names.insert(p.name).second) {
+      throw ProgramError(
+          fmt::format("params[{}]: the parameter name '{}' is used twice", i, p.name));
+    }
+    if (p.is_scalar()) {
+      if (!p.shape.empty() || p.strides) {
+        throw ProgramError(
+            fmt::format("scalar parameter '{}' has a shape or strides: expected "
+                        "none",
+                        p.name));
+      }
+      continue;
+    }
+    if (p.strides && p.strides->size() != p.shape.size()) {
+      throw ProgramError(
+          fmt::format("parameter '{}' has {} dimensions but {} strides: expected "
+                      "one stride per dimension",
+                      p.name, p.shape.size(), p.strides->size()));
+    }
+  }
+}
+
+// Every shape/stride variable must be bindable at call time: it is a whole dimension or stride
+// of some tensor, or an integer scalar parameter. A variable seen only inside a compound
+// expression ("ceildiv(K, 2)") could never receive a value.
+void validate_variables_bindable(const Program& program) {
+  std::set<std::string> bindable;
+  for (const KernelParam& p : program.params) {
+    if (is_integer_scalar(p)) bindable.insert(p.name);
+    if (p.is_scalar()) continue;
+    for (const Expr& e : p.shape) {
+      if (e.is_var()) bindable.insert(e.var_name());
+    }
+    if (p.strides) {
+      for (const Expr& e : *p.strides) {
+        if (e.is_var()) bindable.insert(e.var_name());
+      }
+    }
+  }
+  for (const KernelParam& p : program.params) {
+    if (p.is_scalar()) continue;
+    auto check = [&](const Expr& e, std::string_view list, size_t d) {
+      for (const std::string& v : e.variables()) {
+        if (bindable.count(v) == 0) {
+          throw ProgramError(fmt::format(
+              "parameter '{}' {}[{}] ('{}') uses the variable '{}', which no tensor dimension, "
+              "stride or integer scalar parameter provides: expected '{}' to appear on its own "
+              "somewhere",
+              p.name, list, d, e.str(), v, v));
+        }
+      }
+    };
+    for (size_t d = 0; d < p.shape.size(); ++d) check(p.shape[d], "shape", d);
+    if (p.strides) {
+      for (size_t d = 0; d < p.strides->size(); ++d) check((*p.strides)[d], "strides", d);
+    }
+  }
+  for (const KernelParam& p : program.params) {
+    if (!p.is_scalar() && bindable.count(p.name) != 0) {
+      throw ProgramError(
+          fmt::format("tensor parameter '{}' has the name of a shape/stride "
+                      "variable: expected distinct names",
+                      p.name));
+    }
+  }
+}
+
+void validate_tma(const Program& program, const SymbolTable& symbols) {
+  std::set<std::string_view> names;
+  for (size_t i = 0; i < program.tma_descriptors.size(); ++i) {
+    const TmaDescriptor& d = program.tma_descriptors[i];
+    std::string what = fmt::format("TMA descriptor '{}'", d.name);
+    if (!is_identifier(d.name)) {
+      throw ProgramError(
+          fmt::format("tma_descriptors[{}] has the name '{}': expected a C "
+                      "identifier",
+                      i, d.name));
+    }
+    if (!names.insert(d.name).second) {
+      throw ProgramError(
+          fmt::format("tma_descriptors[{}]: the descriptor name '{}' is used twice", i, d.name));
+    }
+    if (program.find_param(d.name) != nullptr || symbols.contains(d.name)) {
+      throw ProgramError(
+          fmt::format("{} has the name of a parameter or variable: expected a "
+                      "distinct name",
+                      what));
+    }
+    const KernelParam* buffer = program.find_param(d.buffer);
+    if (buffer == nullptr || buffer->is_scalar()) {
+      throw ProgramError(
+          fmt::format("{} describes the buffer '{}': expected the name of a tensor "
+                      "parameter",
+                      what, d.buffer));
+    }
+    bool tiled = d.kind == TmaDescriptor::Kind::kTiled;
+    uint32_t min_rank = tiled ? 1 : 3;
+    if (d.rank < min_rank || d.rank > 5) {
+      throw ProgramError(fmt::format("{} has rank {}: expected {}..5 for a {} descriptor", what,
+                                     d.rank, min_rank, tiled ? "tiled" : "im2col"));
+    }
+    if (d.global_dims.empty()) {
+      if (buffer->shape.size() != d.rank) {
+        throw ProgramError(fmt::format(
+            "{} has rank {} but its buffer '{}' has {} dimensions: expected equal ranks, or "
+            "explicit global_dims",
+            what, d.rank, d.buffer, buffer->shape.size()));
+      }
+    } else if (d.global_dims.size() != d.rank) {
+      throw ProgramError(fmt::format("{} lists {} global_dims: expected rank = {}", what,
+                                     d.global_dims.size(), d.rank));
+    }
+    if (!d.global_strides.empty() && d.global_strides.size() != d.rank - 1) {
+      throw ProgramError(
+          fmt::format("{} lists {} global_strides: expected rank - 1 = {} (bytes, "
+                      "dimension 1 upwards)",
+                      what, d.global_strides.size(), d.rank - 1));
+    }
+    for (size_t k = 0; k < d.global_dims.size(); ++k) {
+      symbols.check(d.global_dims[k], fmt::format("{} global_dims[{}]", what, k));
+    }
+    for (size_t k = 0; k < d.global_strides.size(); ++k) {
+      symbols.check(d.global_strides[k], fmt::format("{} global_strides[{}]", what, k));
+    }
+    if (tiled) {
+      if (d.box_dims.size() != d.rank) {
+        throw ProgramError(fmt::format("{} lists {} box_dims: expected rank = {}", what,
+                                       d.box_dims.size(), d.rank));
+      }
+      for (size_t k = 0; k < d.box_dims.size(); ++k) {
+        if (d.box_dims[k] < 1 || d.box_dims[k] > 256) {
+          throw ProgramError(
+              fmt::format("{} box_dims[{}] is {}: expected 1..256", what, k, d.box_dims[k]));
+        }
+      }
+    } else {
+      if (!d.box_dims.empty()) {
+        throw ProgramError(
+            fmt::format("{} is im2col and lists box_dims: expected none (im2col "
+                        "uses channels_per_pixel and pixels_per_column)",
+                        what));
+      }
+      if (d.lower_corner.size() != d.rank - 2 || d.upper_corner.size() != d.rank - 2) {
+        throw ProgramError(
+            fmt::format("{} lists {} lower_corner and {} upper_corner values: "
+                        "expected rank - 2 = {} each",
+                        what, d.lower_corner.size(), d.upper_corner.size(), d.rank - 2));
+      }
+      if (d.channels_per_pixel < 1 || d.channels_per_pixel > 256 || d.pixels_per_column < 1 ||
+          d.pixels_per_column > 1024) {
+        throw ProgramError(
+            fmt::format("{} has channels_per_pixel {} and pixels_per_column {}: "
+                        "expected 1..256 and 1..1024",
+                        what, d.channels_per_pixel, d.pixels_per_column));
+      }
+    }
+    if (tiled && (!d.lower_corner.empty() || !d.upper_corner.empty() || d.channels_per_pixel != 0 ||
+                  d.pixels_per_column != 0)) {
+      throw ProgramError(
+          fmt::format("{} is tiled and sets im2col fields (corners, "
+                      "channels_per_pixel, pixels_per_column): expected none",
+                      what));
+    }
+    if (!d.element_strides.empty()) {
+      if (d.element_strides.size() != d.rank) {
+        throw ProgramError(fmt::format("{} lists {} element_strides: expected rank = {} or none",
+                                       what, d.element_strides.size(), d.rank));
+      }
+      for (size_t k = 0; k < d.element_strides.size(); ++k) {
+        if (d.element_strides[k] < 1 || d.element_strides[k] > 8) {
+          throw ProgramError(fmt::format("{} element_strides[{}] is {}: expected 1..8", what, k,
+                                         d.element_strides[k]));
+        }
+      }
+    }
+    check_choice(what + " interleave", d.interleave, {"none", "16b", "32b"});
+    check_choice(
+        what + " swizzle", d.swizzle,
+        {"none", "32b", "64b", "128b", "128b_atom_32b", "128b_atom_32b_flip_8b", "128b_atom_64b"});
+    check_choice(what + " l2_promotion", d.l2_promotion, {"none", "64b", "128b", "256b"});
+    check_choice(what + " oob_fill", d.oob_fill, {"none", "nan_request_zero_fma"});
+  }
+}
+
+void validate_launches(const Program& program, const SymbolTable& symbols) {
+  if (program.launches.empty() && program.language != Language::kMetal) {
+    throw ProgramError(
+        fmt::format("program '{}' has no launches: expected at least one (only "
+                    "metal programs may have none)",
+                    program.name));
+  }
+  static constexpr std::string_view kAxes[3] = {"x", "y", "z"};
+  for (size_t i = 0; i < program.launches.size(); ++i) {
+    const Launch& l = program.launches[i];
+    if (!is_identifier(l.kernel)) {
+      throw ProgramError(
+          fmt::format("launches[{}] names the kernel '{}': expected a C "
+                      "identifier",
+                      i, l.kernel));
+    }
+    std::string what = fmt::format("launches[{}] (kernel '{}')", i, l.kernel);
+    for (int a = 0; a < 3; ++a) {
+      symbols.check(l.grid[a], fmt::format("grid.{} of {}", kAxes[a], what));
+      symbols.check(l.block[a], fmt::format("block.{} of {}", kAxes[a], what));
+      if (l.cluster[a] < 1) {
+        throw ProgramError(
+            fmt::format("cluster.{} of {} is {}: expected >= 1", kAxes[a], what, l.cluster[a]));
+      }
+    }
+    symbols.check(l.dynamic_smem, fmt::format("dynamic_smem of {}", what));
+    if (l.args) {
+      for (const std::string& arg : *l.args) {
+        bool known = program.find_param(arg) != nullptr || symbols.contains(arg) ||
+                     std::any_of(program.tma_descriptors.begin(), program.tma_descriptors.end(),
+                                 [&](const TmaDescriptor& d) { return d.name == arg; });
+        if (!known) {
+          throw ProgramError(
+              fmt::format("args of {} name '{}': expected a parameter, a "
+                          "shape/stride variable or a TMA descriptor name",
+                          what, arg));
+        }
+      }
+    }
+    for (size_t w = 0; w < l.l2_windows.size(); ++w) {
+      const L2Window& window = l.l2_windows[w];
+      std::string wwhat = fmt::format("l2_windows[{}] of {}", w, what);
+      const KernelParam* param = program.find_param(window.param);
+      if (param == nullptr || param->is_scalar()) {
+        throw ProgramError(fmt::format("{} names '{}': expected the name of a tensor parameter",
+                                       wwhat, window.param));
+      }
+      symbols.check(window.num_bytes, fmt::format("num_bytes of {}", wwhat));
+      if (!(window.hit_ratio > 0.0 && window.hit_ratio <= 1.0)) {
+        throw ProgramError(fmt::format("hit_ratio of {} is {}: expected 0 < hit_ratio <= 1", wwhat,
+                                       window.hit_ratio));
+      }
+      check_choice("hit_property of " + wwhat, window.hit_property,
+                   {"persisting", "streaming", "normal"});
+      check_choice("miss_property of " + wwhat, window.miss_property,
+                   {"persisting", "streaming", "normal"});
+    }
+  }
+}
+
+void validate_out_idx(const Program& program) {
+  const int n = static_cast<int>(program.params.size());
+  std::set<int> seen;
+  for (int index : program.out_idx) {
+    if (index < -n || index >= n) {
+      throw ProgramError(
+          fmt::format("out_idx {} is out of range: expected -{}..{} for {} "
+                      "parameters",
+                      index, n, n - 1, n));
+    }
+    int resolved = index < 0 ? index + n : index;
+    const KernelParam& p = program.params[static_cast<size_t>(resolved)];
+    if (p.is_scalar()) {
+      throw ProgramError(
+          fmt::format("out_idx {} points at the scalar parameter '{}': expected a "
+                      "tensor parameter",
+                      index, p.name));
+    }
+    if (!seen.insert(resolved).second) {
+      throw ProgramError(fmt::format("out_idx names the parameter '{}' twice", p.name));
+    }
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(Language language) {
+  switch (language) {
+    case Language::kCuda:
+      return "cuda";
+    case Language::kC:
+      return "c";
+    case Language::kHip:
+      return "hip";
+    case Language::kMetal:
+      return "metal";
+  }
+  return "cuda";
+}
+
+Language parse_language(std::string_view text) {
+  for (Language l : {Language::kCuda, Language::kC, Language::kHip, Language::kMetal}) {
+    if (to_string(l) == text) return l;
+  }
+  throw ProgramError(fmt::format("unknown language '{}': expected cuda | c | hip | metal", text));
+}
+
+KernelParam KernelParam::tensor(std::string name, DataType dtype, std::vector<Expr> shape,
+                                std::optional<std::vector<Expr>> strides) {
+  KernelParam p;
+  p.name = std::move(name);
+  p.dtype = dtype;
+  p.shape = std::move(shape);
+  p.strides = std::move(strides);
+  p.scalar = false;
+  return p;
+}
+
+KernelParam KernelParam::scalar_param(std::string name, DataType dtype) {
+  KernelParam p;
+  p.name = std::move(name);
+  p.dtype = dtype;
+  p.scalar = true;
+  return p;
+}
+
+Launch& Launch::with_grid(std::vector<Expr> dims) {
+  grid = three_dims(std::move(dims), fmt::format("the grid of launch '{}'", kernel));
+  return *this;
+}
+
+Launch& Launch::with_block(std::vector<Expr> dims) {
+  block = three_dims(std::move(dims), fmt::format("the block of launch '{}'", kernel));
+  return *this;
+}
+
+Launch& Launch::with_dynamic_smem(Expr bytes) {
+  dynamic_smem = std::move(bytes);
+  return *this;
+}
+
+Launch& Launch::with_cluster(std::array<uint32_t, 3> dims) {
+  cluster = dims;
+  return *this;
+}
+
+Launch& Launch::with_cooperative(bool on) {
+  cooperative = on;
+  return *this;
+}
+
+Launch& Launch::with_pdl(bool on) {
+  pdl = on;
+  return *this;
+}
+
+Launch& Launch::with_args(std::vector<std::string> names) {
+  args = std::move(names);
+  return *this;
+}
+
+Launch& Launch::with_l2_window(L2Window window) {
+  l2_windows.push_back(std::move(window));
+  return *this;
+}
+
+void Program::validate() const {
+  if (name.empty()) throw ProgramError("the program has an empty name: expected a name");
+  validate_params(*this);
+  validate_variables_bindable(*this);
+  SymbolTable symbols(*this);
+  validate_tma(*this, symbols);
+  validate_launches(*this, symbols);
+  validate_out_idx(*this);
+  for (const auto& [define, value] : defines) {
+    if (!is_identifier(define)) {
+      throw ProgramError(fmt::format("the define '{}' is not a C identifier", define));
+    }
+  }
+}
+
+std::vector<std::string> Program::shape_variables() const {
+  std::vector<std::string> out;
+  auto add = [&](const Expr& e) {
+    for (std::string& v : e.variables()) {
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(std::move(v));
+    }
+  };
+  for (const KernelParam& p : params) {
+    for (const Expr& e : p.shape) add(e);
+    if (p.strides) {
+      for (const Expr& e : *p.strides) add(e);
+    }
+  }
+  return out;
+}
+
+const KernelParam* Program::find_param(std::string_view param_name) const {
+  for (const KernelParam& p : params) {
+    if (p.name == param_name) return &p;
+  }
+  return nullptr;
+}
+
+ProgramBuilder::ProgramBuilder(std::string name) {
+  program_.name = std::move(name);
+}
+
+ProgramBuilder& ProgramBuilder::source(std::string text, Language language) {
+  program_.source = std::move(text);
+  program_.language = language;
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::tensor(std::string name, std::string_view dtype,
+                                       std::vector<Expr> shape,
+                                       std::optional<std::vector<Expr>> strides) {
+  program_.params.push_back(KernelParam::tensor(std::move(name), DataType::parse(dtype),
+                                                std::move(shape), std::move(strides)));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::scalar(std::string name, std::string_view dtype) {
+  program_.params.push_back(KernelParam::scalar_param(std::move(name), DataType::parse(dtype)));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::launch(Launch launch) {
+  program_.launches.push_back(std::move(launch));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::tma(TmaDescriptor descriptor) {
+  program_.tma_descriptors.push_back(std::move(descriptor));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::include_dir(std::string dir) {
+  program_.include_dirs.push_back(std::move(dir));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::define(std::string name, std::string value) {
+  program_.defines[std::move(name)] = std::move(value);
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::out_idx(std::vector<int> indices) {
+  program_.out_idx = std::move(indices);
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::compile_flag(std::string flag) {
+  program_.compile_flags.push_back(std::move(flag));
+  return *this;
+}
+
+Program ProgramBuilder::build() const {
+  program_.validate();
+  return program_;
+}
+
+}  // namespace tilejit
