@@ -1,0 +1,119 @@
+#include "backend/shared_library.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+std::string fd_path(int fd) {
+  return fmt::format("/proc/self/fd/{}", fd);
+}
+
+void write_all(int fd, std::string_view bytes, std::string_view name) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(
+          fmt::format("cannot write library '{}' to memory: {}", name, std::strerror(errno)));
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+SharedLibrary SharedLibrary::from_bytes(std::string_view bytes, std::string_view name) {
+  SharedLibrary library;
+  library.name_ = std::string(name);
+  const std::string label = fmt::format("tilejit:{}", name);
+  library.fd_ = ::memfd_create(label.c_str(), MFD_CLOEXEC);
+  if (library.fd_ < 0) {
+    throw Error(
+        fmt::format("memfd_create for library '{}' failed: {}", name, std::strerror(errno)));
+  }
+  write_all(library.fd_, bytes, name);
+
+  // A library that was dlclose'd but not unloaded (e.g. one with STB_GNU_UNIQUE symbols)
+  // keeps its /proc/self/fd/N name, and dlopen would hand that stale library back for a new
+  // file behind the same number. Move to a higher descriptor until the name is unused.
+  for (int attempt = 0;; ++attempt) {
+    const std::string path = fd_path(library.fd_);
+    void* stale = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+    if (stale == nullptr) break;
+    ::dlclose(stale);
+    if (attempt == 64) {
+      throw Error(fmt::format("cannot find an unused descriptor to load library '{}'", name));
+    }
+    const int moved = ::fcntl(library.fd_, F_DUPFD_CLOEXEC, library.fd_ + 1);
+    if (moved < 0) {
+      throw Error(fmt::format("cannot load library '{}': {}", name, std::strerror(errno)));
+    }
+    ::close(library.fd_);
+    library.fd_ = moved;
+  }
+
+  const std::string path = fd_path(library.fd_);
+  library.handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (library.handle_ == nullptr) {
+    const char* reason = ::dlerror();
+    throw Error(fmt::format("cannot load library '{}': {}", name,
+                            reason != nullptr ? reason : "unknown dlopen error"));
+  }
+  return library;
+}
+
+SharedLibrary::SharedLibrary(SharedLibrary&& other) noexcept
+    : handle_(other.handle_), fd_(other.fd_), name_(std::move(other.name_)) {
+  other.handle_ = nullptr;
+  other.fd_ = -1;
+}
+
+SharedLibrary& SharedLibrary::operator=(SharedLibrary&& other) noexcept {
+  if (this != &other) {
+    reset();
+    handle_ = other.handle_;
+    fd_ = other.fd_;
+    name_ = std::move(other.name_);
+    other.handle_ = nullptr;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+SharedLibrary::~SharedLibrary() {
+  reset();
+}
+
+void SharedLibrary::reset() noexcept {
+  if (handle_ != nullptr) ::dlclose(handle_);
+  if (fd_ >= 0) ::close(fd_);
+  handle_ = nullptr;
+  fd_ = -1;
+}
+
+void* SharedLibrary::find_symbol(const char* symbol_name) const {
+  if (handle_ == nullptr) return nullptr;
+  return ::dlsym(handle_, symbol_name);
+}
+
+void* SharedLibrary::symbol(const char* symbol_name) const {
+  void* address = find_symbol(symbol_name);
+  if (address == nullptr) {
+    throw Error(fmt::format("library '{}' does not export '{}'", name_, symbol_name));
+  }
+  return address;
+}
+
+}  // namespace tilejit::detail

@@ -1,0 +1,47 @@
+// A shared library loaded from bytes, never from a path another user could write.
+//
+//   SharedLibrary lib = SharedLibrary::from_bytes(artifact.binary, "vector_add");
+//   auto call = reinterpret_cast<int (*)(void* const*, void*)>(lib.symbol("call_packed"));
+//
+// The bytes go into an anonymous memfd and are dlopen'ed through /proc/self/fd/N, so what is
+// loaded is exactly what the caller verified (CONVENTIONS §5). dlclose on destruction.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tilejit::detail {
+
+class SharedLibrary {
+ public:
+  SharedLibrary() = default;
+  SharedLibrary(SharedLibrary&& other) noexcept;
+  SharedLibrary& operator=(SharedLibrary&& other) noexcept;
+  SharedLibrary(const SharedLibrary&) = delete;
+  SharedLibrary& operator=(const SharedLibrary&) = delete;
+  ~SharedLibrary();
+
+  // `name` labels the memfd (visible in /proc/PID/maps) and error messages. Throws Error
+  // with dlerror()'s text when the bytes are not a loadable library.
+  static SharedLibrary from_bytes(std::string_view bytes, std::string_view name);
+
+  // The address of an exported symbol; throws Error naming the symbol and the library when
+  // it is missing.
+  void* symbol(const char* symbol_name) const;
+  // The same, or nullptr when missing.
+  void* find_symbol(const char* symbol_name) const;
+
+  explicit operator bool() const { return handle_ != nullptr; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void reset() noexcept;
+  void* handle_ = nullptr;
+  // The memfd stays open while the library is loaded: glibc recognizes an already-loaded
+  // library by its path string, so a /proc/self/fd/N path must not be reused for another
+  // library while this one is alive.
+  int fd_ = -1;
+  std::string name_;
+};
+
+}  // namespace tilejit::detail

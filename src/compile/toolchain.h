@@ -1,0 +1,70 @@
+// External tools: subprocesses with a timeout, the host C/C++ compiler, private temp dirs.
+//
+//   TempDir dir;                                   // 0700, removed on destruction
+//   const HostCompiler& cc = HostCompiler::detect();
+//   ProcessResult r = run_process({cc.c_compiler, "-c", "x.c"}, std::chrono::seconds(60));
+//   if (r.exit_code != 0) std::cerr << r.output;
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tilejit::detail {
+
+// tilejit's own version ("0.1.0"), as the build configured it.
+std::string_view tilejit_version();
+
+struct ProcessResult {
+  int exit_code = -1;  // the exit status; 128 + N when killed by signal N
+  bool timed_out = false;
+  std::string output;  // stdout and stderr, interleaved as the program wrote them
+};
+
+// Runs argv[0] (looked up on PATH) with posix_spawn, capturing stdout and stderr. When the
+// timeout expires the process is killed and timed_out is set. Throws Error when the program
+// cannot be started.
+ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::seconds timeout);
+
+// The absolute path of `name` on PATH (or `name` itself when it contains a '/' and is
+// executable), if any.
+std::optional<std::filesystem::path> find_program(std::string_view name);
+
+// The host compilers: CC / CXX from the environment, else cc / c++ on PATH.
+struct HostCompiler {
+  std::string c_compiler;
+  std::string cxx_compiler;
+  std::string version;  // first line of `<cxx_compiler> --version`; part of cache keys
+
+  // Detected once per process. Throws NotAvailableError when no compiler is found.
+  static const HostCompiler& detect();
+  // A specific compiler (CompileOptions::target_host), used for both C and C++.
+  static HostCompiler named(std::string_view compiler);
+};
+
+// A private temporary directory (mode 0700) removed with its contents on destruction.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix = "tilejit");
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void remove() noexcept;
+  std::filesystem::path path_;
+};
+
+// Reads a whole file; throws Error naming it on failure.
+std::string read_file(const std::filesystem::path& path);
+// Writes a whole file (truncating); throws Error naming it on failure.
+void write_file(const std::filesystem::path& path, std::string_view contents);
+
+}  // namespace tilejit::detail
