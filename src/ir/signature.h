@@ -1,0 +1,67 @@
+// Kernel signatures: what each launch passes to its kernel, read from the kernel's declaration
+// in Program::source (DESIGN.md §1, CONVENTIONS.md §1-2).
+//
+//   for (const KernelArg& arg : resolve_kernel_args(program, program.launches[0])) ...
+//   DataType t = symbol_dtype(program, "M");   // int32 when the kernels take `int M`
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tilejit/program.h"
+
+namespace tilejit::detail {
+
+// One parameter of a kernel's declaration, as written.
+struct DeclaredParam {
+  std::string name;    // empty when the declaration leaves it unnamed
+  std::string c_type;  // normalized: `__restrict__`, `__grid_constant__` dropped, "float*"
+};
+
+struct KernelDeclaration {
+  std::string name;
+  std::vector<DeclaredParam> params;
+  bool is_template = false;
+  bool is_definition = false;  // has a body
+};
+
+// Every function declaration in `source` at file, namespace or `extern "C"` scope: with
+// `require_global`, only CUDA/HIP `__global__` functions. Comments, string and character
+// literals and preprocessor lines are skipped; a kernel declared twice appears twice.
+std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source,
+                                                         bool require_global);
+
+// The declaration of `kernel_name` (its definition when the source has one). Throws
+// ProgramError naming the kernel and listing the kernels found when it is absent, and
+// explaining the needed `extern "C"` instantiation when it is a template.
+KernelDeclaration parse_kernel_declaration(std::string_view source, std::string_view kernel_name,
+                                           bool require_global = true);
+
+// One argument a launch passes to its kernel.
+struct KernelArg {
+  enum class Source : uint8_t { kParam, kSymbol, kTmaDescriptor };
+  enum class Kind : uint8_t { kPointer, kInt, kUInt, kFloat, kBool, kTmaDescriptor };
+
+  Source source = Source::kParam;
+  int index = -1;      // the param or TMA descriptor index; -1 for a symbol
+  std::string name;    // the name the argument is matched by
+  std::string c_type;  // the kernel parameter's type, normalized as in DeclaredParam
+  Kind kind = Kind::kPointer;
+  uint32_t bytes = 8;  // size in the kernel parameter buffer (8 pointer, 64 CUtensorMap...)
+};
+
+// The arguments of `launch`, in the kernel's parameter order. Names come from Launch::args
+// when given, else from the declaration in program.source (language cuda/hip: a `__global__`
+// function; c: a plain function). Each is matched to a param, a TMA descriptor or a symbol (a
+// shape/stride variable); a name that matches nothing, or a type that does not fit what it
+// matched, is a ProgramError naming the kernel, the parameter and what was available.
+std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch);
+
+// The type of a dynamic symbol: that of the kernel parameters receiving it (int -> int32,
+// long long / int64_t -> int64...); int64 when no kernel receives it; a scalar param's own
+// dtype for a scalar. Kernels that disagree are a ProgramError naming both.
+DataType symbol_dtype(const Program& program, std::string_view symbol);
+
+}  // namespace tilejit::detail
