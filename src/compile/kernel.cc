@@ -1,0 +1,80 @@
+// Kernel: a loaded artifact behind a shared, immutable KernelState.
+#include <fmt/format.h>
+
+#include "compile/kernel_state.h"
+#include "tilejit/errors.h"
+#include "tilejit/kernel.h"
+
+namespace tilejit {
+namespace {
+
+class EmptyTensorAllocator final : public OutputAllocator {
+ public:
+  Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const override {
+    return Tensor::empty(dtype, shape, device);
+  }
+};
+
+const detail::KernelState& checked(const std::shared_ptr<const detail::KernelState>& state) {
+  if (state == nullptr) throw Error("use of an empty Kernel (default-constructed or moved from)");
+  return *state;
+}
+
+}  // namespace
+
+namespace detail {
+
+Kernel make_kernel(CompiledArtifact artifact, std::string cache_key) {
+  auto state = std::make_shared<KernelState>();
+  state->artifact = std::move(artifact);
+  state->cache_key = std::move(cache_key);
+  state->backend = &backend_named(state->artifact.backend);
+  // The binder and executor refer into the state's own artifact, which never moves again.
+  const Program& program = state->artifact.program;
+  state->binder = std::make_unique<Binder>(program, program.out_idx, state->backend->device_type());
+  state->executor = state->backend->load(state->artifact, *state->binder);
+  return Kernel(std::move(state));
+}
+
+}  // namespace detail
+
+std::vector<Tensor> Kernel::operator()(std::span<const Arg> args, StreamRef stream,
+                                       const OutputAllocator* allocator) const {
+  static const EmptyTensorAllocator default_allocator;
+  const detail::KernelState& s = checked(state_);
+  detail::BoundCall bound;
+  std::vector<Tensor> outputs;
+  s.binder->bind(args, bound, allocator != nullptr ? *allocator : default_allocator, outputs);
+  s.executor->launch(bound, stream);
+  return outputs;
+}
+
+const std::vector<KernelParam>& Kernel::params() const {
+  return checked(state_).artifact.program.params;
+}
+const std::vector<int>& Kernel::out_idx() const {
+  return checked(state_).binder->out_idx();
+}
+const Program& Kernel::program() const {
+  return checked(state_).artifact.program;
+}
+const CompiledArtifact& Kernel::artifact() const {
+  return checked(state_).artifact;
+}
+const std::string& Kernel::cache_key() const {
+  return checked(state_).cache_key;
+}
+const std::string& Kernel::get_host_source() const {
+  return checked(state_).artifact.host_source;
+}
+const std::string& Kernel::get_device_source() const {
+  return checked(state_).artifact.device_source;
+}
+
+std::string Kernel::get_kernel_source(bool kernel_only) const {
+  const CompiledArtifact& a = checked(state_).artifact;
+  if (kernel_only || a.host_source.empty()) return a.device_source;
+  return a.device_source + "\n" + a.host_source;
+}
+
+}  // namespace tilejit
