@@ -1,0 +1,674 @@
+#include "ir/signature.h"
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Tokens: identifiers, numbers, string literals (kept, because `extern "C"` needs one) and
+// punctuation. Comments, character literals and preprocessor lines never become tokens.
+
+struct Token {
+  enum class Kind : uint8_t { kIdent, kNumber, kString, kPunct };
+  Kind kind;
+  std::string text;
+};
+
+bool ident_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool ident_char(char c) {
+  return ident_start(c) || (c >= '0' && c <= '9');
+}
+
+class Lexer {
+ public:
+  explicit Lexer(std::string_view source) : s_(source) {}
+
+  std::vector<Token> run() {
+    std::vector<Token> out;
+    bool line_start = true;  // only whitespace since the last newline
+    while (pos_ < s_.size()) {
+      char c = s_[pos_];
+      if (c == '\n') {
+        line_start = true;
+        ++pos_;
+        continue;
+      }
+      if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+        ++pos_;
+        continue;
+      }
+      if (c == '\\' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') {  // line splice
+        pos_ += 2;
+        continue;
+      }
+      if (starts_with("//")) {
+        skip_line();
+        continue;
+      }
+      if (starts_with("/*")) {
+        size_t end = s_.find("*/", pos_ + 2);
+        pos_ = end == std::string_view::npos ? s_.size() : end + 2;
+        continue;
+      }
+      if (c == '#' && line_start) {
+        skip_line();  // a directive, continuation lines included
+        continue;
+      }
+      line_start = false;
+      if (raw_string_prefix_length() != 0) {
+        out.push_back({Token::Kind::kString, read_raw_string()});
+        continue;
+      }
+      if (ident_start(c)) {
+        size_t start = pos_;
+        while (pos_ < s_.size() && ident_char(s_[pos_])) ++pos_;
+        // An encoding prefix glued to a literal (u8"..", L'x') belongs to the literal.
+        if (pos_ < s_.size() && (s_[pos_] == '"' || s_[pos_] == '\'')) {
+          std::string_view prefix = s_.substr(start, pos_ - start);
+          if (prefix == "u8" || prefix == "u" || prefix == "U" || prefix == "L") continue;
+        }
+        out.push_back({Token::Kind::kIdent, std::string(s_.substr(start, pos_ - start))});
+        continue;
+      }
+      if (c >= '0' && c <= '9') {
+        size_t start = pos_;
+        // pp-number: digits, letters, '.', digit separators, and a sign after an exponent.
+        while (pos_ < s_.size()) {
+          char d = s_[pos_];
+          if (ident_char(d) || d == '.' || d == '\'') {
+            ++pos_;
+          } else if ((d == '+' || d == '-') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E' ||
+                                                s_[pos_ - 1] == 'p' || s_[pos_ - 1] == 'P')) {
+            ++pos_;
+          } else {
+            break;
+          }
+        }
+        out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
+        continue;
+      }
+      if (c == '"' || c == '\'') {
+        std::string text = read_quoted(c);
+        if (c == '"') out.push_back({Token::Kind::kString, std::move(text)});
+        continue;
+      }
+      if (starts_with("::")) {
+        out.push_back({Token::Kind::kPunct, "::"});
+        pos_ += 2;
+        continue;
+      }
+      out.push_back({Token::Kind::kPunct, std::string(1, c)});
+      ++pos_;
+    }
+    return out;
+  }
+
+ private:
+  bool starts_with(std::string_view prefix) const { return s_.substr(pos_).starts_with(prefix); }
+
+  void skip_line() {
+    while (pos_ < s_.size() && s_[pos_] != '\n') {
+      if (s_[pos_] == '\\' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') ++pos_;
+      ++pos_;
+    }
+  }
+
+  // A quoted literal with backslash escapes; an unterminated one ends at the line's end.
+  std::string read_quoted(char quote) {
+    size_t start = ++pos_;
+    while (pos_ < s_.size() && s_[pos_] != quote && s_[pos_] != '\n') {
+      if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) ++pos_;
+      ++pos_;
+    }
+    std::string text(s_.substr(start, pos_ - start));
+    if (pos_ < s_.size() && s_[pos_] == quote) ++pos_;
+    return text;
+  }
+
+  // Length of a raw-string prefix (R", u8R", LR"...) at pos_, or 0.
+  size_t raw_string_prefix_length() const {
+    for (std::string_view p : {"R\"", "u8R\"", "uR\"", "UR\"", "LR\""}) {
+      if (starts_with(p) && (pos_ == 0 || !ident_char(s_[pos_ - 1]))) return p.size();
+    }
+    return 0;
+  }
+
+  std::string read_raw_string() {
+    pos_ += raw_string_prefix_length();
+    size_t open = s_.find('(', pos_);
+    if (open == std::string_view::npos) {
+      pos_ = s_.size();
+      return {};
+    }
+    std::string closing = ")" + std::string(s_.substr(pos_, open - pos_)) + "\"";
+    size_t end = s_.find(closing, open + 1);
+    std::string text(
+        s_.substr(open + 1, (end == std::string_view::npos ? s_.size() : end) - open - 1));
+    pos_ = end == std::string_view::npos ? s_.size() : end + closing.size();
+    return text;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Declarations
+
+// Identifiers followed by a parenthesized argument list that are not the declared name:
+// `__global__ void __launch_bounds__(256, 1) k(...)`.
+bool is_attribute_call(std::string_view name) {
+  static const std::set<std::string_view> kAttributes = {
+      "__launch_bounds__", "__attribute__", "__declspec",       "alignas",      "__align__",
+      "decltype",          "__maxnreg__",   "__cluster_dims__", "__noinline__", "noexcept",
+      "__forceinline__",   "throw",         "sizeof",           "alignof"};
+  return kAttributes.count(name) != 0;
+}
+
+// Qualifiers dropped from a parameter's type: they do not change how it is passed.
+bool is_dropped_qualifier(std::string_view word) {
+  return word == "__restrict__" || word == "__restrict" || word == "restrict" ||
+         word == "__grid_constant__" || word == "register";
+}
+
+// Words that can end a parameter's type, so an unnamed parameter is not mistaken for a name.
+bool is_type_word(std::string_view word) {
+  static const std::set<std::string_view> kWords = {
+      "void", "char",  "short",  "int",      "long",  "float",   "double",
+      "bool", "_Bool", "signed", "unsigned", "const", "volatile"};
+  return kWords.count(word) != 0;
+}
+
+class DeclarationParser {
+ public:
+  DeclarationParser(std::vector<Token> tokens, bool require_global)
+      : t_(std::move(tokens)), require_global_(require_global) {}
+
+  std::vector<KernelDeclaration> run() {
+    std::vector<KernelDeclaration> out;
+    while (pos_ < t_.size()) parse_statement(out);
+    return out;
+  }
+
+ private:
+  bool at(std::string_view text, size_t offset = 0) const {
+    return pos_ + offset < t_.size() && t_[pos_ + offset].kind != Token::Kind::kString &&
+           t_[pos_ + offset].text == text;
+  }
+
+  // Moves past the bracket that closes the one at pos_ ('(' '[' or '{').
+  void skip_balanced() {
+    int depth = 0;
+    for (; pos_ < t_.size(); ++pos_) {
+      const Token& tok = t_[pos_];
+      if (tok.kind != Token::Kind::kPunct) continue;
+      if (tok.text == "(" || tok.text == "[" || tok.text == "{") ++depth;
+      if (tok.text == ")" || tok.text == "]" || tok.text == "}") {
+        if (--depth == 0) {
+          ++pos_;
+          return;
+        }
+      }
+    }
+  }
+
+  // One declaration or statement at a scope whose contents we look into (file, namespace,
+  // extern "C" block). Scopes we do not look into (struct bodies, initializers, function
+  // bodies) are skipped whole.
+  void parse_statement(std::vector<KernelDeclaration>& out) {
+    if (at("}")) {  // the end of an enclosing namespace / extern "C" block
+      ++pos_;
+      return;
+    }
+    if (at(";")) {
+      ++pos_;
+      return;
+    }
+    size_t start = pos_;
+    for (;;) {
+      if (pos_ >= t_.size()) return;
+      if (at(";")) {
+        ++pos_;
+        return;
+      }
+      if (at("{")) {
+        if (opens_transparent_scope(start)) {
+          ++pos_;  // its contents are parsed as statements
+          return;
+        }
+        skip_balanced();  // struct/enum body or brace initializer; the statement goes on
+        continue;
+      }
+      if (at("=")) {  // a variable with an initializer, not a function
+        skip_to_statement_end();
+        return;
+      }
+      if (at("(") && pos_ > start && t_[pos_ - 1].kind == Token::Kind::kIdent) {
+        if (is_attribute_call(t_[pos_ - 1].text)) {
+          skip_balanced();
+          continue;
+        }
+        parse_function(start, out);
+        return;
+      }
+      if (at("(") || at("[")) {
+        skip_balanced();
+        continue;
+      }
+      ++pos_;
+    }
+  }
+
+  bool opens_transparent_scope(size_t start) const {
+    // extern "C" {   |   namespace [name] {   |   inline namespace name {
+    size_t n = pos_ - start;
+    if (n == 2 && t_[start].text == "extern" && t_[start + 1].kind == Token::Kind::kString) {
+      return true;
+    }
+    for (size_t i = start; i < pos_; ++i) {
+      if (t_[i].kind == Token::Kind::kIdent && t_[i].text == "namespace") return true;
+    }
+    return false;
+  }
+
+  void skip_to_statement_end() {
+    while (pos_ < t_.size() && !at(";")) {
+      if (at("(") || at("[") || at("{")) {
+        skip_balanced();
+      } else {
+        ++pos_;
+      }
+    }
+    if (pos_ < t_.size()) ++pos_;
+  }
+
+  // pos_ is at the '(' after a function's name; `start` is the statement's first token.
+  void parse_function(size_t start, std::vector<KernelDeclaration>& out) {
+    KernelDeclaration decl;
+    decl.name = t_[pos_ - 1].text;
+    bool is_global = false;
+    for (size_t i = start; i + 1 < pos_; ++i) {
+      if (t_[i].kind != Token::Kind::kIdent) continue;
+      if (t_[i].text == "__global__") is_global = true;
+      if (t_[i].text == "template") decl.is_template = true;
+      if (t_[i].text == "typedef") return skip_to_statement_end();
+    }
+    // `a::b(` is a qualified call or member definition, not a kernel.
+    bool qualified = pos_ >= start + 2 && at_index(pos_ - 2, "::");
+    size_t open = pos_;
+    skip_balanced();
+    size_t close = pos_ - 1;
+    decl.params = parse_params(open + 1, close);
+    // Trailing qualifiers, then ';' (a declaration) or '{' (a definition).
+    while (pos_ < t_.size() && !at(";") && !at("{")) {
+      if (at("(") || at("[")) {
+        skip_balanced();
+      } else {
+        ++pos_;
+      }
+    }
+    if (at("{")) {
+      decl.is_definition = true;
+      skip_balanced();
+    } else if (pos_ < t_.size()) {
+      ++pos_;
+    }
+    if (qualified || (require_global_ && !is_global)) return;
+    out.push_back(std::move(decl));
+  }
+
+  bool at_index(size_t index, std::string_view text) const {
+    return index < t_.size() && t_[index].kind == Token::Kind::kPunct && t_[index].text == text;
+  }
+
+  std::vector<DeclaredParam> parse_params(size_t begin, size_t end) const {
+    std::vector<DeclaredParam> params;
+    std::vector<const Token*> current;
+    int depth = 0;
+    auto flush = [&]() {
+      if (!current.empty()) params.push_back(parse_param(current));
+      current.clear();
+    };
+    for (size_t i = begin; i < end; ++i) {
+      const Token& tok = t_[i];
+      if (tok.kind == Token::Kind::kPunct) {
+        if (tok.text == "(" || tok.text == "[" || tok.text == "{" || tok.text == "<") ++depth;
+        if (tok.text == ")" || tok.text == "]" || tok.text == "}" || tok.text == ">") --depth;
+        if (tok.text == "," && depth == 0) {
+          flush();
+          continue;
+        }
+      }
+      current.push_back(&tok);
+    }
+    flush();
+    // `f(void)` has no parameters.
+    if (params.size() == 1 && params[0].name.empty() && params[0].c_type == "void") params.clear();
+    return params;
+  }
+
+  static DeclaredParam parse_param(const std::vector<const Token*>& tokens) {
+    std::vector<std::string> words;  // the type, word by word; '*' and '&' as their own words
+    size_t array_dims = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const Token& tok = *tokens[i];
+      if (tok.kind == Token::Kind::kIdent && is_dropped_qualifier(tok.text)) continue;
+      if (tok.kind == Token::Kind::kIdent && is_attribute_call(tok.text)) {
+        // __attribute__((...)) and friends inside a parameter: skip the parenthesized part.
+        int depth = 0;
+        while (i + 1 < tokens.size()) {
+          const std::string& next = tokens[i + 1]->text;
+          if (next == "(") ++depth;
+          if (next == ")") --depth;
+          ++i;
+          if (depth == 0) break;
+        }
+        continue;
+      }
+      if (tok.kind == Token::Kind::kPunct && tok.text == "[") {
+        ++array_dims;  // `float A[]` and `float A[4]` are pointers
+        while (i < tokens.size() && tokens[i]->text != "]") ++i;
+        continue;
+      }
+      if (tok.kind == Token::Kind::kPunct && tok.text == "=") break;  // a default value
+      words.push_back(tok.text);
+    }
+    DeclaredParam param;
+    // The name is the last identifier, unless it is part of the type (`int`, `CUtensorMap`).
+    // `const CUtensorMap` is an unnamed parameter: what precedes a name must hold a type.
+    bool type_before =
+        std::any_of(words.begin(), words.end() - (words.empty() ? 0 : 1),
+                    [](const std::string& w) { return w != "const" && w != "volatile"; });
+    if (words.size() >= 2 && type_before && ident_start(words.back()[0]) &&
+        !is_type_word(words.back())) {
+      param.name = words.back();
+      words.pop_back();
+    }
+    for (size_t k = 0; k < array_dims; ++k) words.push_back("*");
+    for (const std::string& w : words) {
+      bool glue = w == "*" || w == "&" || w == "::" ||
+                  (!param.c_type.empty() && param.c_type.back() == ':');
+      if (!param.c_type.empty() && !glue) param.c_type += ' ';
+      param.c_type += w;
+    }
+    return param;
+  }
+
+  std::vector<Token> t_;
+  size_t pos_ = 0;
+  bool require_global_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+struct ParamType {
+  KernelArg::Kind kind;
+  uint32_t bytes;
+  DataType dtype;  // for integers: the symbol type this parameter implies
+};
+
+std::optional<ParamType> classify(std::string_view c_type) {
+  if (c_type.find('*') != std::string_view::npos) {
+    return ParamType{KernelArg::Kind::kPointer, 8, DataType{TypeCode::kHandle, 64, 1}};
+  }
+  if (c_type.find('&') != std::string_view::npos) return std::nullopt;
+  // Drop cv-qualifiers: `const int n` passes like `int n`.
+  std::string base;
+  {
+    std::string word;
+    std::string text(c_type);
+    text += ' ';
+    for (char c : text) {
+      if (c != ' ') {
+        word += c;
+        continue;
+      }
+      if (!word.empty() && word != "const" && word != "volatile") {
+        if (!base.empty()) base += ' ';
+        base += word;
+      }
+      word.clear();
+    }
+  }
+  using K = KernelArg::Kind;
+  auto integer = [](bool is_signed, uint32_t bytes) {
+    return ParamType{
+        is_signed ? K::kInt : K::kUInt, bytes,
+        DataType{is_signed ? TypeCode::kInt : TypeCode::kUInt, static_cast<uint8_t>(bytes * 8), 1}};
+  };
+  static const std::pair<std::string_view, std::pair<bool, uint32_t>> kIntegers[] = {
+      {"int", {true, 4}},
+      {"signed", {true, 4}},
+      {"signed int", {true, 4}},
+      {"int32_t", {true, 4}},
+      {"unsigned", {false, 4}},
+      {"unsigned int", {false, 4}},
+      {"uint32_t", {false, 4}},
+      {"long long", {true, 8}},
+      {"long long int", {true, 8}},
+      {"signed long long", {true, 8}},
+      {"long", {true, 8}},  // LP64: every platform tilejit targets
+      {"long int", {true, 8}},
+      {"int64_t", {true, 8}},
+      {"ptrdiff_t", {true, 8}},
+      {"ssize_t", {true, 8}},
+      {"unsigned long long", {false, 8}},
+      {"unsigned long long int", {false, 8}},
+      {"unsigned long", {false, 8}},
+      {"uint64_t", {false, 8}},
+      {"size_t", {false, 8}},
+      {"short", {true, 2}},
+      {"short int", {true, 2}},
+      {"int16_t", {true, 2}},
+      {"unsigned short", {false, 2}},
+      {"uint16_t", {false, 2}},
+      {"char", {true, 1}},
+      {"signed char", {true, 1}},
+      {"int8_t", {true, 1}},
+      {"unsigned char", {false, 1}},
+      {"uint8_t", {false, 1}},
+  };
+  for (const auto& [name, info] : kIntegers) {
+    if (base == name || base == "std::" + std::string(name))
+      return integer(info.first, info.second);
+  }
+  if (base == "float") return ParamType{K::kFloat, 4, DataType{TypeCode::kFloat, 32, 1}};
+  if (base == "double") return ParamType{K::kFloat, 8, DataType{TypeCode::kFloat, 64, 1}};
+  if (base == "half" || base == "__half" || base == "_Float16") {
+    return ParamType{K::kFloat, 2, DataType{TypeCode::kFloat, 16, 1}};
+  }
+  if (base == "__nv_bfloat16" || base == "bfloat16_t" || base == "__bf16" ||
+      base == "hip_bfloat16") {
+    return ParamType{K::kFloat, 2, DataType{TypeCode::kBFloat, 16, 1}};
+  }
+  if (base == "bool" || base == "_Bool") {
+    return ParamType{K::kBool, 1, DataType{TypeCode::kBool, 8, 1}};
+  }
+  if (base == "CUtensorMap" || base == "CUtensorMap_st") {
+    return ParamType{K::kTmaDescriptor, 64, DataType{TypeCode::kHandle, 64, 1}};
+  }
+  return std::nullopt;
+}
+
+std::string available_names(const Program& program) {
+  std::vector<std::string> names;
+  for (const KernelParam& p : program.params) names.push_back(p.name);
+  for (const std::string& v : program.shape_variables()) {
+    if (program.find_param(v) == nullptr) names.push_back(v);
+  }
+  for (const TmaDescriptor& d : program.tma_descriptors) names.push_back(d.name);
+  if (names.empty()) return "none";
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+std::string_view kind_name(KernelArg::Kind kind) {
+  switch (kind) {
+    case KernelArg::Kind::kPointer:
+      return "a pointer";
+    case KernelArg::Kind::kInt:
+      return "a signed integer";
+    case KernelArg::Kind::kUInt:
+      return "an unsigned integer";
+    case KernelArg::Kind::kFloat:
+      return "a floating-point value";
+    case KernelArg::Kind::kBool:
+      return "a bool";
+    case KernelArg::Kind::kTmaDescriptor:
+      return "a CUtensorMap";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source,
+                                                         bool require_global) {
+  return DeclarationParser(Lexer(source).run(), require_global).run();
+}
+
+KernelDeclaration parse_kernel_declaration(std::string_view source, std::string_view kernel_name,
+                                           bool require_global) {
+  std::vector<KernelDeclaration> all = parse_kernel_declarations(source, require_global);
+  const KernelDeclaration* chosen = nullptr;
+  for (const KernelDeclaration& d : all) {
+    if (d.name != kernel_name) continue;
+    if (d.is_template) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' is a template: tilejit launches a kernel by its unmangled name, so the "
+          "source needs a concrete instantiation with C linkage, e.g. extern \"C\" __global__ "
+          "void {}_f32(float* x) {{ {}<float>(x); }}, and the launch should name that",
+          kernel_name, kernel_name, kernel_name));
+    }
+    // A definition is preferred: a forward declaration may leave its parameters unnamed.
+    if (chosen == nullptr || (d.is_definition && !chosen->is_definition)) chosen = &d;
+  }
+  if (chosen == nullptr) {
+    std::string found;
+    std::set<std::string_view> seen;
+    for (const KernelDeclaration& d : all) {
+      if (!seen.insert(d.name).second) continue;
+      found += (found.empty() ? "" : ", ") + d.name;
+    }
+    throw ProgramError(fmt::format(
+        "kernel '{}' is not declared in the source: expected a {}function named '{}'; the source "
+        "declares {}",
+        kernel_name, require_global ? "__global__ " : "", kernel_name,
+        found.empty() ? "none" : found));
+  }
+  return *chosen;
+}
+
+std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch) {
+  bool require_global = program.language == Language::kCuda || program.language == Language::kHip;
+  KernelDeclaration decl = parse_kernel_declaration(program.source, launch.kernel, require_global);
+  if (launch.args && launch.args->size() != decl.params.size()) {
+    throw ProgramError(fmt::format(
+        "launch of kernel '{}' lists {} args but the kernel declares {} parameters: expected "
+        "one name per parameter",
+        launch.kernel, launch.args->size(), decl.params.size()));
+  }
+  std::set<std::string> symbols;
+  for (const std::string& v : program.shape_variables()) symbols.insert(v);
+
+  std::vector<KernelArg> args;
+  for (size_t i = 0; i < decl.params.size(); ++i) {
+    const DeclaredParam& declared = decl.params[i];
+    KernelArg arg;
+    arg.name = launch.args ? (*launch.args)[i] : declared.name;
+    arg.c_type = declared.c_type;
+    if (arg.name.empty()) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' leaves parameter {} ({}) unnamed: expected a name, or the launch's "
+          "\"args\" list",
+          launch.kernel, i, declared.c_type));
+    }
+    std::optional<ParamType> type = classify(declared.c_type);
+    if (!type) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' parameter '{}' has the type '{}': expected a pointer, an integer, a "
+          "floating-point type, bool or CUtensorMap",
+          launch.kernel, arg.name, declared.c_type));
+    }
+    arg.kind = type->kind;
+    arg.bytes = type->bytes;
+
+    // What the name refers to, and which kinds of kernel parameter can receive it.
+    std::string_view expected;
+    bool fits = false;
+    auto tma = std::find_if(program.tma_descriptors.begin(), program.tma_descriptors.end(),
+                            [&](const TmaDescriptor& d) { return d.name == arg.name; });
+    if (const KernelParam* p = program.find_param(arg.name)) {
+      arg.source = KernelArg::Source::kParam;
+      arg.index = static_cast<int>(p - program.params.data());
+      if (!p->is_scalar() || p->dtype.is_handle()) {
+        expected = "a pointer";
+        fits = arg.kind == KernelArg::Kind::kPointer;
+      } else if (p->dtype.is_float()) {
+        expected = "a floating-point type";
+        fits = arg.kind == KernelArg::Kind::kFloat;
+      } else {
+        expected = "an integer or bool type";
+        fits = arg.kind == KernelArg::Kind::kInt || arg.kind == KernelArg::Kind::kUInt ||
+               arg.kind == KernelArg::Kind::kBool;
+      }
+    } else if (tma != program.tma_descriptors.end()) {
+      arg.source = KernelArg::Source::kTmaDescriptor;
+      arg.index = static_cast<int>(tma - program.tma_descriptors.begin());
+      expected = "const __grid_constant__ CUtensorMap";
+      fits = arg.kind == KernelArg::Kind::kTmaDescriptor;
+    } else if (symbols.count(arg.name) != 0) {
+      arg.source = KernelArg::Source::kSymbol;
+      arg.index = -1;
+      expected = "an integer type";
+      fits = arg.kind == KernelArg::Kind::kInt || arg.kind == KernelArg::Kind::kUInt;
+    } else {
+      throw ProgramError(fmt::format(
+          "kernel '{}' parameter '{}' matches nothing in program '{}': expected a parameter, a "
+          "shape/stride variable or a TMA descriptor name (available: {})",
+          launch.kernel, arg.name, program.name, available_names(program)));
+    }
+    if (!fits) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' parameter '{}' is declared '{}' ({}), but what it receives needs {}",
+          launch.kernel, arg.name, declared.c_type, kind_name(arg.kind), expected));
+    }
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+DataType symbol_dtype(const Program& program, std::string_view symbol) {
+  if (const KernelParam* p = program.find_param(symbol); p != nullptr && p->is_scalar()) {
+    return p->dtype;
+  }
+  std::optional<DataType> found;
+  std::string found_in;
+  for (const Launch& launch : program.launches) {
+    for (const KernelArg& arg : resolve_kernel_args(program, launch)) {
+      if (arg.source != KernelArg::Source::kSymbol || arg.name != symbol) continue;
+      DataType dtype = classify(arg.c_type)->dtype;
+      if (found && *found != dtype) {
+        throw ProgramError(fmt::format(
+            "symbol '{}' is received as {} by kernel '{}' but as {} by kernel '{}': expected "
+            "one integer type for it in every kernel",
+            symbol, found->str(), found_in, dtype.str(), launch.kernel));
+      }
+      found = dtype;
+      found_in = launch.kernel;
+    }
+  }
+  return found.value_or(DataType{TypeCode::kInt, 64, 1});
+}
+
+}  // namespace tilejit::detail
