@@ -1,0 +1,74 @@
+// The on-disk kernel cache (docs/cache.md): one directory per key, published by an atomic
+// rename, verified by content hash on every read, never followed through a symlink and
+// never trusted when another user could have written it.
+//
+//   <root>/v1/<key[0:2]>/<key>/manifest.json   SHA-256 and size of every file below
+//                               artifact.json, program.json, kernel.so|kernel.cubin, ...
+//   <root>/v1/tmp/                             private staging (and trash) directories
+//
+// No method throws for a problem with the cache itself: a broken, unsafe or unwritable
+// cache costs a rebuild and a warning on stderr, never a failed compile.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tilejit/kernel.h"
+
+namespace tilejit::detail {
+
+class DiskCache {
+ public:
+  static constexpr const char* kLayoutVersion = "v1";
+
+  // TILELANG_CACHE_DIR (default $HOME/.cache/tilejit), TILELANG_CACHE_MAX_BYTES (0 or unset:
+  // no cap); nullopt when TILELANG_DISABLE_CACHE is set to a true value.
+  static std::optional<DiskCache> from_env();
+  explicit DiskCache(std::filesystem::path root, uint64_t max_bytes = 0);
+
+  const std::filesystem::path& root() const { return root_; }
+
+  enum class Status {
+    kHit,     // `artifact` holds the verified entry
+    kMiss,    // nothing usable was there (a corrupt entry was removed with a warning)
+    kUnsafe,  // the cache or the entry is not private to this user: do not store either
+  };
+  struct Lookup {
+    Status status = Status::kMiss;
+    std::optional<CompiledArtifact> artifact;
+  };
+  // Reads and verifies the entry under a shared flock, so that no other process evicts it
+  // while it is being read.
+  Lookup lookup(const std::string& key) const;
+  // Publishes `artifact` under `key` (staging directory + rename; the loser of a race
+  // discards its copy), then evicts least recently used entries beyond the size cap.
+  void store(const std::string& key, const CompiledArtifact& artifact) const;
+  // Removes the entry (used when a verified artifact still fails to load).
+  void remove(const std::string& key) const;
+
+  struct EntryInfo {
+    std::string key;
+    uint64_t bytes = 0;
+    int64_t last_used_ns = 0;  // nanoseconds since the epoch
+    std::string backend;       // from artifact.json, when readable
+    std::string program_name;
+    std::string problem;  // empty when the entry verifies
+  };
+  // Every entry with its size and last use, newest first; `verify` also checks every hash.
+  std::vector<EntryInfo> list(bool verify) const;
+  // Removes every entry and every staging directory no live process holds; returns the
+  // number of entries removed.
+  size_t clear() const;
+  // Removes entries, least recently used first, until the total is at most `max_bytes`;
+  // entries another process is reading are skipped.
+  void evict_to(uint64_t max_bytes) const;
+
+ private:
+  std::filesystem::path root_;
+  uint64_t max_bytes_ = 0;
+};
+
+}  // namespace tilejit::detail

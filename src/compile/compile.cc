@@ -1,0 +1,216 @@
+// compile(): resolve options, key, memory cache, disk cache, build, load (DESIGN.md §2).
+#include "compile/compile.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "cache/disk_cache.h"
+#include "cache/key.h"
+#include "cache/memory_cache.h"
+#include "compile/kernel_state.h"
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+std::string env_string(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+std::string_view target_kind_of(Language language) {
+  switch (language) {
+    case Language::kCuda:
+      return "cuda";
+    case Language::kC:
+      return "c";
+    case Language::kHip:
+      return "hip";
+    case Language::kMetal:
+      return "metal";
+  }
+  return "cuda";
+}
+
+std::vector<int> normalize_out_idx(const std::vector<int>& requested, const Program& program,
+                                   std::string_view origin) {
+  const int count = static_cast<int>(program.params.size());
+  std::vector<int> out;
+  out.reserve(requested.size());
+  for (int index : requested) {
+    const int resolved = index < 0 ? index + count : index;
+    if (resolved < 0 || resolved >= count) {
+      throw ArgumentError(
+          fmt::format("out_idx ({}): index {} is out of range for Program '{}' with {} params",
+                      origin, index, program.name, count));
+    }
+    if (program.params[static_cast<size_t>(resolved)].is_scalar()) {
+      throw ArgumentError(
+          fmt::format("out_idx ({}): index {} is param '{}', a scalar; outputs must be tensors",
+                      origin, index, program.params[static_cast<size_t>(resolved)].name));
+    }
+    if (std::find(out.begin(), out.end(), resolved) != out.end()) {
+      throw ArgumentError(fmt::format("out_idx ({}): param '{}' (index {}) is listed twice", origin,
+                                      program.params[static_cast<size_t>(resolved)].name, index));
+    }
+    out.push_back(resolved);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Toolchain versions are probed once per (backend, target) and process: for the host
+// compiler that is a subprocess, far too slow to repeat on every compile() call.
+std::string toolchain_fingerprint(const Backend& backend, const Target& target) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::string> fingerprints;
+  const std::string id = fmt::format("{}|{}", backend.name(), target.str());
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = fingerprints.find(id); it != fingerprints.end()) return it->second;
+  }
+  std::string fingerprint = backend.toolchain_fingerprint(target);  // outside the lock: may be slow
+  std::lock_guard lock(mutex);
+  return fingerprints.try_emplace(id, std::move(fingerprint)).first->second;
+}
+
+struct Prepared {
+  Program program;  // with the resolved out_idx
+  ResolvedOptions options;
+  const Backend* backend = nullptr;
+  std::string key;
+};
+
+Prepared prepare(const Program& program, const CompileOptions& options) {
+  Prepared prepared{program, resolve_options(program, options), nullptr, {}};
+  prepared.program.out_idx = prepared.options.out_idx;
+  prepared.backend = &backend_named(prepared.options.backend);
+  prepared.key =
+      compute_cache_key(prepared.program, prepared.options,
+                        toolchain_fingerprint(*prepared.backend, prepared.options.target));
+  return prepared;
+}
+
+const char* source_name(CompileSource source) {
+  switch (source) {
+    case CompileSource::kMemoryCache:
+      return "memory cache hit";
+    case CompileSource::kDiskCache:
+      return "disk cache hit";
+    case CompileSource::kBuilt:
+      return "built";
+  }
+  return "";
+}
+
+// Disk lookup, else build and store; then load. Runs at most once per key at a time in this
+// process (MemoryCache), concurrently with other keys.
+Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
+  std::optional<DiskCache> disk = DiskCache::from_env();
+  DiskCache::Status status = DiskCache::Status::kMiss;
+  if (disk) {
+    DiskCache::Lookup found = disk->lookup(prepared.key);
+    status = found.status;
+    if (found.artifact) {
+      try {
+        Kernel kernel = make_kernel(std::move(*found.artifact), prepared.key);
+        *source = CompileSource::kDiskCache;
+        return kernel;
+      } catch (const Error& e) {
+        // Verified bytes that still do not load were built by a toolchain or driver that does
+        // not match this machine's; the entry is useless here.
+        std::fprintf(stderr, "tilejit: warning: cache: entry %s does not load (%s); rebuilding\n",
+                     prepared.key.c_str(), e.what());
+        disk->remove(prepared.key);
+      }
+    }
+  }
+  prepared.program.validate();
+  CompiledArtifact artifact = prepared.backend->build(prepared.program, prepared.options);
+  if (disk && status != DiskCache::Status::kUnsafe) disk->store(prepared.key, artifact);
+  *source = CompileSource::kBuilt;
+  return make_kernel(std::move(artifact), prepared.key);
+}
+
+}  // namespace
+
+bool env_flag(const char* name) {
+  std::string value = env_string(name);
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return value == "1" || value == "true" || value == "yes" || value == "on";
+}
+
+ResolvedOptions resolve_options(const Program& program, const CompileOptions& options) {
+  ResolvedOptions resolved;
+  const std::string language_kind(target_kind_of(program.language));
+
+  std::string target_text = options.target;
+  if (target_text.empty()) target_text = env_string("TILELANG_TARGET");
+  if (target_text.empty()) target_text = "auto";
+  Target target = Target::parse(target_text);
+  if (target.kind == "auto") target.kind = language_kind;
+  if (target.kind != language_kind) {
+    throw ArgumentError(
+        fmt::format("target '{}' cannot compile Program '{}': its source language is '{}'",
+                    target_text, program.name, language_kind));
+  }
+
+  resolved.backend = options.execution_backend;
+  if (resolved.backend.empty()) resolved.backend = env_string("TILELANG_EXECUTION_BACKEND");
+  if (resolved.backend.empty() || resolved.backend == "auto")
+    resolved.backend = default_backend_for(target);
+  resolved.target = backend_named(resolved.backend).resolve_target(target);
+
+  resolved.target_host = options.target_host;
+  resolved.verbose = options.verbose.has_value() ? *options.verbose : env_flag("TILELANG_VERBOSE");
+  resolved.pass_configs = options.pass_configs;
+  resolved.out_idx = options.out_idx
+                         ? normalize_out_idx(*options.out_idx, program, "compile option")
+                         : normalize_out_idx(program.out_idx, program, "Program");
+  resolved.compile_flags = program.compile_flags;
+  resolved.compile_flags.insert(resolved.compile_flags.end(), options.compile_flags.begin(),
+                                options.compile_flags.end());
+  return resolved;
+}
+
+std::string compile_cache_key(const Program& program, const CompileOptions& options) {
+  return prepare(program, options).key;
+}
+
+CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const Prepared prepared = prepare(program, options);
+  CompileOutcome outcome;
+  bool built = false;
+  outcome.kernel = MemoryCache::global().get_or_build(
+      prepared.key, [&] { return load_or_build(prepared, &outcome.source); }, &built);
+  if (!built) outcome.source = CompileSource::kMemoryCache;
+  if (prepared.options.verbose) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "tilejit: %s: %s in %.2f ms (backend %s, target %s, key %.16s)\n",
+                 program.name.c_str(), source_name(outcome.source), ms,
+                 prepared.options.backend.c_str(), prepared.options.target.str().c_str(),
+                 prepared.key.c_str());
+  }
+  return outcome;
+}
+
+}  // namespace tilejit::detail
+
+namespace tilejit {
+
+Kernel compile(const Program& program, const CompileOptions& options) {
+  return detail::compile_with_outcome(program, options).kernel;
+}
+
+}  // namespace tilejit
