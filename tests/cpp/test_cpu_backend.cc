@@ -1,0 +1,201 @@
+// The cpu backend end to end: the example programs compiled with the host compiler and run on
+// random data, every output element checked against a plain C++ reference.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "backend/backend.h"
+#include "compile/kernel_state.h"
+#include "compile/toolchain.h"
+#include "tilejit/tilejit.h"
+
+namespace tilejit {
+namespace {
+
+// Kernels compiled here go to a private cache directory, not the user's.
+class PrivateCache : public ::testing::Environment {
+ public:
+  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
+
+ private:
+  detail::TempDir dir_{"tilejit-test-cache"};
+};
+const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
+
+Program example(const char* name) {
+  return Program::load(std::filesystem::path(TILEJIT_EXAMPLES_DIR) / (std::string(name) + ".json"));
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(CpuBackend, VectorAddSymbolicNOddSizes) {
+  Kernel kernel = compile(example("vector_add"));
+  ASSERT_EQ(kernel.out_idx(), std::vector<int>{2});
+  std::mt19937 rng(1);
+  for (int64_t n : {1, 7, 255, 1000, 4099}) {
+    std::vector<float> a = random_floats(n, rng), b = random_floats(n, rng);
+    TensorView A(a.data(), "float32", {n}), B(b.data(), "float32", {n});
+    std::vector<Tensor> outs = kernel({A, B});
+    ASSERT_EQ(outs.size(), 1u);
+    ASSERT_EQ(outs[0].numel(), n);
+    EXPECT_EQ(outs[0].dtype(), DataType::parse("float32"));
+    const float* c = outs[0].data<float>();
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(CpuBackend, VectorAddWithoutOutIdxWritesCallersBuffer) {
+  CompileOptions options;
+  options.out_idx = std::vector<int>{};
+  Kernel kernel = compile(example("vector_add"), options);
+  std::mt19937 rng(2);
+  const int64_t n = 333;
+  std::vector<float> a = random_floats(n, rng), b = random_floats(n, rng), c(n, -1.0f);
+  TensorView A(a.data(), "float32", {n}), B(b.data(), "float32", {n}), C(c.data(), "float32", {n});
+  EXPECT_TRUE(kernel({A, B, C}).empty());
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << i;
+}
+
+TEST(CpuBackend, MatmulSymbolicMConstantNK) {
+  Kernel kernel = compile(example("matmul"));
+  constexpr int64_t N = 40, K = 48;
+  std::mt19937 rng(3);
+  std::vector<float> b = random_floats(K * N, rng);
+  TensorView B(b.data(), "float32", {K, N});
+  for (int64_t M : {1, 33, 130}) {
+    std::vector<float> a = random_floats(M * K, rng);
+    TensorView A(a.data(), "float32", {M, K});
+    std::vector<Tensor> outs = kernel({A, B});
+    ASSERT_EQ(outs.size(), 1u);
+    ASSERT_EQ(std::vector<int64_t>(outs[0].shape().begin(), outs[0].shape().end()),
+              (std::vector<int64_t>{M, N}));
+    const float* c = outs[0].data<float>();
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; ++k) ref += double(a[i * K + k]) * double(b[k * N + j]);
+        ASSERT_NEAR(c[i * N + j], ref, 1e-4 * (1 + std::abs(ref)))
+            << "M=" << M << " " << i << "," << j;
+      }
+    }
+  }
+}
+
+TEST(CpuBackend, DeclaredStrideVariableAcceptsNonCompactView) {
+  Kernel kernel = compile(example("strided_scale"));
+  std::mt19937 rng(4);
+  for (auto [M, N, pad] :
+       {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {17, 31, 0}, {1, 9, 11}}) {
+    const int64_t ldx = N + pad;
+    std::vector<float> storage = random_floats(M * ldx, rng);
+    const float alpha = std::uniform_real_distribution<float>(-3, 3)(rng);
+    // A view of the first N columns of an M x ldx matrix.
+    TensorView X(storage.data(), DataType::parse("float32"), {M, N}, Device::cpu(), {ldx, 1});
+    std::vector<Tensor> outs = kernel({X, alpha});
+    ASSERT_EQ(outs.size(), 1u);
+    const float* y = outs[0].data<float>();
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) {
+        ASSERT_EQ(y[i * N + j], alpha * storage[i * ldx + j]) << i << "," << j;
+      }
+    }
+  }
+}
+
+TEST(CpuBackend, TwoFunctionsRunInOrderSharingABuffer) {
+  Kernel kernel = compile(example("two_pass"));
+  ASSERT_EQ(kernel.program().launches.size(), 2u);
+  std::mt19937 rng(5);
+  const int64_t n = 517;
+  std::vector<float> x = random_floats(n, rng);
+  TensorView X(x.data(), "float32", {n});
+  std::vector<Tensor> outs = kernel({X});
+  ASSERT_EQ(outs.size(), 2u);
+  const float* t = outs[0].data<float>();
+  const float* y = outs[1].data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(t[i], x[i] * x[i]) << i;
+    ASSERT_EQ(y[i], x[i] * x[i] + x[i]) << i;  // the second function read the first's result
+  }
+}
+
+TEST(CpuBackend, OutIdxNegativeIndicesAndShapesFromSymbols) {
+  // Halves: out[i] = in[2i] + in[2i+1]; the output's shape is an expression of n.
+  Program program =
+      ProgramBuilder("pair_sum")
+          .source(
+              "void pair_sum(const int* in, int* out, long long n) {\n"
+              "  for (long long i = 0; i < n / 2; ++i) out[i] = in[2*i] + in[2*i+1];\n"
+              "}\n",
+              Language::kC)
+          .tensor("in", "int32", {"n"})
+          .tensor("out", "int32", {"n / 2"})
+          .launch(Launch("pair_sum"))
+          .out_idx({-1})
+          .build();
+  Kernel kernel = compile(program);
+  EXPECT_EQ(kernel.out_idx(), std::vector<int>{1});
+  std::mt19937 rng(6);
+  for (int64_t n : {2, 9, 64}) {
+    std::vector<int32_t> in(n);
+    for (auto& v : in) v = static_cast<int32_t>(rng() % 1000) - 500;
+    std::vector<Tensor> outs = kernel({TensorView(in.data(), "int32", {n})});
+    ASSERT_EQ(outs.size(), 1u);
+    ASSERT_EQ(outs[0].numel(), n / 2);
+    for (int64_t i = 0; i < n / 2; ++i)
+      ASSERT_EQ(outs[0].data<int32_t>()[i], in[2 * i] + in[2 * i + 1]);
+  }
+}
+
+TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
+  const Program program = example("vector_add");
+  detail::ResolvedOptions options;
+  options.backend = "cpu";
+  options.target = detail::Target{"c", ""};
+  options.out_idx = {2};
+  const detail::Backend& backend = detail::backend_named("cpu");
+  CompiledArtifact artifact = backend.build(program, options);
+  EXPECT_EQ(artifact.binary_kind, "shared_library");
+  EXPECT_NE(artifact.host_source.find("call_packed"), std::string::npos);
+  Kernel kernel = detail::make_kernel(std::move(artifact), "direct");
+  EXPECT_EQ(kernel.cache_key(), "direct");
+  EXPECT_EQ(kernel.get_device_source(), program.source);
+  EXPECT_EQ(kernel.get_kernel_source(true), program.source);
+  EXPECT_NE(kernel.get_kernel_source().find(kernel.get_host_source()), std::string::npos);
+  std::vector<float> a{1, 2, 3}, b{10, 20, 30};
+  std::vector<Tensor> outs =
+      kernel({TensorView(a.data(), "float32", {3}), TensorView(b.data(), "float32", {3})});
+  EXPECT_EQ(std::vector<float>(outs[0].data<float>(), outs[0].data<float>() + 3),
+            (std::vector<float>{11, 22, 33}));
+}
+
+TEST(CpuBackend, ConcurrentCallsFromSeveralThreads) {
+  Kernel kernel = compile(example("vector_add"));
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int iter = 0; iter < 50; ++iter) {
+        const int64_t n = 1 + static_cast<int64_t>(rng() % 300);
+        std::vector<float> a = random_floats(n, rng), b = random_floats(n, rng);
+        auto outs =
+            kernel({TensorView(a.data(), "float32", {n}), TensorView(b.data(), "float32", {n})});
+        for (int64_t i = 0; i < n; ++i) failures[t] += outs[0].data<float>()[i] != a[i] + b[i];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
+}
+
+}  // namespace
+}  // namespace tilejit
