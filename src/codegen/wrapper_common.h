@@ -1,0 +1,47 @@
+// What the CPU, CUDA and HIP wrapper generators share: call()'s parameter list, expressions
+// over its parameters, the kernel argument lists and the entry points' boilerplate.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codegen/emit.h"
+#include "codegen/wrapper.h"
+#include "ir/signature.h"
+#include "tilejit/program.h"
+
+namespace tilejit::detail {
+
+class WrapperContext {
+ public:
+  explicit WrapperContext(const Program& program);
+
+  const Program& program() const { return program_; }
+  const std::vector<CallParam>& params() const { return params_; }
+
+  // "float* A, float* B, int32_t n" (no stream).
+  std::string parameter_list() const;
+  // The argument list call_packed passes to call(): "*(float**)args[0], *(int32_t*)args[1]".
+  std::string packed_arguments() const;
+  // `expr` as int64_t C arithmetic over call()'s parameters.
+  std::string expr(const Expr& expr) const;
+  // The kernel's arguments, resolved against its declaration (CONVENTIONS §1).
+  const std::vector<KernelArg>& kernel_args(size_t launch_index) const {
+    return kernel_args_[launch_index];
+  }
+  // The value call() holds for one kernel argument: a parameter or symbol name, or a TMA
+  // descriptor variable.
+  std::string argument_value(const KernelArg& arg) const;
+  const CallParam* find(std::string_view name) const;
+
+ private:
+  const Program& program_;
+  std::vector<CallParam> params_;
+  std::vector<std::vector<KernelArg>> kernel_args_;
+};
+
+// The comment that opens every generated file.
+void write_banner(CodeWriter& out, const Program& program, std::string_view what);
+
+}  // namespace tilejit::detail
