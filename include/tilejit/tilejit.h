@@ -5,6 +5,7 @@
 #include "tilejit/dtype.h"
 #include "tilejit/errors.h"
 #include "tilejit/expr.h"
+#include "tilejit/jit.h"
 #include "tilejit/kernel.h"
 #include "tilejit/program.h"
 #include "tilejit/tensor.h"

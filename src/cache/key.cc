@@ -114,10 +114,10 @@ void hash_include_dir(Sha256& sha, const fs::path& dir) {
 }  // namespace
 
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
-                              std::string_view toolchain_fingerprint) {
+                              std::string_view toolchain_fingerprint, int artifact_format_version) {
   Sha256 sha;
   sha.field("key_format", "tilejit.cache-key/1");
-  sha.field("artifact_format", std::to_string(CompiledArtifact::kFormatVersion));
+  sha.field("artifact_format", std::to_string(artifact_format_version));
   sha.field("tilejit_version", TILEJIT_VERSION);
   sha.field("program", program.to_json());
   sha.field("backend", options.backend);

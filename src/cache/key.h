@@ -39,7 +39,9 @@ std::vector<std::filesystem::path> user_include_dirs(const Program& program,
 // `program` must carry the resolved out_idx. `toolchain_fingerprint` is the backend's.
 // Reads every regular file under the user include directories (docs/cache.md says why all
 // of them): the key changes when any header there changes.
+// `artifact_format_version` is a parameter only so that tests can show it is part of the key.
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
-                              std::string_view toolchain_fingerprint);
+                              std::string_view toolchain_fingerprint,
+                              int artifact_format_version = CompiledArtifact::kFormatVersion);
 
 }  // namespace tilejit::detail
