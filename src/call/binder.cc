@@ -493,13 +493,13 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         break;
       case Op::kIntKind:
         if (arg.kind() != Arg::Kind::kInt) {
-          fail(c, fmt::format("expected a {} scalar, got {}", params[c.param].dtype.str(),
-                              kind_name(arg.kind())));
+          fail(c, fmt::format("expected an integer ({}) scalar, got {}",
+                              params[c.param].dtype.str(), kind_name(arg.kind())));
         }
         break;
       case Op::kFloatKind:
         if (arg.kind() != Arg::Kind::kFloat && arg.kind() != Arg::Kind::kInt) {
-          fail(c, fmt::format("expected a {} scalar, got {}", params[c.param].dtype.str(),
+          fail(c, fmt::format("expected a number ({}) scalar, got {}", params[c.param].dtype.str(),
                               kind_name(arg.kind())));
         }
         break;

@@ -129,7 +129,7 @@ TEST(Binder, KindTensorVersusScalar) {
       [&] {
         b.bind({A, A, 1.0, Arg::pointer(nullptr)});
       },
-      {"'n'", "expected a int32 scalar", "got a tensor"});
+      {"'n'", "expected an integer (int32) scalar", "got a tensor"});
   expect_argument_error(
       [&] {
         b.bind({A, 2.5, 1.0, Arg::pointer(nullptr)});
