@@ -111,12 +111,24 @@ TEST(ResolveOptions, BadOptionsNameTheOption) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  expect_error({.out_idx = std::vector<int>{3}}, "out_idx");
-  expect_error({.out_idx = std::vector<int>{-4}}, "out_idx");
-  expect_error({.out_idx = std::vector<int>{2, -1}}, "out_idx");
-  expect_error({.target = "cuda -arch=sm_90"}, "target");
-  expect_error({.target = "bogus"}, "target");
-  expect_error({.execution_backend = "no_such_backend"}, "no_such_backend");
+  auto out_idx = [](std::vector<int> indices) {
+    CompileOptions options;
+    options.out_idx = std::move(indices);
+    return options;
+  };
+  auto target = [](std::string text) {
+    CompileOptions options;
+    options.target = std::move(text);
+    return options;
+  };
+  CompileOptions bad_backend;
+  bad_backend.execution_backend = "no_such_backend";
+  expect_error(out_idx({3}), "out_idx");
+  expect_error(out_idx({-4}), "out_idx");
+  expect_error(out_idx({2, -1}), "out_idx");
+  expect_error(target("cuda -arch=sm_90"), "target");
+  expect_error(target("bogus"), "target");
+  expect_error(bad_backend, "no_such_backend");
   {
     ScopedEnv bad("TILELANG_TARGET", "hip");
     expect_error({}, "target");

@@ -1,0 +1,259 @@
+// The disk cache under damage and hostile permissions: every case is detected, handled as
+// docs/cache.md says, and the kernel still computes the right result.
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "cache/disk_cache.h"
+#include "cache_test_support.h"
+#include "compile/compile.h"
+
+namespace tilejit {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::CompileSource;
+using detail::DiskCache;
+using testing::axpy_program;
+using testing::expect_axpy_correct;
+using testing::ScopedCacheDir;
+
+struct Attempt {
+  CompileSource source;
+  std::string warnings;
+};
+
+// A compile in a "new process": the memory cache is emptied first, so the disk is consulted.
+Attempt compile_fresh(const Program& program, int scale) {
+  detail::MemoryCache::global().clear();
+  ::testing::internal::CaptureStderr();
+  detail::CompileOutcome outcome = detail::compile_with_outcome(program, {});
+  Attempt attempt{outcome.source, ::testing::internal::GetCapturedStderr()};
+  expect_axpy_correct(outcome.kernel, scale);
+  return attempt;
+}
+
+std::string entry_problem(const ScopedCacheDir& cache, const std::string& key) {
+  for (const DiskCache::EntryInfo& info : DiskCache(cache.root()).list(true)) {
+    if (info.key == key) return info.problem;
+  }
+  return "absent";
+}
+
+class CacheCorruption : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    program_ = axpy_program(kScale);
+    key_ = cache_key(program_);
+    Attempt first = compile_fresh(program_, kScale);
+    ASSERT_EQ(first.source, CompileSource::kBuilt);
+    ASSERT_EQ(entry_problem(cache_, key_), "");
+    entry_ = cache_.entry(key_);
+    ASSERT_TRUE(fs::exists(entry_ / "kernel.so"));
+  }
+
+  // The broken entry is removed with a warning, the kernel rebuilt, and the new entry good.
+  void expect_rebuilt(const std::string& reason) {
+    Attempt attempt = compile_fresh(program_, kScale);
+    EXPECT_EQ(attempt.source, CompileSource::kBuilt) << reason;
+    EXPECT_NE(attempt.warnings.find("removing broken cache entry"), std::string::npos) << attempt.warnings;
+    EXPECT_NE(attempt.warnings.find(reason), std::string::npos) << attempt.warnings;
+    EXPECT_EQ(entry_problem(cache_, key_), "");
+    EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
+  }
+
+  // The entry is refused with a warning and left alone; the kernel is built privately.
+  void expect_refused(const std::string& reason) {
+    for (int attempt_number = 0; attempt_number < 2; ++attempt_number) {  // never stored over
+      Attempt attempt = compile_fresh(program_, kScale);
+      EXPECT_EQ(attempt.source, CompileSource::kBuilt);
+      EXPECT_NE(attempt.warnings.find("refusing"), std::string::npos) << attempt.warnings;
+      EXPECT_NE(attempt.warnings.find(reason), std::string::npos) << attempt.warnings;
+    }
+    EXPECT_NE(entry_problem(cache_, key_), "");
+  }
+
+  static constexpr int kScale = 3;
+  ScopedCacheDir cache_;
+  Program program_;
+  std::string key_;
+  fs::path entry_;
+};
+
+TEST_F(CacheCorruption, TruncatedBinary) {
+  fs::resize_file(entry_ / "kernel.so", fs::file_size(entry_ / "kernel.so") / 2);
+  expect_rebuilt("kernel.so does not match");
+}
+
+TEST_F(CacheCorruption, FlippedByte) {
+  std::fstream file(entry_ / "kernel.so", std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(1000);
+  char byte = 0;
+  file.read(&byte, 1);
+  byte = static_cast<char>(byte ^ 0x40);
+  file.seekp(1000);
+  file.write(&byte, 1);
+  file.close();
+  expect_rebuilt("kernel.so does not match");
+}
+
+TEST_F(CacheCorruption, EditedProgramJson) {
+  std::ofstream(entry_ / "program.json", std::ios::app) << " ";
+  expect_rebuilt("program.json does not match");
+}
+
+TEST_F(CacheCorruption, MissingManifest) {
+  fs::remove(entry_ / "manifest.json");
+  expect_rebuilt("manifest.json is missing");
+}
+
+TEST_F(CacheCorruption, MalformedManifest) {
+  fs::resize_file(entry_ / "manifest.json", 10);
+  expect_rebuilt("manifest.json is malformed");
+}
+
+TEST_F(CacheCorruption, MissingBinary) {
+  fs::remove(entry_ / "kernel.so");
+  expect_rebuilt("kernel.so is missing");
+}
+
+TEST_F(CacheCorruption, GroupWritableEntry) {
+  fs::permissions(entry_, fs::perms::group_write, fs::perm_options::add);
+  expect_refused("writable by group or others");
+}
+
+TEST_F(CacheCorruption, GroupWritableFile) {
+  fs::permissions(entry_ / "kernel.so", fs::perms::others_write, fs::perm_options::add);
+  expect_refused("writable by group or others");
+}
+
+TEST_F(CacheCorruption, SymlinkedLibrary) {
+  fs::rename(entry_ / "kernel.so", cache_.scratch() / "planted.so");
+  fs::create_symlink(cache_.scratch() / "planted.so", entry_ / "kernel.so");
+  expect_refused("kernel.so is a symlink");
+}
+
+TEST_F(CacheCorruption, SymlinkedEntryDirectory) {
+  const fs::path elsewhere = cache_.scratch() / "elsewhere";
+  fs::rename(entry_, elsewhere);
+  fs::create_directory_symlink(elsewhere, entry_);
+  expect_refused("symlink");
+}
+
+TEST_F(CacheCorruption, GroupWritableCacheRoot) {
+  fs::permissions(cache_.root(), fs::perms::group_write, fs::perm_options::add);
+  Attempt attempt = compile_fresh(program_, kScale);
+  EXPECT_EQ(attempt.source, CompileSource::kBuilt);
+  EXPECT_NE(attempt.warnings.find("refusing to use the disk cache"), std::string::npos) << attempt.warnings;
+  EXPECT_THROW((void)DiskCache(cache_.root()).list(false), Error);  // the CLI reports it
+}
+
+TEST_F(CacheCorruption, AbandonedStagingDirectoryIsReclaimed) {
+  // What a process killed between writing and publishing leaves: a half-written staging dir.
+  const fs::path staging = cache_.root() / "v1" / "tmp" / (key_.substr(0, 16) + ".99999.0123456789abcdef");
+  fs::create_directories(staging);
+  std::ofstream(staging / "kernel.so") << "half";
+  // A young one may belong to a process between mkdir and flock: it stays.
+  const Program other = axpy_program(kScale + 1);
+  (void)compile_fresh(other, kScale + 1);
+  EXPECT_TRUE(fs::exists(staging));
+  // Backdated past the grace period and unlocked: its owner is dead, the next store removes it.
+  struct timespec old_times[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, staging.c_str(), old_times, 0), 0);
+  (void)compile_fresh(axpy_program(kScale + 2), kScale + 2);
+  EXPECT_FALSE(fs::exists(staging));
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
+  EXPECT_EQ(entry_problem(cache_, key_), "");
+}
+
+TEST_F(CacheCorruption, LockedStagingDirectoryIsKept) {
+  const fs::path staging = cache_.root() / "v1" / "tmp" / "live.1.0123456789abcdef";
+  fs::create_directories(staging);
+  const int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);  // a live writer holds its staging dir
+  struct timespec old_times[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, staging.c_str(), old_times, 0), 0);
+  (void)compile_fresh(axpy_program(kScale + 1), kScale + 1);
+  EXPECT_TRUE(fs::exists(staging));
+  ::close(fd);
+}
+
+TEST_F(CacheCorruption, UnwritableCacheStillCompiles) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
+  fs::permissions(cache_.root() / "v1", fs::perms::owner_write, fs::perm_options::remove);
+  const Program other = axpy_program(kScale + 1);
+  Attempt attempt = compile_fresh(other, kScale + 1);
+  EXPECT_EQ(attempt.source, CompileSource::kBuilt);
+  EXPECT_NE(attempt.warnings.find("store skipped"), std::string::npos) << attempt.warnings;
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);  // reads still work
+  fs::permissions(cache_.root() / "v1", fs::perms::owner_write, fs::perm_options::add);
+}
+
+TEST_F(CacheCorruption, FailedWritesSkipTheStore) {
+  // A full disk seen through a file size limit: every write beyond 4 KiB fails (EFBIG).
+  CompiledArtifact artifact = detail::compile_with_outcome(program_, {}).kernel.artifact();
+  const std::string key(64, 'e');
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  ::testing::internal::CaptureStderr();
+  DiskCache(cache_.root()).store(key, artifact);
+  const std::string warnings = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  EXPECT_NE(warnings.find("store skipped"), std::string::npos) << warnings;
+  EXPECT_FALSE(fs::exists(cache_.entry(key)));
+  EXPECT_TRUE(fs::is_empty(cache_.root() / "v1" / "tmp"));  // the staging copy is gone
+}
+
+TEST_F(CacheCorruption, EvictionIsLeastRecentlyUsedAndSparesReaders) {
+  const std::string key2 = cache_key(axpy_program(kScale + 1));
+  const std::string key3 = cache_key(axpy_program(kScale + 2));
+  (void)compile_fresh(axpy_program(kScale + 1), kScale + 1);
+  (void)compile_fresh(axpy_program(kScale + 2), kScale + 2);
+  // Ages: key_ oldest, then key2, then key3; then key_ is used again.
+  int64_t age = 300;
+  for (const std::string& key : {key_, key2, key3}) {
+    struct timespec times[2] = {{0, UTIME_OMIT}, {::time(nullptr) - age, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, cache_.entry(key).c_str(), times, 0), 0);
+    age -= 100;
+  }
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
+
+  const DiskCache disk(cache_.root());
+  uint64_t one_entry = 0;
+  for (const auto& info : disk.list(false)) one_entry = std::max(one_entry, info.bytes);
+  // key2 is now least recently used; while another process reads it, it is not evicted.
+  const int reader = ::open(cache_.entry(key2).c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(reader, 0);
+  ASSERT_EQ(::flock(reader, LOCK_SH), 0);
+  disk.evict_to(2 * one_entry);
+  EXPECT_TRUE(fs::exists(cache_.entry(key2)));
+  EXPECT_FALSE(fs::exists(cache_.entry(key3)));
+  EXPECT_TRUE(fs::exists(cache_.entry(key_)));
+  ::close(reader);
+  disk.evict_to(one_entry);
+  EXPECT_FALSE(fs::exists(cache_.entry(key2)));
+  EXPECT_TRUE(fs::exists(cache_.entry(key_)));
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
+}
+
+TEST_F(CacheCorruption, SizeCapFromTheEnvironment) {
+  ::setenv("TILELANG_CACHE_MAX_BYTES", "1", 1);
+  (void)compile_fresh(axpy_program(kScale + 1), kScale + 1);
+  ::unsetenv("TILELANG_CACHE_MAX_BYTES");
+  EXPECT_FALSE(fs::exists(entry_));  // the older entry went to make room
+  EXPECT_LE(DiskCache(cache_.root()).list(false).size(), 1u);
+}
+
+}  // namespace
+}  // namespace tilejit
