@@ -195,8 +195,8 @@ void validate_tma(const Program& program, const SymbolTable& symbols) {
     bool tiled = d.kind == TmaDescriptor::Kind::kTiled;
     uint32_t min_rank = tiled ? 1 : 3;
     if (d.rank < min_rank || d.rank > 5) {
-      throw ProgramError(fmt::format("{} has rank {}: expected {}..5 for a {} descriptor", what,
-                                     d.rank, min_rank, tiled ? "tiled" : "im2col"));
+      throw ProgramError(fmt::format("{} has rank {}: expected {}..5 for {} descriptor", what,
+                                     d.rank, min_rank, tiled ? "a tiled" : "an im2col"));
     }
     if (d.global_dims.empty()) {
       if (buffer->shape.size() != d.rank) {
