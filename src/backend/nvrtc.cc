@@ -1,0 +1,323 @@
+// The nvrtc backend: NVRTC in process -> cubin (PTX when NVRTC predates the device), loaded
+// context-independently with cuLibraryLoadData, launched from a precomputed plan in C++.
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "cuda/driver.h"
+#include "cuda/l2.h"
+#include "cuda/launch.h"
+#include "cuda/nvrtc.h"
+#include "cuda/tma.h"
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+using namespace tilejit::cuda;
+
+// A loaded CUlibrary; unloaded when the last Kernel using it goes away.
+class Library {
+ public:
+  Library(const std::string& image, const std::string& name) : api_(&driver()) {
+    check(
+        api_->cuLibraryLoadData(&library_, image.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
+        "cuLibraryLoadData", name);
+  }
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+  ~Library() {
+    if (library_ != nullptr) {
+      api_->cuLibraryUnload(library_);  // nothing to do about a failure at teardown
+    }
+  }
+  CUkernel kernel(const std::string& name) const {
+    CUkernel kernel = nullptr;
+    check(api_->cuLibraryGetKernel(&kernel, library_, name.c_str()), "cuLibraryGetKernel", name);
+    return kernel;
+  }
+
+ private:
+  const DriverApi* api_;
+  CUlibrary library_ = nullptr;
+};
+
+constexpr int kDefaultSharedLimit = 48 * 1024;
+
+[[noreturn]] void bad_launch(const LaunchPlan& plan, const std::string& what) {
+  throw ArgumentError(fmt::format("launch '{}': {}", plan.kernel, what));
+}
+
+class NvrtcExecutor final : public Executor {
+ public:
+  NvrtcExecutor(const CompiledArtifact& artifact, const Binder& binder)
+      : api_(driver()), library_(artifact.binary, artifact.program.name) {
+    const Program& program = binder.program();
+    plan_ = build_program_plan(program, binder);
+    for (int descriptor : plan_.tma_descriptors) {
+      tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
+    }
+    for (const LaunchPlan& launch : plan_.launches) {
+      kernels_.push_back(library_.kernel(launch.kernel));
+    }
+    smem_limit_set_ = std::make_unique<std::atomic<int>[]>(plan_.launches.size() * kMaxDevices);
+    for (size_t i = 0; i < plan_.launches.size() * kMaxDevices; ++i) {
+      smem_limit_set_[i].store(kDefaultSharedLimit, std::memory_order_relaxed);
+    }
+  }
+
+  void launch(const BoundCall& call, StreamRef stream_ref) const override {
+    const DeviceInfo& device = device_info(call.device.id);
+    make_current(api_, device);
+    CUstream stream = static_cast<CUstream>(stream_ref.handle());
+
+    // Each descriptor once per call, however many launches take it.
+    CUtensorMap maps[kMaxTmaDescriptors];
+    for (size_t i = 0; i < tma_.size(); ++i) {
+      tma_[i]->prepare(call, &maps[i]);
+    }
+    for (size_t l = 0; l < plan_.launches.size(); ++l) {
+      launch_one(l, call, device, stream, maps);
+    }
+  }
+
+ private:
+  void launch_one(size_t index, const BoundCall& call, const DeviceInfo& device, CUstream stream,
+                  const CUtensorMap* maps) const {
+    const LaunchPlan& plan = plan_.launches[index];
+    const int64_t* symbols = call.symbols.data();
+    int64_t grid[3];
+    int64_t block[3];
+    for (int d = 0; d < 3; ++d) {
+      grid[d] = plan.grid[d].eval(symbols);
+      block[d] = plan.block[d].eval(symbols);
+    }
+    int64_t smem = plan.dynamic_smem.eval(symbols);
+    if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) {
+      return;  // nothing to do: an empty problem (e.g. n == 0) launches no blocks
+    }
+    check_dims(plan, grid, block, smem, device);
+    if (smem > kDefaultSharedLimit) {
+      raise_smem_limit(index, static_cast<int>(smem), device);
+    }
+
+    alignas(16) std::byte buffer[kMaxArgBytes];
+    void* pointers[kMaxKernelArgs];
+    pack_args(plan.layout, call, maps, buffer, pointers);
+
+    CUlaunchAttribute attributes[3];
+    unsigned int count = 0;
+    if (plan.cluster != std::array<uint32_t, 3>{1, 1, 1}) {
+      CUlaunchAttribute& a = attributes[count++];
+      a.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+      a.value.clusterDim = {plan.cluster[0], plan.cluster[1], plan.cluster[2]};
+    }
+    if (plan.cooperative) {
+      CUlaunchAttribute& a = attributes[count++];
+      a.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+      a.value.cooperative = 1;
+    }
+    if (plan.pdl) {
+      CUlaunchAttribute& a = attributes[count++];
+      a.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      a.value.programmaticStreamSerializationAllowed = 1;
+    }
+    CUlaunchConfig config{};
+    config.gridDimX = static_cast<unsigned int>(grid[0]);
+    config.gridDimY = static_cast<unsigned int>(grid[1]);
+    config.gridDimZ = static_cast<unsigned int>(grid[2]);
+    config.blockDimX = static_cast<unsigned int>(block[0]);
+    config.blockDimY = static_cast<unsigned int>(block[1]);
+    config.blockDimZ = static_cast<unsigned int>(block[2]);
+    config.sharedMemBytes = static_cast<unsigned int>(smem);
+    config.hStream = stream;
+    config.attrs = count != 0 ? attributes : nullptr;
+    config.numAttrs = count;
+    CUfunction function = reinterpret_cast<CUfunction>(kernels_[index]);
+
+    if (!plan.has_l2_window) {
+      check(api_.cuLaunchKernelEx(&config, function, pointers, nullptr), "cuLaunchKernelEx",
+            plan.kernel);
+      return;
+    }
+    PersistingWindow window;
+    window.base = call.data[static_cast<size_t>(plan.l2.param)];
+    int64_t bytes = plan.l2.num_bytes.eval(symbols);
+    window.num_bytes = bytes > 0 ? static_cast<size_t>(bytes) : 0;
+    window.hit_ratio = plan.l2.hit_ratio;
+    window.hit_property = plan.l2.hit_property;
+    window.miss_property = plan.l2.miss_property;
+    L2Saved saved = l2_set_window(api_, device, stream, window, plan.kernel.c_str());
+    CUresult launched = api_.cuLaunchKernelEx(&config, function, pointers, nullptr);
+    l2_reset_window(api_, stream, saved, plan.kernel.c_str());
+    check(launched, "cuLaunchKernelEx", plan.kernel);
+  }
+
+  static void check_dims(const LaunchPlan& plan, const int64_t* grid, const int64_t* block,
+                         int64_t smem, const DeviceInfo& device) {
+    static constexpr int64_t kMaxGrid[3] = {(int64_t{1} << 31) - 1, 65535, 65535};
+    static constexpr const char* kAxes[3] = {"x", "y", "z"};
+    for (int d = 0; d < 3; ++d) {
+      if (grid[d] < 0 || grid[d] > kMaxGrid[d]) [[unlikely]] {
+        bad_launch(plan, fmt::format("grid.{} = {} ({}) is outside 1..{}", kAxes[d], grid[d],
+                                     plan.grid[d].text(), kMaxGrid[d]));
+      }
+      if (block[d] < 1 || block[d] > 1024) [[unlikely]] {
+        bad_launch(plan, fmt::format("block.{} = {} ({}) is outside 1..1024", kAxes[d], block[d],
+                                     plan.block[d].text()));
+      }
+      if (grid[d] % plan.cluster[d] != 0) [[unlikely]] {
+        bad_launch(plan, fmt::format("grid.{} = {} is not a multiple of the cluster's {}", kAxes[d],
+                                     grid[d], plan.cluster[d]));
+      }
+    }
+    if (block[0] * block[1] * block[2] > 1024) [[unlikely]] {
+      bad_launch(plan, fmt::format("a block of {}x{}x{} threads exceeds 1024", block[0], block[1],
+                                   block[2]));
+    }
+    if (smem < 0 || smem > device.max_shared_per_block_optin) [[unlikely]] {
+      bad_launch(plan,
+                 fmt::format("dynamic_smem = {} bytes ({}) exceeds the {} bytes a block may use on "
+                             "device {} ({})",
+                             smem, plan.dynamic_smem.text(), device.max_shared_per_block_optin,
+                             device.ordinal, device.name));
+    }
+  }
+
+  // Raises the kernel's dynamic shared memory limit on this device to at least `bytes`. The
+  // recorded high-water mark is read without a lock; the rare raise is serialized so that the
+  // driver's value and the record can never disagree.
+  void raise_smem_limit(size_t launch, int bytes, const DeviceInfo& device) const {
+    std::atomic<int>& limit =
+        smem_limit_set_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
+    if (bytes <= limit.load(std::memory_order_acquire)) [[likely]] {
+      return;
+    }
+    std::lock_guard lock(smem_mutex_);
+    if (bytes <= limit.load(std::memory_order_relaxed)) {
+      return;
+    }
+    check(api_.cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes,
+                                    kernels_[launch], device.device),
+          "cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)",
+          plan_.launches[launch].kernel);
+    limit.store(bytes, std::memory_order_release);
+  }
+
+  const DriverApi& api_;
+  Library library_;
+  ProgramPlan plan_;
+  std::vector<std::unique_ptr<TmaSlot>> tma_;
+  std::vector<CUkernel> kernels_;
+  std::unique_ptr<std::atomic<int>[]> smem_limit_set_;  // [launch][device]
+  mutable std::mutex smem_mutex_;
+};
+
+class NvrtcBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "nvrtc"; }
+  int32_t device_type() const override { return dlpack::kDLCUDA; }
+
+  Target resolve_target(const Target& requested) const override {
+    if (requested.kind != "cuda" && requested.kind != "auto") {
+      throw ArgumentError(
+          fmt::format("the nvrtc backend compiles for CUDA targets, not '{}'", requested.str()));
+    }
+    bool auto_arch = requested.arch.empty() || requested.arch == "auto";
+    bool auto_specific = requested.arch == "auto-a";
+    if (!auto_arch && !auto_specific) {
+      CudaArch::parse(requested.arch);  // validates
+      return Target{"cuda", requested.arch};
+    }
+    std::string why;
+    if (!driver_available(&why)) {
+      throw NotAvailableError(fmt::format(
+          "target '{}' asks for the current device's architecture, but {}; name one explicitly, "
+          "e.g. target \"cuda -arch=sm_90a\"",
+          requested.str(), why));
+    }
+    if (device_count() == 0) {
+      throw NotAvailableError(
+          "target 'auto' needs a CUDA device and none is present; name an architecture, e.g. "
+          "\"cuda -arch=sm_90a\"");
+    }
+    // The current context's device when one is current (as frameworks set it), else device 0.
+    const DriverApi& api = driver();
+    CUcontext current = nullptr;
+    CUdevice device = 0;
+    if (api.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current != nullptr) {
+      api.cuCtxGetDevice(&device);
+    }
+    const DeviceInfo& info = device_info(device);
+    CudaArch arch{info.cc_major, info.cc_minor, false};
+    // The `a` variants exist from 9.0 on; a binary built for the device it runs on loses
+    // nothing by using them.
+    arch.arch_specific = auto_specific && info.cc_major >= 9;
+    return Target{"cuda", arch.sm()};
+  }
+
+  std::string toolchain_fingerprint(const Target& target) const override {
+    const NvrtcApi& api = nvrtc();
+    std::string header_dirs;
+    for (const auto& dir : cuda_include_dirs()) {
+      header_dirs += dir.string() + ";";
+    }
+    return fmt::format("nvrtc {} max_arch {} target {} includes {} device_header {}",
+                       api.version_string(), api.max_arch(), target.str(), header_dirs,
+                       std::hash<std::string_view>{}(device_header_source()));
+  }
+
+  CompiledArtifact build(const Program& program, const ResolvedOptions& options) const override {
+    if (program.language != Language::kCuda) {
+      throw ArgumentError(fmt::format("the nvrtc backend compiles CUDA sources; program '{}' is {}",
+                                      program.name, to_string(program.language)));
+    }
+    NvrtcOptions nvrtc_options;
+    nvrtc_options.arch = CudaArch::parse(options.target.arch);
+    nvrtc_options.source_name = program.name + ".cu";
+    nvrtc_options.include_dirs = program.include_dirs;
+    nvrtc_options.defines = program.defines;
+    nvrtc_options.flags = options.compile_flags;
+    nvrtc_options.verbose = options.verbose;
+    // The plan is rendered (and every kernel signature resolved) before compiling, so that a
+    // malformed Program fails fast with a ProgramError rather than after a slow compile.
+    std::string host_source = render_program_plan(program);
+    NvrtcOutput out = compile_cuda(program.source, nvrtc_options);
+
+    CompiledArtifact artifact;
+    artifact.backend = "nvrtc";
+    artifact.target = options.target.str();
+    artifact.program = program;
+    artifact.program.out_idx = options.out_idx;
+    artifact.binary_kind = out.binary_kind;
+    artifact.binary = std::move(out.binary);
+    artifact.host_source = std::move(host_source);
+    artifact.device_source = program.source;
+    artifact.metadata["nvrtc_version"] = nvrtc().version_string();
+    artifact.metadata["arch"] = out.target;
+    artifact.metadata["options"] = fmt::format("{}", fmt::join(out.options, " "));
+    artifact.metadata["log"] = out.log;
+    return artifact;
+  }
+
+  std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
+                                 const Binder& binder) const override {
+    if (artifact.binary_kind != "cubin" && artifact.binary_kind != "ptx") {
+      throw ArgumentError(
+          fmt::format("the nvrtc backend loads cubin or ptx, not '{}'", artifact.binary_kind));
+    }
+    return std::make_unique<NvrtcExecutor>(artifact, binder);
+  }
+};
+
+}  // namespace
+
+const Backend& nvrtc_backend() {
+  static const NvrtcBackend backend;
+  return backend;
+}
+
+}  // namespace tilejit::detail

@@ -1,0 +1,351 @@
+#include "cuda/nvrtc.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "tilejit/errors.h"
+
+namespace tilejit::cuda {
+namespace {
+
+// A copy of include/tilejit/cuda_device.h; test_nvrtc checks that the two are identical.
+constexpr std::string_view kDeviceHeader =
+    R"tilejit(// tilejit/cuda_device.h — what CUDA device code compiled by tilejit needs from the host
+// headers, for NVRTC, which cannot include <cuda.h> or the C library headers.
+//
+//   #include <tilejit/cuda_device.h>
+//   extern "C" __global__ void copy(const __grid_constant__ CUtensorMap src, float* out, int n);
+//
+// Under NVRTC tilejit supplies this header from memory (no include path needed). Under nvcc it
+// takes the real declarations from <cuda.h> and <stdint.h>, so one source builds with both.
+#ifndef TILEJIT_CUDA_DEVICE_H_
+#define TILEJIT_CUDA_DEVICE_H_
+
+#if defined(__CUDACC_RTC__)
+// Fixed-width integers with glibc's LP64 spelling, so that a later <cuda/std/cstdint> or a
+// user typedef of the same type does not clash.
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef long int64_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long uint64_t;
+typedef unsigned long uintptr_t;
+typedef long intptr_t;
+typedef unsigned long size_t;
+
+// The TMA descriptor: 128 opaque bytes, passed by value as a __grid_constant__ parameter.
+// The alignment is cuda.h's (CUDA 13: 128; CUDA 12: 64, which 128 also satisfies).
+typedef struct alignas(128) CUtensorMap_st {
+  unsigned long long opaque[16];
+} CUtensorMap;
+#else
+#include <cuda.h>
+#include <stdint.h>
+#endif
+
+#endif  // TILEJIT_CUDA_DEVICE_H_
+)tilejit";
+
+struct LoadedNvrtc {
+  NvrtcApi api;
+  std::string error;
+};
+
+std::vector<std::string> env_dirs() {
+  std::vector<std::string> dirs;
+  for (const char* name : {"CUDA_HOME", "CUDA_PATH"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') {
+      dirs.emplace_back(value);
+    }
+  }
+  return dirs;
+}
+
+template <class Fn>
+bool resolve(void* handle, const char* name, Fn& out, std::string& error) {
+  out = reinterpret_cast<Fn>(dlsym(handle, name));
+  if (out == nullptr) {
+    error = fmt::format("NVRTC is not available: the loaded libnvrtc has no {}", name);
+    return false;
+  }
+  return true;
+}
+
+LoadedNvrtc load_nvrtc() {
+  LoadedNvrtc loaded;
+  std::vector<std::string> candidates;
+  const char* sonames[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+  for (const std::string& dir : env_dirs()) {
+    for (const char* soname : sonames) {
+      candidates.push_back((std::filesystem::path(dir) / "lib64" / soname).string());
+    }
+  }
+  for (const char* soname : sonames) {
+    candidates.emplace_back(soname);
+  }
+  void* handle = nullptr;
+  std::string tried;
+  for (const std::string& candidate : candidates) {
+    if (candidate.find('/') != std::string::npos && !std::filesystem::exists(candidate)) {
+      continue;
+    }
+    // Never dlclose'd: the API table points into it for the life of the process.
+    handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle != nullptr) {
+      break;
+    }
+    tried += fmt::format("\n  {}: {}", candidate, dlerror());
+  }
+  if (handle == nullptr) {
+    loaded.error = fmt::format(
+        "NVRTC is not available: libnvrtc could not be loaded (set CUDA_HOME to a CUDA 12 or 13 "
+        "toolkit). Tried:{}",
+        tried);
+    return loaded;
+  }
+  NvrtcApi& api = loaded.api;
+  std::string& error = loaded.error;
+  PFN_nvrtcVersion version = nullptr;
+  PFN_nvrtcGetNumSupportedArchs num_archs = nullptr;
+  PFN_nvrtcGetSupportedArchs archs = nullptr;
+  bool ok = resolve(handle, "nvrtcVersion", version, error) &&
+            resolve(handle, "nvrtcGetNumSupportedArchs", num_archs, error) &&
+            resolve(handle, "nvrtcGetSupportedArchs", archs, error) &&
+            resolve(handle, "nvrtcGetErrorString", api.nvrtcGetErrorString, error) &&
+            resolve(handle, "nvrtcCreateProgram", api.nvrtcCreateProgram, error) &&
+            resolve(handle, "nvrtcDestroyProgram", api.nvrtcDestroyProgram, error) &&
+            resolve(handle, "nvrtcCompileProgram", api.nvrtcCompileProgram, error) &&
+            resolve(handle, "nvrtcGetProgramLogSize", api.nvrtcGetProgramLogSize, error) &&
+            resolve(handle, "nvrtcGetProgramLog", api.nvrtcGetProgramLog, error) &&
+            resolve(handle, "nvrtcGetCUBINSize", api.nvrtcGetCUBINSize, error) &&
+            resolve(handle, "nvrtcGetCUBIN", api.nvrtcGetCUBIN, error) &&
+            resolve(handle, "nvrtcGetPTXSize", api.nvrtcGetPTXSize, error) &&
+            resolve(handle, "nvrtcGetPTX", api.nvrtcGetPTX, error);
+  if (!ok) {
+    return loaded;
+  }
+  version(&api.major, &api.minor);
+  int count = 0;
+  num_archs(&count);
+  api.supported_archs.resize(static_cast<size_t>(std::max(count, 0)));
+  if (count > 0) {
+    archs(api.supported_archs.data());
+  }
+  std::sort(api.supported_archs.begin(), api.supported_archs.end());
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(api.nvrtcCompileProgram), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    api.library_path = info.dli_fname;
+  }
+  return loaded;
+}
+
+const LoadedNvrtc& loaded_nvrtc() {
+  static const LoadedNvrtc loaded = load_nvrtc();
+  return loaded;
+}
+
+// The first lines of the log that report errors, for what().
+std::string summarize_errors(const std::string& log) {
+  std::string summary;
+  int lines = 0;
+  size_t start = 0;
+  while (start < log.size() && lines < 5) {
+    size_t end = log.find('\n', start);
+    if (end == std::string::npos) {
+      end = log.size();
+    }
+    std::string_view line(log.data() + start, end - start);
+    if (line.find("error") != std::string_view::npos) {
+      summary += "\n  ";
+      summary += line;
+      ++lines;
+    }
+    start = end + 1;
+  }
+  return summary;
+}
+
+}  // namespace
+
+const NvrtcApi& nvrtc() {
+  const LoadedNvrtc& loaded = loaded_nvrtc();
+  if (!loaded.error.empty()) {
+    throw NotAvailableError(loaded.error);
+  }
+  return loaded.api;
+}
+
+bool nvrtc_available(std::string* why) {
+  const LoadedNvrtc& loaded = loaded_nvrtc();
+  if (!loaded.error.empty() && why != nullptr) {
+    *why = loaded.error;
+  }
+  return loaded.error.empty();
+}
+
+std::string_view device_header_source() {
+  return kDeviceHeader;
+}
+
+std::vector<std::filesystem::path> cuda_include_dirs() {
+  std::vector<std::filesystem::path> roots;
+  for (const std::string& dir : env_dirs()) {
+    roots.emplace_back(dir);
+  }
+  std::string why;
+  if (nvrtc_available(&why) && !nvrtc().library_path.empty()) {
+    // <root>/lib64/libnvrtc.so.13 (or <root>/lib/...): the toolkit root is two levels up.
+    roots.push_back(std::filesystem::path(nvrtc().library_path).parent_path().parent_path());
+  }
+  std::vector<std::filesystem::path> dirs;
+  std::error_code ec;
+  for (const auto& root : roots) {
+    std::filesystem::path include = root / "include";
+    if (std::filesystem::exists(include / "cuda_runtime.h", ec) ||
+        std::filesystem::exists(include / "cuda.h", ec)) {
+      dirs.push_back(include);
+      if (std::filesystem::is_directory(include / "cccl", ec)) {
+        dirs.push_back(include / "cccl");
+      }
+      break;
+    }
+  }
+  return dirs;
+}
+
+CudaArch CudaArch::parse(std::string_view text) {
+  std::string_view rest = text;
+  bool prefixed = false;
+  for (std::string_view prefix : {"sm_", "compute_"}) {
+    if (rest.starts_with(prefix)) {
+      rest.remove_prefix(prefix.size());
+      prefixed = true;
+      break;
+    }
+  }
+  CudaArch arch;
+  if (!rest.empty() && rest.back() == 'a') {
+    arch.arch_specific = true;
+    rest.remove_suffix(1);
+  }
+  bool digits = rest.size() >= 2 && rest.size() <= 3 &&
+                std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!prefixed || !digits) {
+    throw ArgumentError(fmt::format(
+        "target arch '{}' is not a CUDA architecture: expected sm_XY or sm_XYa (e.g. sm_90a)",
+        text));
+  }
+  int number = std::stoi(std::string(rest));
+  arch.major = number / 10;
+  arch.minor = number % 10;
+  return arch;
+}
+
+std::string CudaArch::sm() const {
+  return fmt::format("sm_{}{}{}", major, minor, arch_specific ? "a" : "");
+}
+
+std::vector<std::string> nvrtc_options(const NvrtcApi& api, const NvrtcOptions& options,
+                                       std::string* target) {
+  int wanted = options.arch.number();
+  if (!api.supported_archs.empty() && wanted < api.supported_archs.front()) {
+    throw ArgumentError(
+        fmt::format("target arch {} is older than NVRTC {} supports (oldest: sm_{})",
+                    options.arch.sm(), api.version_string(), api.supported_archs.front()));
+  }
+  std::string arch;
+  if (api.max_arch() != 0 && wanted > api.max_arch()) {
+    // NVRTC predates the device: emit PTX for the newest architecture it knows and let the
+    // driver JIT it at load. Arch-specific (`a`) features cannot cross architectures.
+    arch = fmt::format("compute_{}", api.max_arch());
+  } else {
+    arch = options.arch.sm();
+  }
+  if (target != nullptr) {
+    *target = arch;
+  }
+  std::vector<std::string> result;
+  result.push_back("--gpu-architecture=" + arch);
+  bool has_std = std::any_of(options.flags.begin(), options.flags.end(), [](const std::string& f) {
+    return f.starts_with("--std=") || f.starts_with("-std=");
+  });
+  if (!has_std) {
+    result.emplace_back("--std=c++17");
+  }
+  for (const std::string& dir : options.include_dirs) {
+    result.push_back("--include-path=" + dir);
+  }
+  for (const auto& dir : cuda_include_dirs()) {
+    result.push_back("--include-path=" + dir.string());
+  }
+  for (const auto& [name, value] : options.defines) {
+    result.push_back(value.empty() ? "--define-macro=" + name
+                                   : fmt::format("--define-macro={}={}", name, value));
+  }
+  if (options.verbose) {
+    result.emplace_back("-lineinfo");
+  }
+  result.insert(result.end(), options.flags.begin(), options.flags.end());
+  return result;
+}
+
+NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
+  const NvrtcApi& api = nvrtc();
+  NvrtcOutput out;
+  out.options = nvrtc_options(api, options, &out.target);
+  bool ptx = out.target.starts_with("compute_");
+  out.binary_kind = ptx ? "ptx" : "cubin";
+
+  std::string source_text(source);
+  const char* header_sources[] = {kDeviceHeader.data()};
+  const char* header_names[] = {kDeviceHeaderName};
+  nvrtcProgram program = nullptr;
+  nvrtcResult result = api.nvrtcCreateProgram(
+      &program, source_text.c_str(), options.source_name.c_str(), 1, header_sources, header_names);
+  if (result != NVRTC_SUCCESS) {
+    throw CompileError(fmt::format("nvrtcCreateProgram failed for {}: {}", options.source_name,
+                                   api.nvrtcGetErrorString(result)),
+                       "", out.options, options.source_name);
+  }
+  auto destroy = [&api](nvrtcProgram* p) { api.nvrtcDestroyProgram(p); };
+  std::unique_ptr<nvrtcProgram, decltype(destroy)> guard(&program, destroy);
+
+  std::vector<const char*> argv;
+  argv.reserve(out.options.size());
+  for (const std::string& option : out.options) {
+    argv.push_back(option.c_str());
+  }
+  nvrtcResult compiled =
+      api.nvrtcCompileProgram(program, static_cast<int>(argv.size()), argv.data());
+
+  size_t log_size = 0;
+  api.nvrtcGetProgramLogSize(program, &log_size);
+  if (log_size > 1) {
+    out.log.resize(log_size);
+    api.nvrtcGetProgramLog(program, out.log.data());
+    out.log.resize(log_size - 1);  // the terminating NUL
+  }
+  if (compiled != NVRTC_SUCCESS) {
+    throw CompileError(fmt::format("NVRTC {} failed to compile {} for {} ({}):{}",
+                                   api.version_string(), options.source_name, out.target,
+                                   api.nvrtcGetErrorString(compiled), summarize_errors(out.log)),
+                       out.log, out.options, options.source_name);
+  }
+  size_t size = 0;
+  (ptx ? api.nvrtcGetPTXSize : api.nvrtcGetCUBINSize)(program, &size);
+  out.binary.resize(size);
+  (ptx ? api.nvrtcGetPTX : api.nvrtcGetCUBIN)(program, out.binary.data());
+  return out;
+}
+
+}  // namespace tilejit::cuda
