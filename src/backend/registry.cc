@@ -10,6 +10,7 @@
 namespace tilejit::detail {
 
 const Backend& cpu_backend();  // cpu.cc
+const Backend& nvrtc_backend();  // nvrtc.cc
 
 namespace {
 
@@ -20,6 +21,7 @@ struct Entry {
 
 constexpr Entry kBackends[] = {
     {"cpu", &cpu_backend},
+    {"nvrtc", &nvrtc_backend},
 };
 
 const Entry* find(std::string_view name) {

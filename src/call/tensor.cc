@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "cuda/memory.h"
 #include "tilejit/errors.h"
 
 namespace tilejit {
@@ -153,11 +154,12 @@ Tensor Tensor::empty(DataType dtype, std::span<const int64_t> shape, Device devi
   switch (device.type) {
     case dlpack::kDLCPU:
       return empty_host(dtype, shape);
-    // The CUDA branch (device memory through the dlopen'd driver) is added by src/cuda.
+    case dlpack::kDLCUDA:
+      return Tensor(cuda::allocate_tensor(dtype, shape, device));
     default:
       throw NotAvailableError(fmt::format(
-          "Tensor::empty: cannot allocate on device type {} (id {}); this build allocates "
-          "host (kDLCPU) tensors only",
+          "Tensor::empty: cannot allocate on device type {} (id {}); tilejit allocates "
+          "host (kDLCPU) and CUDA (kDLCUDA) tensors",
           device.type, device.id));
   }
 }
