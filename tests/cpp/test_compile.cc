@@ -44,6 +44,7 @@ TEST(TargetParse, CanonicalForms) {
   EXPECT_EQ(Target::parse("  cuda   -arch sm_80 ").str(), "cuda -arch=sm_80");
   EXPECT_EQ(Target::parse("cuda").str(), "cuda");
   EXPECT_EQ(Target::parse("cuda -arch=auto").str(), "cuda");
+  EXPECT_EQ(Target::parse("cuda -arch=auto-a").str(), "cuda -arch=auto-a");
   EXPECT_EQ(Target::parse("llvm"), Target::parse("c"));
   EXPECT_EQ(Target::parse("hip -mcpu=gfx90a").str(), "hip -mcpu=gfx90a");
   EXPECT_EQ(Target::parse("metal").str(), "metal");
