@@ -1,0 +1,416 @@
+// tilejit._core.KernelBase: the callable half of tilejit.Kernel, written against the CPython
+// API rather than nanobind so that a call is a vectorcall straight into C++: no argument
+// tuple, no Python-level call per tensor (torch tensors go through the DLPack C exchange
+// API), nothing created per call but the outputs. tilejit.Kernel (kernel.py) subclasses it
+// and adds the Python-side conveniences; CompiledKernel (nanobind) carries the metadata.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/filesystem.h>
+#include <nanobind/stl/vector.h>
+#include <structmember.h>
+
+#include <array>
+#include <cstddef>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "call/binder.h"
+#include "casters.h"
+#include "compile/kernel_state.h"
+#include "dlpack_exchange.h"
+#include "errors.h"
+#include "tilejit/errors.h"
+#include "tilejit/kernel.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace tilejit::python {
+namespace {
+
+using detail::kMaxParams;
+
+// What a call needs, computed once when the kernel object is made.
+struct CallPlan {
+  Kernel kernel;
+  std::string name;
+  std::vector<std::string> input_names;  // the params a call passes, in order
+  size_t num_outputs = 0;
+  // The cpu backend runs the kernel on the calling thread: the GIL is released around it.
+  bool runs_on_host = false;
+};
+
+struct KernelObject {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  CallPlan* plan;
+  PyObject* compiled;  // tilejit._core.CompiledKernel
+};
+
+PyTypeObject* kernel_base_type = nullptr;
+
+// Fixed storage for a call's Args: Arg has no default constructor, and a vector would allocate.
+class ArgList {
+ public:
+  void push(const Arg& arg) { new (storage_ + size_++ * sizeof(Arg)) Arg(arg); }
+  std::span<const Arg> span() const {
+    return {std::launder(reinterpret_cast<const Arg*>(storage_)), size_};
+  }
+
+ private:
+  static_assert(std::is_trivially_copyable_v<Arg> && std::is_trivially_destructible_v<Arg>);
+  alignas(Arg) unsigned char storage_[sizeof(Arg) * kMaxParams];
+  size_t size_ = 0;
+};
+
+// Everything a call borrows, released when the call returns or throws.
+class Borrowed {
+ public:
+  Borrowed() = default;
+  Borrowed(const Borrowed&) = delete;
+  Borrowed& operator=(const Borrowed&) = delete;
+  ~Borrowed() {
+    for (size_t i = 0; i < num_managed_; ++i) {
+      if (managed_[i]->deleter != nullptr) managed_[i]->deleter(managed_[i]);
+    }
+    for (size_t i = 0; i < num_capsules_; ++i) Py_DECREF(capsules_[i]);
+  }
+  void keep(dlpack::DLManagedTensorVersioned* managed) { managed_[num_managed_++] = managed; }
+  void keep(PyObject* capsule) { capsules_[num_capsules_++] = capsule; }
+
+ private:
+  std::array<dlpack::DLManagedTensorVersioned*, kMaxParams> managed_;
+  std::array<PyObject*, kMaxParams> capsules_;
+  size_t num_managed_ = 0;
+  size_t num_capsules_ = 0;
+};
+
+std::string type_name_of(PyObject* object) { return Py_TYPE(object)->tp_name; }
+
+[[noreturn]] void bad_argument(const CallPlan& plan, size_t i, const std::string& what) {
+  // The Binder's wording, so that every argument error reads alike.
+  throw ArgumentError(plan.name + ": argument '" + plan.input_names[i] + "' (#" +
+                      std::to_string(i) + "): " + what);
+}
+
+int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+  if (overflow != 0) {
+    bad_argument(plan, i, "the integer does not fit in 64 bits");
+  }
+  if (v == -1 && PyErr_Occurred()) {
+    throw nb::python_error();
+  }
+  return v;
+}
+
+// An explicit stream= : a raw handle (int), a torch/cupy stream object (.cuda_stream), or
+// anything with the CUDA stream protocol (__cuda_stream__() -> (version, handle)).
+void* explicit_stream(PyObject* value) {
+  nb::handle v(value);
+  if (PyLong_Check(value)) {
+    return reinterpret_cast<void*>(nb::cast<uintptr_t>(v));
+  }
+  if (nb::hasattr(v, "__cuda_stream__")) {
+    nb::tuple protocol = nb::cast<nb::tuple>(v.attr("__cuda_stream__")());
+    return reinterpret_cast<void*>(nb::cast<uintptr_t>(protocol[1]));
+  }
+  if (nb::hasattr(v, "cuda_stream")) {
+    return reinterpret_cast<void*>(nb::cast<uintptr_t>(v.attr("cuda_stream")));
+  }
+  throw ArgumentError("stream=: expected an int handle or a stream object (torch.cuda.Stream, "
+                      "anything with __cuda_stream__), got " + type_name_of(value));
+}
+
+bool is_cuda(const dlpack::DLDevice& device) {
+  return device.device_type == dlpack::kDLCUDA || device.device_type == dlpack::kDLCUDAManaged;
+}
+
+PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs, PyObject* kwnames) {
+  PyObject* stream_value = nullptr;
+  if (kwnames != nullptr) {
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); ++k) {
+      PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+      if (PyUnicode_CompareWithASCIIString(key, "stream") != 0) {
+        throw ArgumentError(plan.name + ": unexpected keyword argument '" +
+                            nb::cast<std::string>(nb::handle(key)) +
+                            "' (arguments are positional; the only keyword is stream=)");
+      }
+      stream_value = args[nargs + static_cast<size_t>(k)];
+    }
+  }
+  if (nargs != plan.input_names.size()) {
+    std::string expected;
+    for (const std::string& name : plan.input_names) expected += (expected.empty() ? "" : ", ") + name;
+    throw ArgumentError(plan.name + ": expected " + std::to_string(plan.input_names.size()) +
+                        " arguments (" + expected + "), got " + std::to_string(nargs));
+  }
+
+  ArgList list;
+  Borrowed borrowed;
+  std::array<dlpack::DLTensor, kMaxParams> views;
+  std::array<uint8_t, kMaxParams> through_protocol{};  // converted once the stream is known
+  size_t num_protocol = 0;
+  const DLPackExchangeAPI* framework = nullptr;  // the first tensor's, when it has one
+  PyTypeObject* framework_type = nullptr;
+  const dlpack::DLDevice* stream_device = nullptr;
+
+  for (size_t i = 0; i < nargs; ++i) {
+    PyObject* value = args[i];
+    PyTypeObject* type = Py_TYPE(value);
+    if (type == &PyLong_Type) {
+      list.push(Arg(static_cast<long long>(int_argument(plan, i, value))));
+    } else if (type == &PyFloat_Type) {
+      list.push(Arg(PyFloat_AS_DOUBLE(value)));
+    } else if (type == &PyBool_Type) {
+      list.push(Arg(value == Py_True));
+    } else if (const DLPackExchangeAPI* api = exchange_api_of(type)) {
+      if (api->dltensor_from_py_object_no_sync != nullptr) {
+        if (api->dltensor_from_py_object_no_sync(value, &views[i]) != 0) throw nb::python_error();
+        list.push(Arg(&views[i]));
+      } else {
+        dlpack::DLManagedTensorVersioned* managed = nullptr;
+        if (api->managed_tensor_from_py_object_no_sync(value, &managed) != 0) {
+          throw nb::python_error();
+        }
+        borrowed.keep(managed);
+        views[i] = managed->dl_tensor;
+        list.push(Arg(&views[i]));
+      }
+      if (framework == nullptr) {
+        framework = api;
+        framework_type = type;
+      }
+      if (stream_device == nullptr && is_cuda(views[i].device)) {
+        stream_device = &views[i].device;
+      }
+    } else if (has_dlpack(value)) {
+      through_protocol[i] = 1;
+      ++num_protocol;
+      list.push(Arg(&views[i]));  // filled in below; the Arg holds the address only
+      if (framework_type == nullptr) framework_type = type;
+    } else if (PyIndex_Check(value)) {  // numpy integers
+      nb::object index = nb::steal(PyNumber_Index(value));
+      if (!index.is_valid()) throw nb::python_error();
+      list.push(Arg(static_cast<long long>(int_argument(plan, i, index.ptr()))));
+    } else if (PyFloat_Check(value) || (type->tp_as_number != nullptr &&
+                                        type->tp_as_number->nb_float != nullptr)) {  // numpy floats
+      double v = PyFloat_AsDouble(value);
+      if (v == -1.0 && PyErr_Occurred()) throw nb::python_error();
+      list.push(Arg(v));
+    } else {
+      bad_argument(plan, i, "expected a tensor (an object with __dlpack__) or a number, got " +
+                                type_name_of(value));
+    }
+  }
+
+  // The stream is read just in time, every call, as the framework's current stream for the
+  // tensors' device: a `with torch.cuda.stream(s):` block is honoured.
+  void* stream = nullptr;
+  if (stream_value != nullptr && stream_value != Py_None) {
+    stream = explicit_stream(stream_value);
+  } else if (stream_device != nullptr) {
+    if (framework->current_work_stream(stream_device->device_type, stream_device->device_id,
+                                       &stream) != 0) {
+      throw nb::python_error();
+    }
+  }
+
+  if (num_protocol > 0) {
+    for (size_t i = 0; i < nargs; ++i) {
+      if (through_protocol[i] == 0) continue;
+      ProtocolTensor view = view_through_protocol(args[i], stream, plan.input_names[i].c_str());
+      borrowed.keep(view.capsule);
+      views[i] = *view.tensor;
+    }
+  }
+
+  std::vector<Tensor> outputs;
+  if (plan.num_outputs > 0 && framework != nullptr) {
+    const ExchangeAllocator allocator(framework);
+    outputs = plan.kernel(list.span(), StreamRef(stream), &allocator);
+  } else if (plan.runs_on_host) {
+    // Only tilejit's own allocator runs inside: no Python is touched without the GIL.
+    nb::gil_scoped_release release;
+    outputs = plan.kernel(list.span(), StreamRef(stream), nullptr);
+  } else {
+    outputs = plan.kernel(list.span(), StreamRef(stream), nullptr);
+  }
+
+  if (outputs.empty()) {
+    Py_RETURN_NONE;
+  }
+  nb::list results;
+  for (Tensor& output : outputs) {
+    nb::object result;
+    if (framework != nullptr) {
+      void* object = nullptr;
+      // The framework takes ownership of the managed tensor, whatever the outcome.
+      if (framework->managed_tensor_to_py_object_no_sync(output.release(), &object) != 0) {
+        throw nb::python_error();
+      }
+      result = nb::steal(static_cast<PyObject*>(object));
+    } else {
+      result = nb::steal(to_framework(std::move(output), framework_type));
+    }
+    if (outputs.size() == 1) {
+      return result.release().ptr();
+    }
+    results.append(result);
+  }
+  return results.release().ptr();
+}
+
+PyObject* kernel_vectorcall(PyObject* callable, PyObject* const* args, size_t nargsf,
+                            PyObject* kwnames) {
+  auto* self = reinterpret_cast<KernelObject*>(callable);
+  try {
+    return call_kernel(*self->plan, args, static_cast<size_t>(PyVectorcall_NARGS(nargsf)), kwnames);
+  } catch (...) {
+    set_error_from_current_exception();
+    return nullptr;
+  }
+}
+
+void kernel_dealloc(PyObject* object) {
+  auto* self = reinterpret_cast<KernelObject*>(object);
+  PyTypeObject* type = Py_TYPE(object);
+  delete self->plan;
+  Py_XDECREF(self->compiled);
+  type->tp_free(object);
+  Py_DECREF(type);  // instances of heap types own a reference to their type
+}
+
+PyMemberDef kernel_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(KernelObject, vectorcall), READONLY, nullptr},
+    {"_compiled", T_OBJECT, offsetof(KernelObject, compiled), READONLY,
+     "The compiled kernel's metadata and sources (tilejit._core.CompiledKernel)."},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot kernel_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(kernel_dealloc)},
+    {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
+    {Py_tp_members, kernel_members},
+    {Py_tp_doc, const_cast<char*>(
+                    "The callable core of tilejit.Kernel: kernel(*args, stream=None) checks the "
+                    "arguments, launches and returns the out_idx outputs.")},
+    {0, nullptr},
+};
+
+PyType_Spec kernel_spec = {
+    "tilejit._core.KernelBase",
+    sizeof(KernelObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_VECTORCALL,
+    kernel_slots,
+};
+
+// A new instance of `cls` (KernelBase or a subclass: tilejit.Kernel) around `kernel`.
+nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
+  if (!PyType_Check(cls.ptr()) ||
+      !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), kernel_base_type)) {
+    throw nb::type_error("cls must be a subclass of tilejit._core.KernelBase");
+  }
+  auto plan = std::make_unique<CallPlan>();
+  const Program& program = kernel.program();
+  plan->name = program.name;
+  const std::vector<int>& out_idx = kernel.out_idx();
+  for (size_t i = 0; i < program.params.size(); ++i) {
+    bool is_output = false;
+    for (int o : out_idx) is_output |= static_cast<size_t>(o) == i;
+    if (!is_output) plan->input_names.push_back(program.params[i].name);
+  }
+  if (plan->input_names.size() > static_cast<size_t>(kMaxParams)) {
+    throw ProgramError("program '" + program.name + "' has more than " +
+                       std::to_string(kMaxParams) + " parameters");
+  }
+  plan->num_outputs = out_idx.size();
+  plan->runs_on_host = kernel.state().backend->device_type() == dlpack::kDLCPU;
+  plan->kernel = kernel;
+  nb::object compiled = nb::cast(std::move(kernel));
+
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  PyObject* object = type->tp_alloc(type, 0);
+  if (object == nullptr) throw nb::python_error();
+  auto* self = reinterpret_cast<KernelObject*>(object);
+  self->vectorcall = kernel_vectorcall;
+  self->plan = plan.release();
+  self->compiled = compiled.release().ptr();
+  return nb::steal(object);
+}
+
+CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string execution_backend,
+                            std::string target, std::string target_host, std::optional<bool> verbose,
+                            std::map<std::string, std::string> pass_configs,
+                            std::vector<std::string> compile_flags) {
+  CompileOptions options;
+  options.out_idx = std::move(out_idx);
+  options.execution_backend = std::move(execution_backend);
+  options.target = std::move(target);
+  options.target_host = std::move(target_host);
+  options.verbose = verbose;
+  options.pass_configs = std::move(pass_configs);
+  options.compile_flags = std::move(compile_flags);
+  return options;
+}
+
+}  // namespace
+
+void bind_kernel(nb::module_& m) {
+  kernel_base_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kernel_spec));
+  if (kernel_base_type == nullptr) throw nb::python_error();
+  m.attr("KernelBase") = nb::handle(reinterpret_cast<PyObject*>(kernel_base_type));
+
+  nb::class_<Kernel>(m, "CompiledKernel",
+                     "A loaded kernel's metadata and sources; tilejit.Kernel wraps it.")
+      .def_prop_ro("params", &Kernel::params)
+      .def_prop_ro("out_idx", &Kernel::out_idx)
+      .def_prop_ro("program", &Kernel::program)
+      .def_prop_ro("cache_key", &Kernel::cache_key)
+      .def_prop_ro("backend", [](const Kernel& k) { return k.artifact().backend; })
+      .def_prop_ro("target", [](const Kernel& k) { return k.artifact().target; })
+      .def_prop_ro("binary_kind", [](const Kernel& k) { return k.artifact().binary_kind; })
+      .def_prop_ro("binary", [](const Kernel& k) {
+        const std::string& b = k.artifact().binary;
+        return nb::bytes(b.data(), b.size());
+      })
+      .def_prop_ro("metadata", [](const Kernel& k) { return k.artifact().metadata; })
+      .def("get_kernel_source", &Kernel::get_kernel_source, "kernel_only"_a = false)
+      .def("get_host_source", &Kernel::get_host_source)
+      .def("get_device_source", &Kernel::get_device_source)
+      .def("export", &Kernel::export_to, "path"_a, nb::call_guard<nb::gil_scoped_release>());
+
+  m.def(
+      "compile",
+      [](nb::handle cls, const Program& program, std::optional<std::vector<int>> out_idx,
+         std::string execution_backend, std::string target, std::string target_host,
+         std::optional<bool> verbose, std::map<std::string, std::string> pass_configs,
+         std::vector<std::string> compile_flags) {
+        CompileOptions options =
+            make_options(std::move(out_idx), std::move(execution_backend), std::move(target),
+                         std::move(target_host), verbose, std::move(pass_configs),
+                         std::move(compile_flags));
+        Kernel kernel;
+        {
+          // Compiling takes milliseconds to seconds: other Python threads run meanwhile, which
+          // is what par_compile's worker threads rely on.
+          nb::gil_scoped_release release;
+          kernel = tilejit::compile(program, options);
+        }
+        return make_kernel_object(cls, std::move(kernel));
+      },
+      "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "",
+      "target"_a = "", "target_host"_a = "", "verbose"_a = nb::none(),
+      "pass_configs"_a = std::map<std::string, std::string>{},
+      "compile_flags"_a = std::vector<std::string>{},
+      "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`.");
+}
+
+}  // namespace tilejit::python

@@ -1,0 +1,106 @@
+"""compile() and par_compile(): the seed's tilelang.jit.compile / par_compile on a Program."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Iterable, Optional, Sequence, Union
+
+from . import _core
+from ._core import Error, Program
+from .kernel import Kernel
+
+logger = logging.getLogger("tilejit")
+
+OutIdx = Union[int, Sequence[int], None]
+
+
+def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional[str],
+             target_host: Optional[str], verbose: Optional[bool],
+             pass_configs: Optional[dict[str, Any]],
+             compile_flags: Union[Sequence[str], str, None]) -> dict[str, Any]:
+    """Keyword arguments for _core.compile. None means: the environment, then 'auto'."""
+    if isinstance(out_idx, int):
+        out_idx = [out_idx]
+    if isinstance(compile_flags, str):
+        compile_flags = shlex.split(compile_flags)
+    return dict(
+        out_idx=None if out_idx is None else list(out_idx),
+        execution_backend=execution_backend or "",
+        target=str(target) if target else "",
+        target_host=str(target_host) if target_host else "",
+        verbose=verbose,
+        # Recorded in the cache key as text.
+        pass_configs={str(k): str(v) for k, v in (pass_configs or {}).items()},
+        compile_flags=list(compile_flags or []),
+    )
+
+
+def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
+            target: Optional[str] = None, target_host: Optional[str] = None,
+            verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
+            compile_flags: Union[Sequence[str], str, None] = None) -> Kernel:
+    """Compiles ``program`` into a :class:`Kernel`.
+
+    Looks the kernel up in the memory and disk caches first; builds it on a miss. Options left
+    as None come from TILELANG_EXECUTION_BACKEND, TILELANG_TARGET and TILELANG_VERBOSE, else
+    "auto". ``out_idx`` (an index or a list; negative counts from the end) overrides the
+    Program's. ``compile_flags`` are appended to the Program's own. Raises CompileError (with
+    ``.log``) when the compiler rejects the source, ProgramError for a malformed Program.
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"tilejit.compile expects a tilejit.Program, got {type(program).__name__}")
+    return _core.compile(Kernel, program, **_options(out_idx, execution_backend, target,
+                                                    target_host, verbose, pass_configs,
+                                                    compile_flags))
+
+
+def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, total=total, desc="tilejit compile", unit="kernel")
+
+
+def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
+                execution_backend: Optional[str] = None, target: Optional[str] = None,
+                target_host: Optional[str] = None, verbose: Optional[bool] = None,
+                pass_configs: Optional[dict[str, Any]] = None,
+                compile_flags: Union[Sequence[str], str, None] = None,
+                num_workers: Optional[int] = None,
+                ignore_error: bool = False) -> list[Optional[Kernel]]:
+    """Compiles several Programs in parallel; results are in input order.
+
+    Each compile runs in a worker thread with the GIL released. A progress bar is drawn when
+    tqdm is installed. With ``ignore_error`` a failed Program yields None and its error is
+    logged as a warning; otherwise the first failure (in input order) is raised once every
+    compile has finished.
+    """
+    programs = list(programs)
+    options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,
+                       compile_flags)
+    if not programs:
+        return []
+    workers = num_workers or min(len(programs), os.cpu_count() or 1)
+    kernels: list[Optional[Kernel]] = [None] * len(programs)
+    errors: list[Optional[Error]] = [None] * len(programs)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tilejit-compile") as pool:
+        futures = {pool.submit(_core.compile, Kernel, program, **options): i
+                   for i, program in enumerate(programs)}
+        for future in _progress(as_completed(futures), total=len(futures)):
+            i = futures[future]
+            try:
+                kernels[i] = future.result()
+            except Error as error:
+                errors[i] = error
+                if ignore_error:
+                    logger.warning("tilejit.par_compile: program %d ('%s') failed: %s", i,
+                                   programs[i].name, error)
+    if not ignore_error:
+        for error in errors:
+            if error is not None:
+                raise error
+    return kernels

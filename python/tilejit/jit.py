@@ -1,0 +1,237 @@
+"""@tilejit.jit: the seed's tilelang.jit decorator on functions that return a Program.
+
+Lazy mode (the function takes configuration values)::
+
+    @tilejit.jit(out_idx=[-1])
+    def matmul(block_m, block_n):
+        return tilejit.Program(...)
+
+    kernel = matmul(128, 64)      # compiled once per argument key, then memoized
+    c = kernel(a, b)
+
+Eager mode (the function takes tensors and reads their shapes and dtypes)::
+
+    @tilejit.jit
+    def add(A, B, C):
+        return tilejit.Program(...)
+
+    add(a, b, c)                  # builds, compiles (memoized on dtypes/shapes) and runs
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
+
+from ._compile import OutIdx, compile, par_compile
+from ._core import ArgumentError, Program, ProgramError
+from .kernel import Kernel
+
+Mode = Literal["auto", "lazy", "eager"]
+
+
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "__dlpack__")
+
+
+def _eager_key_of(value: Any) -> Any:
+    """What a compiled kernel depends on: a tensor's dtype, shape and device; other values."""
+    if _is_tensor(value):
+        return ("tensor", str(value.dtype), tuple(value.shape), tuple(value.__dlpack_device__()))
+    return value
+
+
+class JITImpl:
+    """A function that returns a :class:`tilejit.Program`, compiled on demand and memoized.
+
+    Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
+    ``target_host``, ``verbose``, ``pass_configs``, ``debug_root_path``, ``compile_flags``,
+    ``func``, ``func_source``, ``signature`` and ``mode`` ("auto" until the first call decides:
+    eager when any argument is a tensor, lazy otherwise).
+    """
+
+    def __init__(self, func: Callable[..., Program], *, out_idx: OutIdx = None,
+                 execution_backend: Optional[str] = None, target: Optional[str] = None,
+                 target_host: Optional[str] = None, verbose: Optional[bool] = None,
+                 pass_configs: Optional[dict[str, Any]] = None,
+                 debug_root_path: Optional[str] = None,
+                 compile_flags: Union[Sequence[str], str, None] = None,
+                 mode: Mode = "auto") -> None:
+        if mode not in ("auto", "lazy", "eager"):
+            raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.out_idx = out_idx
+        self.execution_backend = execution_backend
+        self.target = target
+        self.target_host = target_host
+        self.verbose = verbose
+        self.pass_configs = pass_configs
+        self.debug_root_path = debug_root_path
+        self.compile_flags = compile_flags
+        self.mode = mode
+        self.signature = inspect.signature(func)
+        try:
+            self.func_source = inspect.getsource(func)
+        except (OSError, TypeError):
+            self.func_source = ""
+        # Lazy memo, keyed by the call's arguments; read without the lock (dict reads are
+        # atomic), written under it so that concurrent first calls compile once.
+        self._kernels: dict[Any, Kernel] = {}
+        self._eager: dict[Any, Kernel] = {}
+        self._lock = threading.Lock()
+
+    # The memo hit is the hot path: one tuple, one dict lookup.
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = (args, frozenset(kwargs.items())) if kwargs else args
+        try:
+            kernel = self._kernels.get(key)
+        except TypeError:
+            kernel = None  # unhashable arguments: tensors in eager mode, or a lazy-mode error
+        if kernel is not None:
+            return kernel
+        if self._resolve_mode(args, kwargs) == "eager":
+            return self._run_eager(args, kwargs)
+        return self._lazy_kernel(args, kwargs)
+
+    def parse_cache_key(self, *args: Any, **kwargs: Any) -> Any:
+        """The memo key of a call: its arguments (lazy), or tensor dtypes/shapes (eager)."""
+        if self._resolve_mode(args, kwargs) == "eager":
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return tuple((name, _eager_key_of(v)) for name, v in bound.arguments.items())
+        key = (args, frozenset(kwargs.items())) if kwargs else args
+        try:
+            hash(key)
+        except TypeError as error:
+            raise ArgumentError(f"@tilejit.jit '{self.__name__}': lazy-mode arguments key the "
+                                f"kernel memo and must be hashable ({error})") from None
+        return key
+
+    def get_tir(self, *args: Any, **kwargs: Any) -> Program:
+        """Calls the decorated function; checks that it returned a Program."""
+        program = self.func(*args, **kwargs)
+        if not isinstance(program, Program):
+            raise ProgramError(f"@tilejit.jit '{self.__name__}' must return a tilejit.Program, "
+                               f"got {type(program).__name__}")
+        return program
+
+    def compile(self, *args: Any, **kwargs: Any) -> Kernel:
+        """Builds the Program for these arguments and compiles it (no memo)."""
+        return self._compile_program(self.get_tir(*args, **kwargs))
+
+    def get_kernel_source(self, *args: Any, **kwargs: Any) -> str:
+        kernel = self._lazy_kernel(args, kwargs) if self._resolve_mode(args, kwargs) == "lazy" \
+            else self._eager_kernel(args, kwargs)[0]
+        return kernel.get_kernel_source()
+
+    def par_compile(self, configs: Iterable[Union[dict[str, Any], tuple[Any, ...]]],
+                    num_workers: Optional[int] = None,
+                    ignore_error: bool = False) -> list[Optional[Kernel]]:
+        """Compiles one kernel per config (a dict of keyword arguments or a tuple of positional
+        ones) in parallel and memoizes them; failed configs give None with ``ignore_error``."""
+        calls = [((), dict(c)) if isinstance(c, dict) else (tuple(c), {}) for c in configs]
+        programs: list[Optional[Program]] = []
+        for args, kwargs in calls:
+            try:
+                programs.append(self.get_tir(*args, **kwargs))
+            except Exception:
+                if not ignore_error:
+                    raise
+                programs.append(None)
+        built = [p for p in programs if p is not None]
+        kernels = iter(par_compile(built, **self._compile_options(), num_workers=num_workers,
+                                   ignore_error=ignore_error))
+        results: list[Optional[Kernel]] = []
+        for (args, kwargs), program in zip(calls, programs):
+            kernel = next(kernels) if program is not None else None
+            if kernel is not None:
+                key = (args, frozenset(kwargs.items())) if kwargs else args
+                with self._lock:
+                    self._kernels.setdefault(key, kernel)
+            results.append(kernel)
+        return results
+
+    def _compile_options(self) -> dict[str, Any]:
+        return dict(out_idx=self.out_idx, execution_backend=self.execution_backend,
+                    target=self.target, target_host=self.target_host, verbose=self.verbose,
+                    pass_configs=self.pass_configs, compile_flags=self.compile_flags)
+
+    def _compile_program(self, program: Program) -> Kernel:
+        kernel = compile(program, **self._compile_options())
+        if self.debug_root_path:
+            os.makedirs(self.debug_root_path, exist_ok=True)
+            path = os.path.join(self.debug_root_path, f"{program.name}.{kernel.cache_key[:16]}")
+            with open(path + ".device.txt", "w") as f:
+                f.write(kernel.get_device_source())
+            with open(path + ".host.txt", "w") as f:
+                f.write(kernel.get_host_source())
+        return kernel
+
+    def _resolve_mode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        if self.mode == "auto":
+            tensors = any(_is_tensor(v) for v in args) or any(_is_tensor(v) for v in kwargs.values())
+            self.mode = "eager" if tensors else "lazy"
+        return self.mode
+
+    def _lazy_kernel(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Kernel:
+        key = self.parse_cache_key(*args, **kwargs)
+        with self._lock:
+            kernel = self._kernels.get(key)
+            if kernel is None:
+                kernel = self.compile(*args, **kwargs)
+                self._kernels[key] = kernel
+        return kernel
+
+    def _eager_kernel(self, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> tuple[Kernel, inspect.BoundArguments]:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = tuple((name, _eager_key_of(v)) for name, v in bound.arguments.items())
+        with self._lock:
+            kernel = self._eager.get(key)
+            if kernel is None:
+                kernel = self.compile(*args, **kwargs)
+                self._eager[key] = kernel
+        return kernel, bound
+
+    def _run_eager(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        kernel, bound = self._eager_kernel(args, kwargs)
+        # The kernel's inputs are taken from the function's arguments by name.
+        outputs = set(kernel.out_idx)
+        call_args = []
+        for i, param in enumerate(kernel.params):
+            if i in outputs:
+                continue
+            if param.name not in bound.arguments:
+                raise ArgumentError(
+                    f"@tilejit.jit '{self.__name__}' (eager): the Program's parameter "
+                    f"'{param.name}' is not an argument of the function; eager mode passes "
+                    f"arguments to the kernel by name ({', '.join(bound.arguments)})")
+            call_args.append(bound.arguments[param.name])
+        return kernel(*call_args)
+
+    def __repr__(self) -> str:
+        return f"<tilejit.JITImpl '{self.__name__}' mode={self.mode}>"
+
+
+def jit(func: Optional[Callable[..., Program]] = None, *, out_idx: OutIdx = None,
+        target: Optional[str] = None, target_host: Optional[str] = None,
+        execution_backend: Optional[str] = None, verbose: Optional[bool] = None,
+        pass_configs: Optional[dict[str, Any]] = None, debug_root_path: Optional[str] = None,
+        compile_flags: Union[Sequence[str], str, None] = None,
+        mode: Mode = "auto") -> Any:
+    """Decorator: ``@tilejit.jit`` or ``@tilejit.jit(out_idx=[-1], target="cuda", ...)``.
+
+    The options are those of :func:`tilejit.compile`; ``debug_root_path`` also writes each
+    compiled kernel's sources there. See :class:`JITImpl` for the lazy and eager modes.
+    """
+    def decorate(f: Callable[..., Program]) -> JITImpl:
+        return JITImpl(f, out_idx=out_idx, execution_backend=execution_backend, target=target,
+                       target_host=target_host, verbose=verbose, pass_configs=pass_configs,
+                       debug_root_path=debug_root_path, compile_flags=compile_flags, mode=mode)
+
+    return decorate(func) if func is not None else decorate
