@@ -233,6 +233,10 @@ class DeclarationParser {
       return;
     }
     size_t start = pos_;
+    if (at("template")) {
+      ++pos_;
+      skip_template_parameters();
+    }
     for (;;) {
       if (pos_ >= t_.size()) return;
       if (at(";")) {
@@ -262,6 +266,25 @@ class DeclarationParser {
       if (at("(") || at("[")) {
         skip_balanced();
         continue;
+      }
+      ++pos_;
+    }
+  }
+
+  // `<...>` after `template`: default arguments in it (`int N = sizeof(T)`) must not read as
+  // a variable's initializer.
+  void skip_template_parameters() {
+    if (!at("<")) return;
+    int depth = 0;
+    while (pos_ < t_.size()) {
+      if (at("(") || at("[") || at("{")) {
+        skip_balanced();
+        continue;
+      }
+      if (at("<")) ++depth;
+      if (at(">") && --depth == 0) {
+        ++pos_;
+        return;
       }
       ++pos_;
     }
