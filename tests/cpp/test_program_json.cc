@@ -1,10 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -207,6 +207,18 @@ TEST(ProgramJson, GoldenTmaL2ProgramHasTheDocumentedContent) {
   EXPECT_TRUE(p.source.starts_with("#include <tilejit/device.h>\n\nextern \"C\""));
   EXPECT_TRUE(p.source.ends_with("}\n"));
   EXPECT_EQ(p.shape_variables(), (std::vector<std::string>{"M", "K", "N"}));
+}
+
+TEST(ProgramJson, DocumentedExampleIsTheGoldenFile) {
+  std::string doc =
+      read_file(fs::path(TILEJIT_TEST_DATA_DIR) / ".." / ".." / "docs" / "program-format.md");
+  size_t start = doc.find("```json\n");
+  ASSERT_NE(start, std::string::npos);
+  start += 8;
+  size_t end = doc.find("```", start);
+  ASSERT_NE(end, std::string::npos);
+  EXPECT_EQ(Program::from_json(doc.substr(start, end - start)),
+            Program::load(kPrograms / "gemm_tma_l2.json"));
 }
 
 // A minimal valid document; each malformed case below edits one thing in it.
