@@ -287,6 +287,12 @@ void kernel_dealloc(PyObject* object) {
   Py_DECREF(type);  // instances of heap types own a reference to their type
 }
 
+PyObject* kernel_new(PyTypeObject* type, PyObject*, PyObject*) {
+  PyErr_Format(PyExc_TypeError, "%s objects are made by tilejit.compile(), not directly",
+               type->tp_name);
+  return nullptr;
+}
+
 PyMemberDef kernel_members[] = {
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(KernelObject, vectorcall), READONLY, nullptr},
     {"_compiled", T_OBJECT, offsetof(KernelObject, compiled), READONLY,
@@ -295,6 +301,7 @@ PyMemberDef kernel_members[] = {
 };
 
 PyType_Slot kernel_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(kernel_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(kernel_dealloc)},
     {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
     {Py_tp_members, kernel_members},

@@ -1,0 +1,105 @@
+"""Kernels on the CPU backend, called with numpy arrays: every output element is checked
+against a numpy reference, on random data and odd sizes."""
+
+import numpy as np
+import pytest
+
+import tilejit
+from conftest import EXAMPLES, vector_add_program
+
+
+@pytest.fixture(scope="module")
+def vector_add():
+    return tilejit.compile(vector_add_program(), out_idx=[-1])
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 4099])
+def test_vector_add_out_idx_returns_numpy(vector_add, rng, n):
+    a = rng.standard_normal(n, dtype=np.float32)
+    b = rng.standard_normal(n, dtype=np.float32)
+    c = vector_add(a, b)
+    assert isinstance(c, np.ndarray)
+    assert c.dtype == np.float32 and c.shape == (n,)
+    np.testing.assert_array_equal(c, a + b)
+
+
+def test_vector_add_into_caller_output(rng):
+    kernel = tilejit.compile(vector_add_program(), out_idx=[])
+    a = rng.standard_normal(333, dtype=np.float32)
+    b = rng.standard_normal(333, dtype=np.float32)
+    c = np.full(333, np.nan, dtype=np.float32)
+    assert kernel(a, b, c) is None
+    np.testing.assert_array_equal(c, a + b)
+
+
+def test_out_idx_forms_agree(rng):
+    a = rng.standard_normal(65, dtype=np.float32)
+    b = rng.standard_normal(65, dtype=np.float32)
+    for out_idx in (2, [2], -1, [-1]):
+        kernel = tilejit.compile(vector_add_program(), out_idx=out_idx)
+        assert kernel.out_idx == [2]
+        np.testing.assert_array_equal(kernel(a, b), a + b)
+
+
+@pytest.mark.parametrize("m", [1, 5, 64, 131])
+def test_matmul_with_symbolic_m(rng, m):
+    kernel = tilejit.compile(tilejit.Program.load(EXAMPLES / "matmul.json"))
+    a = rng.standard_normal((m, 48), dtype=np.float32)
+    b = rng.standard_normal((48, 40), dtype=np.float32)
+    c = kernel(a, b)
+    assert c.shape == (m, 40)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_strided_input_and_float_scalar(rng):
+    kernel = tilejit.compile(tilejit.Program.load(EXAMPLES / "strided_scale.json"))
+    wide = rng.standard_normal((9, 31), dtype=np.float32)
+    x = wide[:, 3:20]  # rows 31 elements apart
+    for alpha in (2.5, np.float32(-0.75), 3):  # a float, a numpy float, an int
+        y = kernel(x, alpha)
+        np.testing.assert_allclose(y, np.float32(alpha) * x, rtol=1e-6)
+
+
+def test_several_outputs_come_back_as_a_list(rng):
+    kernel = tilejit.compile(tilejit.Program.load(EXAMPLES / "two_pass.json"))
+    x = rng.standard_normal(257, dtype=np.float32)
+    t, y = kernel(x)
+    np.testing.assert_allclose(t, x * x, rtol=1e-6)
+    np.testing.assert_allclose(y, x * x + x, rtol=1e-6)
+
+
+def test_numpy_integer_scalars():
+    source = """
+    void fill(int* out, int value, int n) { for (int i = 0; i < n; ++i) out[i] = value; }
+    """
+    program = tilejit.Program(
+        "fill", source, params=[tilejit.Tensor("out", "int32", ["n"]), tilejit.Scalar("value", "int32")],
+        launches=[tilejit.Launch("fill")], language="c")
+    kernel = tilejit.compile(program)
+    out = np.zeros(19, dtype=np.int32)
+    kernel(out, np.int64(-42))
+    np.testing.assert_array_equal(out, np.full(19, -42, dtype=np.int32))
+    kernel(out, True)
+    np.testing.assert_array_equal(out, np.ones(19, dtype=np.int32))
+
+
+def test_kernel_metadata_and_sources(vector_add):
+    assert vector_add.backend == "cpu"
+    assert [p.name for p in vector_add.params] == ["A", "B", "C"]
+    assert vector_add.program.name == "vector_add"
+    assert "C[i] = A[i] + B[i]" in vector_add.get_device_source()
+    assert vector_add.get_kernel_source(kernel_only=True) == vector_add.get_device_source()
+    host = vector_add.get_host_source()
+    assert "call" in host
+    assert host in vector_add.get_kernel_source()
+    assert len(vector_add.cache_key) >= 32
+
+
+def test_compile_is_memoized(vector_add):
+    again = tilejit.compile(vector_add_program(), out_idx=[-1])
+    assert again.cache_key == vector_add.cache_key
+
+
+def test_kernel_cannot_be_made_directly():
+    with pytest.raises(TypeError):
+        tilejit.Kernel()
