@@ -18,7 +18,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive as "errors" with exit code 0.
-    return app.exit(e) == 0 ? 0 : 1;
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "tilejit: error: " << e.what() << " (see tilejit --help)\n";
+    return 1;
   } catch (const tilejit::Error& e) {
     // A user error: one line, no stack of context.
     std::string message = e.what();
