@@ -59,6 +59,13 @@ Printed print(const Expr& expr, const std::function<std::string(std::string_view
     case Expr::Op::kFloorMod:
       return binary("%", kMultiplicative);
     case Expr::Op::kCeilDiv:
+      if (expr.rhs().is_const() && expr.rhs().const_value() > 0) {
+        // ceildiv(n, 256) reads best as (n + 255) / 256.
+        const int64_t divisor = expr.rhs().const_value();
+        if (divisor == 1) return lhs;
+        return Printed{fmt::format("({} + {}) / {}", operand(lhs, kAdditive), divisor - 1, divisor),
+                       kMultiplicative};
+      }
       return Printed{fmt::format("({} + {} - 1) / {}", operand(lhs, kAdditive),
                                  operand(rhs, kMultiplicative), operand(rhs, kPrimary)),
                      kMultiplicative};
@@ -174,6 +181,32 @@ void CodeWriter::lines(std::string_view text) {
     if (end == std::string_view::npos) break;
     text.remove_prefix(end + 1);
   }
+}
+
+void CodeWriter::wrapped(std::string_view head, const std::vector<std::string>& items,
+                         std::string_view tail) {
+  const size_t indent = static_cast<size_t>(depth_) * 2;
+  const std::string one_line = std::string(head) + join(items, ", ") + std::string(tail);
+  if (indent + one_line.size() <= kColumns || items.empty()) {
+    line(one_line);
+    return;
+  }
+  line(head);
+  depth_ += 2;
+  const size_t width = kColumns - indent - 4;
+  std::string current;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const bool last = i + 1 == items.size();
+    const std::string ending = last ? std::string(tail) : ",";
+    std::string candidate = current.empty() ? items[i] : current + ", " + items[i];
+    if (!current.empty() && candidate.size() + ending.size() > width) {
+      line(current + ",");
+      candidate = items[i];
+    }
+    current = candidate;
+  }
+  line(current + std::string(tail));
+  depth_ -= 2;
 }
 
 void CodeWriter::open(std::string_view text) {

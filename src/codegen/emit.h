@@ -53,9 +53,16 @@ class CodeWriter {
   void open(std::string_view text);
   // Dedent, then a line.
   void close(std::string_view text);
+  // Indent what follows, after a block's opening line written by wrapped().
+  void indent() { ++depth_; }
+  // `head` + the items separated by ", " + `tail` on one line when it fits in 100 columns;
+  // else `head` alone, then the items packed into lines indented 4 more, the last ending with
+  // `tail`. For long calls and declarations: head "f(", tail ");".
+  void wrapped(std::string_view head, const std::vector<std::string>& items, std::string_view tail);
   const std::string& str() const { return out_; }
 
  private:
+  static constexpr size_t kColumns = 100;
   std::string out_;
   int depth_ = 0;
 };

@@ -63,6 +63,14 @@ WrapperContext::WrapperContext(const Program& program)
     : program_(program), params_(wrapper_call_params(program)) {
   for (const TmaDescriptor& descriptor : program.tma_descriptors) {
     check_c_identifier(descriptor.name, "TMA descriptor");
+    for (const Launch& launch : program.launches) {
+      if (launch.kernel == descriptor.name) {
+        throw ProgramError(fmt::format(
+            "TMA descriptor '{}' has the name of a kernel: expected distinct names, because the "
+            "generated call() would hide the kernel behind the descriptor",
+            descriptor.name));
+      }
+    }
   }
   kernel_args_.reserve(program.launches.size());
   for (const Launch& launch : program.launches) {
@@ -85,22 +93,24 @@ const CallParam* WrapperContext::find(std::string_view name) const {
   return nullptr;
 }
 
-std::string WrapperContext::parameter_list() const {
+std::vector<std::string> WrapperContext::parameter_declarations() const {
   std::vector<std::string> parts;
   for (const CallParam& param : params_) parts.push_back(param.c_type + " " + param.name);
-  return join(parts, ", ");
+  return parts;
 }
 
-std::string WrapperContext::packed_arguments() const {
+std::vector<std::string> WrapperContext::packed_arguments() const {
   std::vector<std::string> parts;
   for (size_t i = 0; i < params_.size(); ++i) {
     parts.push_back(fmt::format("*({}*)args[{}]", params_[i].c_type, i));
   }
-  return join(parts, ", ");
+  return parts;
 }
 
 std::string WrapperContext::expr(const Expr& e) const {
-  return emit_c_expr(e, [this](std::string_view name) {
+  // A lone variable needs no widening: there is no arithmetic to overflow.
+  const bool lone = e.is_var();
+  return emit_c_expr(e, [this, lone](std::string_view name) {
     const CallParam* param = find(name);
     if (param == nullptr) {
       throw ProgramError(fmt::format(
@@ -108,7 +118,7 @@ std::string WrapperContext::expr(const Expr& e) const {
           name));
     }
     // Symbols narrower than 64 bits are widened so that products cannot overflow.
-    if (param->dtype == DataType{TypeCode::kInt, 64, 1}) return param->name;
+    if (lone || param->dtype == DataType{TypeCode::kInt, 64, 1}) return param->name;
     return "(int64_t)" + param->name;
   });
 }
@@ -123,6 +133,53 @@ std::string WrapperContext::argument_value(const KernelArg& arg) const {
       return program_.tma_descriptors[static_cast<size_t>(arg.index)].name;
   }
   return arg.name;
+}
+
+std::string kernel_argument_address(const WrapperContext& context, const Launch& launch,
+                                    const KernelArg& arg, CodeWriter& out) {
+  const std::string value = context.argument_value(arg);
+  if (arg.source == KernelArg::Source::kTmaDescriptor) return "&" + value;
+  const CallParam* param = context.find(value);
+  if (param == nullptr) {
+    throw ProgramError(fmt::format("kernel '{}' takes '{}', which call() does not receive",
+                                   launch.kernel, arg.name));
+  }
+  const bool is_pointer = param->kind == CallParam::Kind::kTensor || param->dtype.is_handle();
+  if (is_pointer || arg.kind == KernelArg::Kind::kPointer) {
+    if (is_pointer && arg.kind == KernelArg::Kind::kPointer) return "&" + value;
+    throw ProgramError(fmt::format(
+        "kernel '{}' declares '{}' as {}, but the Program passes {} '{}': expected a pointer "
+        "parameter for a tensor or handle and a value parameter for a scalar",
+        launch.kernel, arg.name, arg.c_type, is_pointer ? "the pointer" : "the scalar", value));
+  }
+
+  const DataType& dtype = param->dtype;
+  const uint32_t value_bytes = dtype.is_boolean() ? 1 : dtype.bits / 8U * dtype.lanes;
+  const bool same_class =
+      (arg.kind == KernelArg::Kind::kBool && dtype.is_boolean()) ||
+      (arg.kind == KernelArg::Kind::kFloat && dtype.is_float()) ||
+      ((arg.kind == KernelArg::Kind::kInt || arg.kind == KernelArg::Kind::kUInt) &&
+       dtype.is_integer());
+  if (same_class && value_bytes == arg.bytes) return "&" + value;
+  // Widening keeps the value: integers to wider integers, float32 to double.
+  const bool widens = same_class && value_bytes < arg.bytes &&
+                      (dtype.is_integer() || (dtype.code == TypeCode::kFloat && dtype.bits == 32));
+  if (!widens) {
+    throw ProgramError(fmt::format(
+        "kernel '{}' declares '{}' as {} ({} bytes), which does not hold the {} value '{}' "
+        "without loss: expected a parameter of the same type or a wider one",
+        launch.kernel, arg.name, arg.c_type, arg.bytes, dtype.str(), value));
+  }
+  std::string type;
+  if (arg.kind == KernelArg::Kind::kFloat) {
+    type = "double";
+  } else {
+    type = fmt::format("{}int{}_t", arg.kind == KernelArg::Kind::kUInt ? "u" : "", arg.bytes * 8);
+  }
+  const std::string local = fmt::format("tj_{}_{}", launch.kernel, arg.name);
+  out.line(fmt::format("{} {} = ({}){};  // widened to the kernel's {}", type, local, type, value,
+                       arg.c_type));
+  return "&" + local;
 }
 
 void write_banner(CodeWriter& out, const Program& program, std::string_view what) {
@@ -146,18 +203,10 @@ std::string include_guard(const Program& program) {
 
 std::string generate_wrapper_header(const Program& program, HostApi api) {
   WrapperContext context(program);
-  std::string params = context.parameter_list();
-  switch (api) {
-    case HostApi::kCpu:
-      break;
-    case HostApi::kCuda:
-      params += params.empty() ? "cudaStream_t stream" : ", cudaStream_t stream";
-      break;
-    case HostApi::kHip:
-      params += params.empty() ? "hipStream_t stream" : ", hipStream_t stream";
-      break;
-  }
-  if (params.empty()) params = "void";
+  std::vector<std::string> params = context.parameter_declarations();
+  if (api == HostApi::kCuda) params.push_back("cudaStream_t stream");
+  if (api == HostApi::kHip) params.push_back("hipStream_t stream");
+  if (params.empty()) params.push_back("void");
 
   CodeWriter out;
   write_banner(out, program, "C interface of the host library");
@@ -187,7 +236,7 @@ std::string generate_wrapper_header(const Program& program, HostApi api) {
   out.line();
   out.line("int init(void);");
   out.line("const char* get_last_error(void);");
-  out.line(fmt::format("int call({});", params));
+  out.wrapped("int call(", params, ");");
   out.line("// args[i] points to the value of call()'s i-th argument; `stream` is its stream.");
   out.line("int call_packed(void* const* args, void* stream);");
   out.line();

@@ -20,10 +20,10 @@ class WrapperContext {
   const Program& program() const { return program_; }
   const std::vector<CallParam>& params() const { return params_; }
 
-  // "float* A, float* B, int32_t n" (no stream).
-  std::string parameter_list() const;
-  // The argument list call_packed passes to call(): "*(float**)args[0], *(int32_t*)args[1]".
-  std::string packed_arguments() const;
+  // call()'s parameters without the stream: {"float* A", "float* B", "int32_t n"}.
+  std::vector<std::string> parameter_declarations() const;
+  // What call_packed passes to call(): {"*(float**)args[0]", "*(int32_t*)args[1]"}.
+  std::vector<std::string> packed_arguments() const;
   // `expr` as int64_t C arithmetic over call()'s parameters.
   std::string expr(const Expr& expr) const;
   // The kernel's arguments, resolved against its declaration (CONVENTIONS §1).
@@ -40,6 +40,14 @@ class WrapperContext {
   std::vector<CallParam> params_;
   std::vector<std::vector<KernelArg>> kernel_args_;
 };
+
+// For the CUDA and HIP wrappers, which pass kernel arguments as an array of addresses (the
+// kernel reads each parameter with exactly its declared size): the address of the value for
+// `arg`. A value narrower than the kernel's parameter (an int32 scalar for a `long long`) is
+// first widened into a local that this writes to `out`; a value that cannot be converted
+// without loss is a ProgramError naming the kernel and the parameter.
+std::string kernel_argument_address(const WrapperContext& context, const Launch& launch,
+                                    const KernelArg& arg, CodeWriter& out);
 
 // The comment that opens every generated file.
 void write_banner(CodeWriter& out, const Program& program, std::string_view what);

@@ -11,12 +11,14 @@ namespace {
 
 // The pointer type call() holds for a tensor differs from the function's declared type when
 // the source uses its own spelling (e.g. `_Float16*` where call() has `uint16_t*`); C wants an
-// explicit cast between distinct pointer types.
+// explicit cast between distinct pointer types. Adding `const` needs none.
 std::string cpu_argument(const WrapperContext& context, const KernelArg& arg) {
   std::string value = context.argument_value(arg);
   if (arg.kind != KernelArg::Kind::kPointer) return value;
   const CallParam* param = context.find(value);
-  if (param != nullptr && param->c_type == arg.c_type) return value;
+  if (param != nullptr && (param->c_type == arg.c_type || "const " + param->c_type == arg.c_type)) {
+    return value;
+  }
   return fmt::format("({}){}", arg.c_type, value);
 }
 
@@ -49,11 +51,14 @@ std::string generate_cpu_wrapper(const Program& program) {
     for (const KernelArg& arg : context.kernel_args(i)) {
       params.push_back(arg.c_type + " " + arg.name);
     }
-    out.line(fmt::format("void {}({});", name, params.empty() ? "void" : join(params, ", ")));
+    if (params.empty()) params.push_back("void");
+    out.wrapped(fmt::format("void {}(", name), params, ");");
   }
   out.line();
 
-  out.line("// Per-thread error text (the CPU path cannot fail today; kept for the common API).");
+  out.line(
+      "// Per-thread error text. No CPU call fails today; the entry points are those of every");
+  out.line("// tilejit host library, so that C callers use them all alike.");
   out.line("static _Thread_local char tj_error[1024];");
   out.line();
   out.open("int init(void) {");
@@ -64,12 +69,14 @@ std::string generate_cpu_wrapper(const Program& program) {
   out.line("const char* get_last_error(void) { return tj_error; }");
   out.line();
 
-  std::string params = context.parameter_list();
-  out.open(fmt::format("int call({}) {{", params.empty() ? "void" : params));
+  std::vector<std::string> params = context.parameter_declarations();
+  if (params.empty()) params.push_back("void");
+  out.wrapped("int call(", params, ") {");
+  out.indent();
   for (size_t i = 0; i < program.launches.size(); ++i) {
     std::vector<std::string> args;
     for (const KernelArg& arg : context.kernel_args(i)) args.push_back(cpu_argument(context, arg));
-    out.line(fmt::format("{}({});", program.launches[i].kernel, join(args, ", ")));
+    out.wrapped(program.launches[i].kernel + "(", args, ");");
   }
   out.line("return 0;");
   out.close("}");
@@ -78,7 +85,7 @@ std::string generate_cpu_wrapper(const Program& program) {
   out.open("int call_packed(void* const* args, void* stream) {");
   if (context.params().empty()) out.line("(void)args;");
   out.line("(void)stream;  // CPU functions run to completion on the calling thread");
-  out.line(fmt::format("return call({});", context.packed_arguments()));
+  out.wrapped("return call(", context.packed_arguments(), ");");
   out.close("}");
   return out.str();
 }

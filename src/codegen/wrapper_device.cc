@@ -1,0 +1,875 @@
+// The CUDA and HIP host wrappers: C++ for nvcc or hipcc, compiled in one translation unit with
+// the device source, which they include. HIP's runtime API mirrors CUDA's, so one generator
+// writes both; the HIP text is the CUDA text with runtime names mapped (to_hip below).
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "codegen/wrapper_common.h"
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+// Kernels may use 48 KB of dynamic shared memory without opting in.
+constexpr int64_t kDefaultDynamicSmemBytes = 48 * 1024;
+// Clusters larger than this need cudaFuncAttributeNonPortableClusterSizeAllowed.
+constexpr uint32_t kPortableClusterSize = 8;
+
+std::string_view tma_data_type(const DataType& dtype, const TmaDescriptor& descriptor) {
+  if (dtype.lanes == 1) {
+    switch (dtype.code) {
+      case TypeCode::kInt:
+      case TypeCode::kUInt:
+        // TMA moves bits: signed 8/16-bit and unsigned types share the unsigned encodings.
+        switch (dtype.bits) {
+          case 8:
+            return "CU_TENSOR_MAP_DATA_TYPE_UINT8";
+          case 16:
+            return "CU_TENSOR_MAP_DATA_TYPE_UINT16";
+          case 32:
+            return dtype.is_int() ? "CU_TENSOR_MAP_DATA_TYPE_INT32"
+                                  : "CU_TENSOR_MAP_DATA_TYPE_UINT32";
+          case 64:
+            return dtype.is_int() ? "CU_TENSOR_MAP_DATA_TYPE_INT64"
+                                  : "CU_TENSOR_MAP_DATA_TYPE_UINT64";
+          default:
+            break;
+        }
+        break;
+      case TypeCode::kFloat:
+        if (dtype.bits == 16) return "CU_TENSOR_MAP_DATA_TYPE_FLOAT16";
+        if (dtype.bits == 32) return "CU_TENSOR_MAP_DATA_TYPE_FLOAT32";
+        if (dtype.bits == 64) return "CU_TENSOR_MAP_DATA_TYPE_FLOAT64";
+        break;
+      case TypeCode::kBFloat:
+        if (dtype.bits == 16) return "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16";
+        break;
+      case TypeCode::kFloat8E4M3:
+      case TypeCode::kFloat8E5M2:
+      case TypeCode::kBool:
+        return "CU_TENSOR_MAP_DATA_TYPE_UINT8";
+      case TypeCode::kFloat4E2M1:
+      case TypeCode::kHandle:
+        break;
+    }
+  }
+  throw ProgramError(fmt::format(
+      "TMA descriptor '{}' describes '{}' of dtype {}: expected integers, float16, bfloat16, "
+      "float32, float64, float8 or bool",
+      descriptor.name, descriptor.buffer, dtype.str()));
+}
+
+std::string_view interleave_name(std::string_view text) {
+  if (text == "16b") return "CU_TENSOR_MAP_INTERLEAVE_16B";
+  if (text == "32b") return "CU_TENSOR_MAP_INTERLEAVE_32B";
+  return "CU_TENSOR_MAP_INTERLEAVE_NONE";
+}
+
+std::string_view swizzle_name(std::string_view text) {
+  if (text == "32b") return "CU_TENSOR_MAP_SWIZZLE_32B";
+  if (text == "64b") return "CU_TENSOR_MAP_SWIZZLE_64B";
+  if (text == "128b") return "CU_TENSOR_MAP_SWIZZLE_128B";
+  if (text == "128b_atom_32b") return "CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B";
+  if (text == "128b_atom_32b_flip_8b") return "CU_TENSOR_MAP_SWIZZLE_128B_ATOM_32B_FLIP_8B";
+  if (text == "128b_atom_64b") return "CU_TENSOR_MAP_SWIZZLE_128B_ATOM_64B";
+  return "CU_TENSOR_MAP_SWIZZLE_NONE";
+}
+
+std::string_view l2_promotion_name(std::string_view text) {
+  if (text == "64b") return "CU_TENSOR_MAP_L2_PROMOTION_L2_64B";
+  if (text == "128b") return "CU_TENSOR_MAP_L2_PROMOTION_L2_128B";
+  if (text == "256b") return "CU_TENSOR_MAP_L2_PROMOTION_L2_256B";
+  return "CU_TENSOR_MAP_L2_PROMOTION_NONE";
+}
+
+std::string_view oob_fill_name(std::string_view text) {
+  if (text == "nan_request_zero_fma") return "CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA";
+  return "CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE";
+}
+
+std::string_view access_property_name(std::string_view text) {
+  if (text == "persisting") return "cudaAccessPropertyPersisting";
+  if (text == "streaming") return "cudaAccessPropertyStreaming";
+  return "cudaAccessPropertyNormal";
+}
+
+bool is_plain_operand(std::string_view text) {
+  return is_c_identifier(text) || text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// `value` converted for an array of the driver's unsigned types.
+std::string as_unsigned(std::string_view type, const std::string& value) {
+  if (value.find_first_not_of("0123456789") == std::string::npos) return value;
+  return is_plain_operand(value) ? fmt::format("({}){}", type, value)
+                                 : fmt::format("({})({})", type, value);
+}
+
+// A C float literal that always has a decimal point or exponent ("1.0f", "0.6f").
+std::string float_literal(double value) {
+  std::string text = fmt::format("{}", value);
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text + "f";
+}
+
+std::string uint_list(const std::vector<uint32_t>& values) {
+  std::vector<std::string> parts;
+  for (uint32_t v : values) parts.push_back(std::to_string(v));
+  return join(parts, ", ");
+}
+
+std::string int_list(const std::vector<int32_t>& values) {
+  std::vector<std::string> parts;
+  for (int32_t v : values) parts.push_back(std::to_string(v));
+  return join(parts, ", ");
+}
+
+// What the generated file needs beyond the basics; helpers are emitted only when used, so
+// that a simple Program gets a short wrapper.
+struct Needs {
+  bool encode_tiled = false;
+  bool encode_im2col = false;
+  bool checked_dims = false;  // a grid or block that is not a constant
+  bool checked_smem = false;  // a dynamic shared memory size that is not a constant
+  bool l2_window = false;
+  bool optin_smem = false;  // a kernel whose symbolic size may exceed 48 KB
+};
+
+// The CUDA runtime names the generated code uses that HIP spells differently; whole
+// identifiers only, so no user name is touched (a kernel cannot be named like a runtime
+// function anyway).
+constexpr std::pair<std::string_view, std::string_view> kHipNames[] = {
+    {"cudaError_t", "hipError_t"},
+    {"cudaSuccess", "hipSuccess"},
+    {"cudaGetLastError", "hipGetLastError"},
+    {"cudaGetErrorName", "hipGetErrorName"},
+    {"cudaGetErrorString", "hipGetErrorString"},
+    {"cudaFuncSetAttribute", "hipFuncSetAttribute"},
+    {"cudaFuncAttributeMaxDynamicSharedMemorySize", "hipFuncAttributeMaxDynamicSharedMemorySize"},
+    {"cudaGetDevice", "hipGetDevice"},
+    {"cudaDeviceGetAttribute", "hipDeviceGetAttribute"},
+    // HIP documents its opt-in attribute as CUDA-only; on AMD the per-block maximum is the limit.
+    {"cudaDevAttrMaxSharedMemoryPerBlockOptin", "hipDeviceAttributeMaxSharedMemoryPerBlock"},
+    {"cudaFuncAttributes", "hipFuncAttributes"},
+    {"cudaFuncGetAttributes", "hipFuncGetAttributes"},
+    {"cudaStream_t", "hipStream_t"},
+};
+
+std::string to_hip(std::string_view text) {
+  auto is_word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!is_word(text[i])) {
+      out += text[i++];
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && is_word(text[end])) ++end;
+    std::string_view word = text.substr(i, end - i);
+    for (const auto& [cuda, hip] : kHipNames) {
+      if (word == cuda) {
+        word = hip;
+        break;
+      }
+    }
+    out += word;
+    i = end;
+  }
+  return out;
+}
+
+class DeviceWrapperGenerator {
+ public:
+  DeviceWrapperGenerator(const Program& program, std::string_view device_source_file, HostApi api)
+      : context_(program),
+        program_(program),
+        device_source_file_(device_source_file),
+        hip_(api == HostApi::kHip) {
+    const Language expected = hip_ ? Language::kHip : Language::kCuda;
+    if (program.language != expected) {
+      throw ProgramError(fmt::format("program '{}' has language '{}': the {} wrapper needs '{}'",
+                                     program.name, to_string(program.language),
+                                     hip_ ? "HIP" : "CUDA", to_string(expected)));
+    }
+    find_needs();
+    if (hip_) reject_cuda_only_features();
+  }
+
+  std::string generate() {
+    write_banner(out_, program_, hip_ ? "HIP host wrapper" : "CUDA host wrapper");
+    if (hip_) {
+      out_.line("#include <hip/hip_runtime.h>");
+    } else {
+      out_.line("#include <cuda.h>");
+      out_.line("#include <cudaTypedefs.h>");
+      out_.line("#include <cuda_runtime.h>");
+    }
+    out_.line("#include <stdarg.h>");
+    out_.line("#include <stdint.h>");
+    out_.line("#include <stdio.h>");
+    out_.line();
+    out_.line("// The device code; this file is compiled as one translation unit with it.");
+    out_.line(fmt::format("#include \"{}\"", device_source_file_));
+    out_.line();
+    write_helpers();
+    write_get_last_error();
+    write_init();
+    write_call();
+    write_call_packed();
+    return hip_ ? to_hip(out_.str()) : out_.str();
+  }
+
+ private:
+  void reject_cuda_only_features() const {
+    auto reject = [&](const Launch& launch, std::string_view feature) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' of program '{}' uses {}, which HIP does not provide: expected a launch "
+          "without it",
+          launch.kernel, program_.name, feature));
+    };
+    for (const Launch& launch : program_.launches) {
+      if (launch.uses_cluster()) reject(launch, "thread block clusters");
+      if (launch.pdl) reject(launch, "programmatic dependent launch");
+      if (!launch.l2_windows.empty()) reject(launch, "L2 access-policy windows");
+    }
+    if (needs_.encode_tiled || needs_.encode_im2col) {
+      throw ProgramError(fmt::format(
+          "program '{}' uses TMA descriptors, which HIP does not provide", program_.name));
+    }
+  }
+
+  void find_needs() {
+    for (size_t i = 0; i < program_.launches.size(); ++i) {
+      const Launch& launch = program_.launches[i];
+      for (const Expr& e : launch.grid) needs_.checked_dims |= !e.is_const();
+      for (const Expr& e : launch.block) needs_.checked_dims |= !e.is_const();
+      if (!launch.dynamic_smem.is_const()) {
+        needs_.checked_smem = true;
+        needs_.optin_smem = true;
+      }
+      if (launch.l2_windows.size() > 1) {
+        throw ProgramError(fmt::format(
+            "launch {} (kernel '{}') declares {} L2 windows: CUDA applies one access-policy "
+            "window per launch",
+            i, launch.kernel, launch.l2_windows.size()));
+      }
+      needs_.l2_window |= !launch.l2_windows.empty();
+      for (const KernelArg& arg : context_.kernel_args(i)) {
+        if (arg.source != KernelArg::Source::kTmaDescriptor) continue;
+        const TmaDescriptor& d = program_.tma_descriptors[static_cast<size_t>(arg.index)];
+        if (d.kind == TmaDescriptor::Kind::kTiled) needs_.encode_tiled = true;
+        if (d.kind == TmaDescriptor::Kind::kIm2col) needs_.encode_im2col = true;
+      }
+    }
+  }
+
+  void write_helpers() {
+    out_.line("namespace {");
+    out_.line();
+    out_.line("// Errors are per thread: get_last_error() returns the calling thread's last");
+    out_.line("// message, so threads that share this library never see each other's errors.");
+    out_.line("thread_local char tj_error[1024];");
+    out_.line();
+    out_.line("// Records an error message and returns -1, the entry points' failure value.");
+    out_.open("__attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {");
+    out_.line("va_list args;");
+    out_.line("va_start(args, format);");
+    out_.line("vsnprintf(tj_error, sizeof tj_error, format, args);");
+    out_.line("va_end(args);");
+    out_.line("return -1;");
+    out_.close("}");
+    out_.line();
+    out_.line(
+        "// Checks one launch: the launch's own result, then cudaGetLastError() for an error");
+    out_.line("// the launch left behind.");
+    out_.open("int tj_check_launch(const char* kernel, cudaError_t launched) {");
+    out_.line("const cudaError_t pending = cudaGetLastError();");
+    out_.line("const cudaError_t error = launched != cudaSuccess ? launched : pending;");
+    out_.open("if (error != cudaSuccess) {");
+    out_.line("return tj_fail(\"call: launching kernel '%s' failed: %s (%s)\", kernel,");
+    out_.line("               cudaGetErrorName(error), cudaGetErrorString(error));");
+    out_.close("}");
+    out_.line("return 0;");
+    out_.close("}");
+    if (needs_.checked_dims) {
+      out_.line();
+      out_.line("// Grid and block sizes come from int64_t shape arithmetic: a size that dim3");
+      out_.line("// cannot hold is refused rather than truncated.");
+      out_.line(
+          "int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z,");
+      out_.open("            dim3* dims) {");
+      out_.line("const int64_t sizes[3] = {x, y, z};");
+      out_.open("for (int i = 0; i < 3; ++i) {");
+      out_.open("if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {");
+      out_.line("return tj_fail(\"call: %s.%c of kernel '%s' is %lld: expected 1..4294967295\",");
+      out_.line("               what, \"xyz\"[i], kernel, (long long)sizes[i]);");
+      out_.close("}");
+      out_.close("}");
+      out_.line("*dims = dim3((unsigned)x, (unsigned)y, (unsigned)z);");
+      out_.line("return 0;");
+      out_.close("}");
+    }
+    if (needs_.checked_smem) {
+      out_.line();
+      out_.open("int tj_smem_bytes(const char* kernel, int64_t bytes, size_t* out) {");
+      out_.open("if (bytes < 0) {");
+      out_.line(
+          "return tj_fail(\"call: dynamic shared memory of kernel '%s' is %lld bytes: expected "
+          ">= 0\",");
+      out_.line("               kernel, (long long)bytes);");
+      out_.close("}");
+      out_.line("*out = (size_t)bytes;");
+      out_.line("return 0;");
+      out_.close("}");
+    }
+    if (needs_.optin_smem) {
+      out_.line();
+      out_.line("// For a kernel whose dynamic shared memory size is only known per call: allow");
+      out_.line("// as much as the current device lets a block opt in to, beside the kernel's");
+      out_.line("// static shared memory. A call that asks for more fails at its launch.");
+      out_.open("int tj_allow_max_dynamic_smem(const void* kernel, const char* name) {");
+      out_.line("int device = 0;");
+      out_.line("int optin_bytes = 0;");
+      out_.line("cudaFuncAttributes attributes;");
+      out_.line("cudaError_t error = cudaGetDevice(&device);");
+      out_.open("if (error == cudaSuccess) {");
+      out_.line(
+          "error = cudaDeviceGetAttribute(&optin_bytes, "
+          "cudaDevAttrMaxSharedMemoryPerBlockOptin, device);");
+      out_.close("}");
+      out_.line("if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, kernel);");
+      out_.open("if (error == cudaSuccess) {");
+      out_.line(
+          "error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,");
+      out_.line("                             optin_bytes - (int)attributes.sharedSizeBytes);");
+      out_.close("}");
+      out_.open("if (error != cudaSuccess) {");
+      out_.line(
+          "return tj_fail(\"init: cannot raise the dynamic shared memory limit of kernel '%s': "
+          "%s\",");
+      out_.line("               name, cudaGetErrorString(error));");
+      out_.close("}");
+      out_.line("return 0;");
+      out_.close("}");
+    }
+    if (needs_.encode_tiled || needs_.encode_im2col) {
+      out_.line();
+      out_.line("// A CUDA driver function, resolved at run time, so that this library does not");
+      out_.line("// link libcuda. Null when the driver lacks it.");
+      out_.line("template <class Function>");
+      out_.open("Function tj_driver_function(const char* symbol) {");
+      out_.line("void* function = nullptr;");
+      out_.line("cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;");
+      out_.line(
+          "const cudaError_t error = cudaGetDriverEntryPointByVersion(symbol, &function, 12000,");
+      out_.line(
+          "                                                           cudaEnableDefault, "
+          "&status);");
+      out_.line(
+          "const bool found = error == cudaSuccess && status == cudaDriverEntryPointSuccess;");
+      out_.line("return found ? reinterpret_cast<Function>(function) : nullptr;");
+      out_.close("}");
+    }
+    if (needs_.encode_tiled) {
+      out_.line();
+      out_.line("// Resolved once per process (a thread-safe static).");
+      out_.open("PFN_cuTensorMapEncodeTiled_v12000 tj_encode_tiled() {");
+      out_.line("static const auto function =");
+      out_.line(
+          "    tj_driver_function<PFN_cuTensorMapEncodeTiled_v12000>(\"cuTensorMapEncodeTiled\");");
+      out_.line("return function;");
+      out_.close("}");
+    }
+    if (needs_.encode_im2col) {
+      out_.line();
+      out_.line("// Resolved once per process (a thread-safe static).");
+      out_.open("PFN_cuTensorMapEncodeIm2col_v12000 tj_encode_im2col() {");
+      out_.line("static const auto function =");
+      out_.line(
+          "    "
+          "tj_driver_function<PFN_cuTensorMapEncodeIm2col_v12000>(\"cuTensorMapEncodeIm2col\");");
+      out_.line("return function;");
+      out_.close("}");
+    }
+    if (needs_.l2_window) write_l2_helpers();
+    out_.line();
+    out_.line("}  // namespace");
+    out_.line();
+  }
+
+  void write_l2_helpers() {
+    out_.line();
+    out_.line("// L2 persistence for one launch: sets aside persisting L2 for the window and");
+    out_.line("// describes the window for the launch attribute. Both sizes are clamped to what");
+    out_.line("// the current device allows (zero where it has no persisting L2). The previous");
+    out_.line("// limit is saved for tj_l2_end.");
+    out_.line(
+        "int tj_l2_begin(const char* kernel, void* base, int64_t num_bytes, float hit_ratio,");
+    out_.line("                cudaAccessProperty hit, cudaAccessProperty miss,");
+    out_.open("                cudaAccessPolicyWindow* window, size_t* saved_limit) {");
+    out_.line("int device = 0;");
+    out_.line("int max_persisting = 0;");
+    out_.line("int max_window = 0;");
+    out_.line("const size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;");
+    out_.line("cudaError_t error = cudaGetDevice(&device);");
+    out_.open("if (error == cudaSuccess) {");
+    out_.line(
+        "error = cudaDeviceGetAttribute(&max_persisting, cudaDevAttrMaxPersistingL2CacheSize, "
+        "device);");
+    out_.close("}");
+    out_.open("if (error == cudaSuccess) {");
+    out_.line(
+        "error = cudaDeviceGetAttribute(&max_window, cudaDevAttrMaxAccessPolicyWindowSize, "
+        "device);");
+    out_.close("}");
+    out_.line(
+        "if (error == cudaSuccess) error = cudaDeviceGetLimit(saved_limit, "
+        "cudaLimitPersistingL2CacheSize);");
+    out_.line(
+        "const size_t persisting = bytes < (size_t)max_persisting ? bytes : "
+        "(size_t)max_persisting;");
+    out_.open("if (error == cudaSuccess && persisting > 0) {");
+    out_.line("error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, persisting);");
+    out_.close("}");
+    out_.open("if (error != cudaSuccess) {");
+    out_.line("return tj_fail(\"call: cannot set up the L2 window of kernel '%s': %s\", kernel,");
+    out_.line("               cudaGetErrorString(error));");
+    out_.close("}");
+    out_.line("window->base_ptr = base;");
+    out_.line(
+        "window->num_bytes = persisting == 0 ? 0 : bytes < (size_t)max_window ? bytes : "
+        "(size_t)max_window;");
+    out_.line("window->hitRatio = hit_ratio;");
+    out_.line("window->hitProp = hit;");
+    out_.line("window->missProp = miss;");
+    out_.line("return 0;");
+    out_.close("}");
+    out_.line();
+    out_.line(
+        "// After the launch: persisting lines back to normal and the previous limit restored,");
+    out_.line(
+        "// so that later work on the device is unaffected. Neither call is ordered with the");
+    out_.line(
+        "// stream: they act when called, as the CUDA documentation describes. `launched` is");
+    out_.line(
+        "// tj_check_launch's result: after a failed launch the reset still happens, and the");
+    out_.line("// launch's error stays the one reported.");
+    out_.open("int tj_l2_end(const char* kernel, size_t saved_limit, int launched) {");
+    out_.line("cudaError_t error = cudaCtxResetPersistingL2Cache();");
+    out_.line(
+        "if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, "
+        "saved_limit);");
+    out_.open("if (error != cudaSuccess && launched == 0) {");
+    out_.line("return tj_fail(\"call: cannot reset the L2 window of kernel '%s': %s\", kernel,");
+    out_.line("               cudaGetErrorString(error));");
+    out_.close("}");
+    out_.line("return launched;");
+    out_.close("}");
+  }
+
+  void write_get_last_error() {
+    out_.line("extern \"C\" const char* get_last_error(void) { return tj_error; }");
+    out_.line();
+  }
+
+  // One cudaFuncSetAttribute in init(), failing with `what` ("allow ...") in the message.
+  void write_set_attribute(const std::string& kernel, std::string_view attribute,
+                           const std::string& value, const std::string& what) {
+    out_.wrapped("if (cudaFuncSetAttribute(",
+                 {fmt::format("(const void*){}", kernel), std::string(attribute), value},
+                 ") != cudaSuccess) {");
+    out_.indent();
+    out_.wrapped("return tj_fail(",
+                 {fmt::format("\"init: cannot {} for kernel '{}': %s\"", what, kernel),
+                  "cudaGetErrorString(cudaGetLastError())"},
+                 ");");
+    out_.close("}");
+  }
+
+  void write_init() {
+    out_.line(
+        "// Once per device, with that device current: opts kernels in to the dynamic shared");
+    out_.line("// memory and cluster sizes they launch with, and resolves driver entry points.");
+    out_.open("extern \"C\" int init(void) {");
+    out_.line("tj_error[0] = '\\0';");
+    std::set<std::string> done;
+    for (const Launch& launch : program_.launches) {
+      const std::string& kernel = launch.kernel;
+      if (launch.dynamic_smem.is_const()) {
+        const int64_t bytes = launch.dynamic_smem.const_value();
+        if (bytes > kDefaultDynamicSmemBytes && done.insert("smem:" + kernel).second) {
+          if (bytes > std::numeric_limits<int32_t>::max()) {
+            throw ProgramError(
+                fmt::format("dynamic_smem of kernel '{}' is {} bytes: expected at most 2^31 - 1",
+                            kernel, bytes));
+          }
+          write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
+                              std::to_string(bytes),
+                              fmt::format("allow {} bytes of dynamic shared memory", bytes));
+        }
+      } else if (done.insert("smem:" + kernel).second) {
+        out_.line(fmt::format(
+            "if (tj_allow_max_dynamic_smem((const void*){0}, \"{0}\") != 0) return -1;", kernel));
+      }
+      const uint32_t cluster_size = launch.cluster[0] * launch.cluster[1] * launch.cluster[2];
+      if (cluster_size > kPortableClusterSize && done.insert("cluster:" + kernel).second) {
+        write_set_attribute(kernel, "cudaFuncAttributeNonPortableClusterSizeAllowed", "1",
+                            fmt::format("allow clusters of {} blocks", cluster_size));
+      }
+    }
+    if (needs_.encode_tiled) {
+      out_.open("if (tj_encode_tiled() == nullptr) {");
+      out_.line(
+          "return tj_fail(\"init: the CUDA driver does not provide cuTensorMapEncodeTiled (CUDA "
+          "12.0 or newer)\");");
+      out_.close("}");
+    }
+    if (needs_.encode_im2col) {
+      out_.open("if (tj_encode_im2col() == nullptr) {");
+      out_.line(
+          "return tj_fail(\"init: the CUDA driver does not provide cuTensorMapEncodeIm2col (CUDA "
+          "12.0 or newer)\");");
+      out_.close("}");
+    }
+    out_.line("return 0;");
+    out_.close("}");
+    out_.line();
+  }
+
+  // Which launches take each descriptor, so that each is encoded once per call.
+  std::vector<std::vector<size_t>> descriptor_users() const {
+    std::vector<std::vector<size_t>> users(program_.tma_descriptors.size());
+    for (size_t i = 0; i < program_.launches.size(); ++i) {
+      for (const KernelArg& arg : context_.kernel_args(i)) {
+        if (arg.source != KernelArg::Source::kTmaDescriptor) continue;
+        auto& list = users[static_cast<size_t>(arg.index)];
+        if (list.empty() || list.back() != i) list.push_back(i);
+      }
+    }
+    return users;
+  }
+
+  // The global dims and byte strides of a descriptor, in the driver's order (innermost
+  // first), from the descriptor or else from its buffer's shape and strides.
+  std::pair<std::vector<std::string>, std::vector<std::string>> tma_extent(
+      const TmaDescriptor& d) const {
+    const KernelParam& buffer = *program_.find_param(d.buffer);
+    const size_t rank = d.rank;
+    std::vector<std::string> dims;
+    std::vector<std::string> strides;
+    if (!d.global_dims.empty()) {
+      for (const Expr& e : d.global_dims) dims.push_back(context_.expr(e));
+    } else {
+      for (size_t j = 0; j < rank; ++j) dims.push_back(context_.expr(buffer.shape[rank - 1 - j]));
+    }
+    if (!d.global_strides.empty()) {
+      for (const Expr& e : d.global_strides) strides.push_back(context_.expr(e));
+    } else if (buffer.shape.size() != rank) {
+      throw ProgramError(fmt::format(
+          "TMA descriptor '{}' has rank {} but its buffer '{}' has {} dimensions: expected "
+          "explicit global_strides",
+          d.name, rank, d.buffer, buffer.shape.size()));
+    } else {
+      const int64_t element_bytes = buffer.dtype.storage_bytes(1);
+      // Driver dimension j is buffer dimension rank - 1 - j; a compact buffer's stride there
+      // is the product of the sizes inside it.
+      Expr compact(1);
+      for (size_t j = 1; j < rank; ++j) {
+        const size_t dim = rank - 1 - j;
+        Expr elements;
+        if (buffer.strides) {
+          elements = (*buffer.strides)[dim];
+        } else {
+          compact = j == 1 ? buffer.shape[rank - 1] : compact * buffer.shape[rank - j];
+          elements = compact;
+        }
+        strides.push_back(context_.expr(elements * Expr(element_bytes)));
+      }
+    }
+    for (std::string& s : dims) s = as_unsigned("cuuint64_t", s);
+    for (std::string& s : strides) s = as_unsigned("cuuint64_t", s);
+    return {dims, strides};
+  }
+
+  void write_descriptor(const TmaDescriptor& d, const std::vector<size_t>& users) {
+    const KernelParam& buffer = *program_.find_param(d.buffer);
+    const bool tiled = d.kind == TmaDescriptor::Kind::kTiled;
+    std::vector<std::string> user_names;
+    for (size_t i : users) {
+      user_names.push_back(fmt::format("{} ({})", i, program_.launches[i].kernel));
+    }
+    out_.line(fmt::format("// TMA descriptor '{}' ({}, over '{}'), for launch{} {}.", d.name,
+                          tiled ? "tiled" : "im2col", d.buffer, users.size() > 1 ? "es" : "",
+                          join(user_names, " and ")));
+    out_.line(fmt::format("CUtensorMap {};", d.name));
+    out_.open("{");
+    const auto [dims, strides] = tma_extent(d);
+    const size_t rank = d.rank;
+    std::vector<uint32_t> element_strides = d.element_strides;
+    if (element_strides.empty()) element_strides.assign(rank, 1);
+    out_.wrapped(fmt::format("const cuuint64_t tj_global_dims[{}] = {{", rank), dims, "};");
+    if (rank > 1) {
+      out_.line("// Byte strides of dimensions 1 and up (dimension 0 is contiguous).");
+      out_.wrapped(fmt::format("const cuuint64_t tj_global_strides[{}] = {{", rank - 1), strides,
+                   "};");
+    }
+    if (tiled) {
+      out_.line(
+          fmt::format("const cuuint32_t tj_box_dims[{}] = {{{}}};", rank, uint_list(d.box_dims)));
+    } else {
+      out_.line(fmt::format("const int tj_lower_corner[{}] = {{{}}};", rank - 2,
+                            int_list(d.lower_corner)));
+      out_.line(fmt::format("const int tj_upper_corner[{}] = {{{}}};", rank - 2,
+                            int_list(d.upper_corner)));
+    }
+    out_.line(fmt::format("const cuuint32_t tj_element_strides[{}] = {{{}}};", rank,
+                          uint_list(element_strides)));
+    const std::string strides_arg = rank > 1 ? "tj_global_strides" : "nullptr";
+    if (tiled) {
+      out_.line("const PFN_cuTensorMapEncodeTiled_v12000 tj_encode = tj_encode_tiled();");
+      out_.open("if (tj_encode == nullptr) {");
+      out_.line(
+          "return tj_fail(\"call: the CUDA driver does not provide cuTensorMapEncodeTiled\");");
+      out_.close("}");
+      out_.wrapped(
+          "const CUresult tj_result = tj_encode(",
+          {"&" + d.name, std::string(tma_data_type(buffer.dtype, d)), std::to_string(rank),
+           d.buffer, "tj_global_dims", strides_arg, "tj_box_dims", "tj_element_strides",
+           std::string(interleave_name(d.interleave)), std::string(swizzle_name(d.swizzle)),
+           std::string(l2_promotion_name(d.l2_promotion)), std::string(oob_fill_name(d.oob_fill))},
+          ");");
+    } else {
+      out_.line("const PFN_cuTensorMapEncodeIm2col_v12000 tj_encode = tj_encode_im2col();");
+      out_.open("if (tj_encode == nullptr) {");
+      out_.line(
+          "return tj_fail(\"call: the CUDA driver does not provide cuTensorMapEncodeIm2col\");");
+      out_.close("}");
+      out_.wrapped(
+          "const CUresult tj_result = tj_encode(",
+          {"&" + d.name, std::string(tma_data_type(buffer.dtype, d)), std::to_string(rank),
+           d.buffer, "tj_global_dims", strides_arg, "tj_lower_corner", "tj_upper_corner",
+           std::to_string(d.channels_per_pixel), std::to_string(d.pixels_per_column),
+           "tj_element_strides", std::string(interleave_name(d.interleave)),
+           std::string(swizzle_name(d.swizzle)), std::string(l2_promotion_name(d.l2_promotion)),
+           std::string(oob_fill_name(d.oob_fill))},
+          ");");
+    }
+    out_.open("if (tj_result != CUDA_SUCCESS) {");
+    out_.line(fmt::format(
+        "return tj_fail(\"call: cannot encode the TMA descriptor '{}' over '{}': CUresult %d\",",
+        d.name, d.buffer));
+    out_.line("               (int)tj_result);");
+    out_.close("}");
+    out_.close("}");
+  }
+
+  // "dim3(128, 1, 1)" for constants; otherwise a checked dim3 local named `variable`.
+  std::string dims(const Launch& launch, const std::array<Expr, 3>& sizes, std::string_view what,
+                   std::string_view variable) {
+    bool constant = true;
+    for (const Expr& e : sizes) constant &= e.is_const();
+    if (constant) {
+      std::vector<std::string> parts;
+      for (size_t a = 0; a < 3; ++a) {
+        const int64_t v = sizes[a].const_value();
+        if (v < 1 || v > std::numeric_limits<uint32_t>::max()) {
+          throw ProgramError(fmt::format("{}.{} of kernel '{}' is {}: expected 1..4294967295", what,
+                                         "xyz"[a], launch.kernel, v));
+        }
+        parts.push_back(std::to_string(v));
+      }
+      return fmt::format("dim3({})", join(parts, ", "));
+    }
+    out_.line(fmt::format("dim3 {};", variable));
+    out_.wrapped(
+        "if (tj_dims(",
+        {fmt::format("\"{}\"", launch.kernel), fmt::format("\"{}\"", what), context_.expr(sizes[0]),
+         context_.expr(sizes[1]), context_.expr(sizes[2]), fmt::format("&{}", variable)},
+        ") != 0) return -1;");
+    return std::string(variable);
+  }
+
+  void write_launch(size_t index) {
+    const Launch& launch = program_.launches[index];
+    out_.line(fmt::format("// Launch {}: {}", index, launch.kernel));
+    out_.open("{");
+    const std::string grid = dims(launch, launch.grid, "grid", "tj_grid");
+    const std::string block = dims(launch, launch.block, "block", "tj_block");
+    if (hip_) {
+      write_hip_launch(index, grid, block);
+      out_.close("}");
+      return;
+    }
+    out_.line("cudaLaunchConfig_t tj_config = {};");
+    out_.line(fmt::format("tj_config.gridDim = {};", grid));
+    out_.line(fmt::format("tj_config.blockDim = {};", block));
+    if (launch.dynamic_smem.is_const()) {
+      out_.line(fmt::format("tj_config.dynamicSmemBytes = {};", launch.dynamic_smem.const_value()));
+    } else {
+      out_.wrapped("if (tj_smem_bytes(",
+                   {fmt::format("\"{}\"", launch.kernel), context_.expr(launch.dynamic_smem),
+                    "&tj_config.dynamicSmemBytes"},
+                   ") != 0) return -1;");
+    }
+    out_.line("tj_config.stream = stream;");
+
+    int attribute_count = 0;
+    if (launch.uses_cluster()) ++attribute_count;
+    if (launch.cooperative) ++attribute_count;
+    if (launch.pdl) ++attribute_count;
+    if (!launch.l2_windows.empty()) ++attribute_count;
+    int next = 0;
+    if (attribute_count > 0) {
+      out_.line(fmt::format("cudaLaunchAttribute tj_attributes[{}];", attribute_count));
+    }
+    if (launch.uses_cluster()) {
+      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeClusterDimension;", next));
+      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.x = {};", next, launch.cluster[0]));
+      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.y = {};", next, launch.cluster[1]));
+      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.z = {};", next, launch.cluster[2]));
+      ++next;
+    }
+    if (launch.cooperative) {
+      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeCooperative;", next));
+      out_.line(fmt::format("tj_attributes[{}].val.cooperative = 1;", next));
+      ++next;
+    }
+    if (launch.pdl) {
+      out_.line("// Programmatic dependent launch: may start before the previous kernel ends.");
+      out_.line(fmt::format(
+          "tj_attributes[{}].id = cudaLaunchAttributeProgrammaticStreamSerialization;", next));
+      out_.line(
+          fmt::format("tj_attributes[{}].val.programmaticStreamSerializationAllowed = 1;", next));
+      ++next;
+    }
+    if (!launch.l2_windows.empty()) {
+      const L2Window& window = launch.l2_windows.front();
+      out_.line(fmt::format("// L2 persistence window over '{}' for this launch.", window.param));
+      out_.line("size_t tj_l2_saved_limit = 0;");
+      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeAccessPolicyWindow;", next));
+      out_.wrapped(
+          "if (tj_l2_begin(",
+          {fmt::format("\"{}\"", launch.kernel), window.param, context_.expr(window.num_bytes),
+           float_literal(window.hit_ratio), std::string(access_property_name(window.hit_property)),
+           std::string(access_property_name(window.miss_property)),
+           fmt::format("&tj_attributes[{}].val.accessPolicyWindow", next), "&tj_l2_saved_limit"},
+          ") != 0) {");
+      out_.line("  return -1;");
+      out_.line("}");
+      ++next;
+    }
+    if (attribute_count > 0) {
+      out_.line("tj_config.attrs = tj_attributes;");
+      out_.line(fmt::format("tj_config.numAttrs = {};", attribute_count));
+    }
+
+    std::vector<std::string> addresses;
+    for (const KernelArg& arg : context_.kernel_args(index)) {
+      addresses.push_back(kernel_argument_address(context_, launch, arg, out_));
+    }
+    std::string args_name = "tj_args";
+    if (addresses.empty()) {
+      args_name = "nullptr";
+    } else {
+      out_.wrapped("void* tj_args[] = {", addresses, "};");
+    }
+    // The C form of cudaLaunchKernelEx: every argument travels with exactly the size the
+    // kernel declares, which the templated form would first convert through C++ rules.
+    out_.wrapped("const cudaError_t tj_launched = cudaLaunchKernelExC(",
+                 {"&tj_config", fmt::format("(const void*){}", launch.kernel), args_name}, ");");
+    if (launch.l2_windows.empty()) {
+      out_.line(
+          fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
+    } else {
+      out_.line(fmt::format("const int tj_checked = tj_check_launch(\"{}\", tj_launched);",
+                            launch.kernel));
+      out_.line(fmt::format("if (tj_l2_end(\"{}\", tj_l2_saved_limit, tj_checked) != 0) return -1;",
+                            launch.kernel));
+    }
+    out_.close("}");
+  }
+
+  // hipLaunchKernel takes the same argument array as cudaLaunchKernelExC: each value with
+  // exactly the size the kernel declares. Cooperative launches have their own entry point.
+  void write_hip_launch(size_t index, const std::string& grid, const std::string& block) {
+    const Launch& launch = program_.launches[index];
+    std::string smem = "0";
+    if (launch.dynamic_smem.is_const()) {
+      smem = std::to_string(launch.dynamic_smem.const_value());
+    } else {
+      out_.line("size_t tj_smem = 0;");
+      out_.line(fmt::format("if (tj_smem_bytes(\"{}\", {}, &tj_smem) != 0) return -1;",
+                            launch.kernel, context_.expr(launch.dynamic_smem)));
+      smem = "tj_smem";
+    }
+    std::vector<std::string> addresses;
+    for (const KernelArg& arg : context_.kernel_args(index)) {
+      addresses.push_back(kernel_argument_address(context_, launch, arg, out_));
+    }
+    std::string args_name = "nullptr";
+    if (!addresses.empty()) {
+      out_.wrapped("void* tj_args[] = {", addresses, "};");
+      args_name = "tj_args";
+    }
+    const std::string_view entry =
+        launch.cooperative ? "hipLaunchCooperativeKernel" : "hipLaunchKernel";
+    out_.wrapped(
+        fmt::format("const hipError_t tj_launched = {}(", entry),
+        {fmt::format("(const void*){}", launch.kernel), grid, block, args_name, smem, "stream"},
+        ");");
+    out_.line(
+        fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
+  }
+
+  void write_call() {
+    std::vector<std::string> params = context_.parameter_declarations();
+    params.push_back("cudaStream_t stream");  // hipStream_t for HIP, see to_hip
+    out_.line("// Enqueues the Program's launches on `stream`, in order.");
+    out_.wrapped("extern \"C\" int call(", params, ") {");
+    out_.indent();
+    const auto users = descriptor_users();
+    for (size_t i = 0; i < program_.tma_descriptors.size(); ++i) {
+      if (users[i].empty()) continue;
+      write_descriptor(program_.tma_descriptors[i], users[i]);
+    }
+    for (size_t i = 0; i < program_.launches.size(); ++i) write_launch(i);
+    out_.line("return 0;");
+    out_.close("}");
+    out_.line();
+  }
+
+  void write_call_packed() {
+    out_.open("extern \"C\" int call_packed(void* const* args, void* stream) {");
+    if (context_.params().empty()) out_.line("(void)args;");
+    std::vector<std::string> packed = context_.packed_arguments();
+    packed.push_back("(cudaStream_t)stream");
+    out_.wrapped("return call(", packed, ");");
+    out_.close("}");
+  }
+
+  WrapperContext context_;
+  const Program& program_;
+  std::string device_source_file_;
+  bool hip_;
+  Needs needs_;
+  CodeWriter out_;
+};
+
+}  // namespace
+
+std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file) {
+  return DeviceWrapperGenerator(program, device_source_file, HostApi::kCuda).generate();
+}
+
+std::string generate_hip_wrapper(const Program& program, std::string_view device_source_file) {
+  return DeviceWrapperGenerator(program, device_source_file, HostApi::kHip).generate();
+}
+
+}  // namespace tilejit::detail
