@@ -408,24 +408,7 @@ void run(const RunArgs& args, bool out_idx_given) {
   std::vector<std::vector<unsigned char>> first;
   for (const tilejit::Tensor& t : result) first.push_back(memory.download(t));
 
-  for (size_t k = 0; k < result.size(); ++k) {
-    const tilejit::KernelParam& p = program.params[outputs[k]];
-    const DataType t = result[k].dtype();
-    if (!decodable(t)) {
-      fmt::print("{}: {}{} checksum n/a for this dtype\n", p.name, t.str(),
-                 shape_text(result[k].shape()));
-      continue;
-    }
-    double sum = 0, sum_squares = 0;
-    for (int64_t i = 0; i < result[k].numel(); ++i) {
-      const double v = element(first[k].data(), t, i);
-      sum += v;
-      sum_squares += v * v;
-    }
-    fmt::print("{}: {}{} sum={:.9g} sumsq={:.9g}\n", p.name, t.str(), shape_text(result[k].shape()),
-               sum, sum_squares);
-  }
-
+  // The check comes first: checksums of unwritten memory would mean nothing.
   if (args.check) {
     if (result.empty()) {
       throw Error(fmt::format("--check: '{}' has no out_idx outputs to check (give --out-idx)",
@@ -454,6 +437,24 @@ void run(const RunArgs& args, bool out_idx_given) {
       }
     }
     fmt::print("check: every output element written, no NaN\n");
+  }
+
+  for (size_t k = 0; k < result.size(); ++k) {
+    const tilejit::KernelParam& p = program.params[outputs[k]];
+    const DataType t = result[k].dtype();
+    if (!decodable(t)) {
+      fmt::print("{}: {}{} checksum n/a for this dtype\n", p.name, t.str(),
+                 shape_text(result[k].shape()));
+      continue;
+    }
+    double sum = 0, sum_squares = 0;
+    for (int64_t i = 0; i < result[k].numel(); ++i) {
+      const double v = element(first[k].data(), t, i);
+      sum += v;
+      sum_squares += v * v;
+    }
+    fmt::print("{}: {}{} sum={:.9g} sumsq={:.9g}\n", p.name, t.str(), shape_text(result[k].shape()),
+               sum, sum_squares);
   }
 
   std::vector<double> micros;
