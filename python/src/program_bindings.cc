@@ -134,6 +134,8 @@ void bind_program(nb::module_& m) {
                                    to_exprs(shape, what + " shape"), std::move(stride_exprs));
       },
       "name"_a, "dtype"_a, "shape"_a, "strides"_a = nb::none(),
+      nb::sig("def Tensor(name: str, dtype: str, shape: Sequence[int | str], "
+              "strides: Sequence[int | str] | None = None) -> KernelParam"),
       "A tensor parameter: shape and strides (in elements; None = compact row-major) are ints "
       "and expression strings.");
   m.def(
@@ -154,6 +156,8 @@ void bind_program(nb::module_& m) {
             new (self) L2Window{param, to_expr(num_bytes, "L2 window on '" + param + "' num_bytes"),
                                 hit_ratio, std::move(hit_property), std::move(miss_property)};
           },
+          nb::sig("def __init__(self, param: str, num_bytes: int | str, hit_ratio: float = 1.0, "
+                  "hit_property: str = 'persisting', miss_property: str = 'streaming') -> None"),
           "param"_a, "num_bytes"_a, "hit_ratio"_a = 1.0, "hit_property"_a = "persisting",
           "miss_property"_a = "streaming")
       .def_ro("param", &L2Window::param)
@@ -184,6 +188,11 @@ void bind_program(nb::module_& m) {
             launch->args = std::move(args);
             launch->l2_windows = std::move(l2_windows);
           },
+          nb::sig("def __init__(self, kernel: str, grid: Sequence[int | str] = (1,), "
+                  "block: Sequence[int | str] = (1,), dynamic_smem: int | str = 0, "
+                  "cluster: Sequence[int] = (1, 1, 1), cooperative: bool = False, "
+                  "pdl: bool = False, args: Sequence[str] | None = None, "
+                  "l2_windows: Sequence[L2Window] = ()) -> None"),
           "kernel"_a, "grid"_a = nb::make_tuple(1), "block"_a = nb::make_tuple(1),
           "dynamic_smem"_a = 0, "cluster"_a = std::array<uint32_t, 3>{1, 1, 1},
           "cooperative"_a = false, "pdl"_a = false, "args"_a = nb::none(),

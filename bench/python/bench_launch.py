@@ -1,0 +1,214 @@
+"""Host time per launch of one tiny kernel, from Python, against the raw driver floor.
+
+    python bench/python/bench_launch.py [--burst 200] [--bursts 50]
+
+Every row launches the same elementwise kernel over 3 tensors + 1 int (n = 1024, so the GPU
+work is negligible and the host cost is what is measured): `burst` launches back to back,
+timed on the host with the stream synchronized outside the timed region; the median over
+`bursts` bursts, in microseconds per launch. Ratios are to the floor measured in this run.
+
+The floor is tilejit._core._bench_raw_launch: the kernel's own cubin launched by one
+cuLaunchKernelEx per call from a prebuilt parameter array, in a C++ loop in this process (no
+Python per launch, no argument checks). Peers that are not installed print "n/a" and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import tilejit
+from tilejit import _core
+
+N = 1024
+BLOCK = 256
+
+ADD3 = """
+extern "C" __global__ void add3(const float* a, const float* b, float* c, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) c[i] = a[i] + b[i];
+}
+"""
+
+INTS19 = [f"i{k}" for k in range(14)]
+ADD19 = """
+extern "C" __global__ void add19(const float* a, const float* b, const float* c, const float* d,
+                                 float* e, {ints}) {{
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < i0) e[i] = a[i] + b[i] + c[i] + d[i] + (float)({sum});
+}}
+""".format(ints=", ".join(f"int {name}" for name in INTS19), sum=" + ".join(INTS19[1:]))
+
+
+def add3_program(name: str = "add3") -> tilejit.Program:
+    return tilejit.Program(
+        name, ADD3,
+        params=[tilejit.Tensor("a", "float32", ["n"]), tilejit.Tensor("b", "float32", ["n"]),
+                tilejit.Tensor("c", "float32", ["n"]), tilejit.Scalar("n", "int32")],
+        launches=[tilejit.Launch("add3", grid=[f"ceildiv(n, {BLOCK})"], block=[BLOCK])])
+
+
+def add19_program() -> tilejit.Program:
+    params = [tilejit.Tensor(x, "float32", [N]) for x in "abcde"]
+    params += [tilejit.Scalar(name, "int32") for name in INTS19]
+    return tilejit.Program("add19", ADD19, params=params,
+                           launches=[tilejit.Launch("add19", grid=[N // BLOCK], block=[BLOCK])])
+
+
+def per_launch_us(launch: Callable[[], Any], sync: Callable[[], None], burst: int,
+                  bursts: int) -> float:
+    for _ in range(burst):  # warm-up: first-call costs stay out of the numbers
+        launch()
+    sync()
+    times = []
+    for _ in range(bursts):
+        sync()
+        start = time.perf_counter_ns()
+        for _ in range(burst):
+            launch()
+        times.append((time.perf_counter_ns() - start) / burst / 1000.0)
+    sync()
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--bursts", type=int, default=50)
+    options = parser.parse_args()
+    burst, bursts = options.burst, options.bursts
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("bench_launch: no CUDA device; nothing to measure")
+        return 0
+    device = torch.cuda.current_device()
+    sync = torch.cuda.synchronize
+    stream = torch.cuda.current_stream().cuda_stream
+    a, b, c = (torch.randn(N, device="cuda") for _ in range(3))
+    grid = ((N + BLOCK - 1) // BLOCK, 1, 1)
+
+    rows: list[tuple[str, float | None, str]] = []
+
+    def row(name: str, measure: Callable[[], float]) -> None:
+        try:
+            rows.append((name, measure(), ""))
+        except Exception as error:  # a missing or broken peer must not stop the others
+            rows.append((name, None, f"{type(error).__name__}: {str(error).splitlines()[0][:90]}"))
+
+    kernel = tilejit.compile(add3_program(), out_idx=[])
+
+    def raw_floor(compiled: tilejit.Kernel, pointers: list[int], ints: list[int]) -> float:
+        ns = _core._bench_raw_launch(compiled._compiled.binary, compiled.program.launches[0].kernel,
+                                     grid, (BLOCK, 1, 1), pointers, ints, stream, device, burst,
+                                     bursts)
+        return statistics.median(ns) / 1000.0
+
+    row("raw cuLaunchKernelEx (C++ floor)",
+        lambda: raw_floor(kernel, [a.data_ptr(), b.data_ptr(), c.data_ptr()], [N]))
+    row("tilejit Kernel (torch tensors)",
+        lambda: per_launch_us(lambda: kernel(a, b, c, N), sync, burst, bursts))
+
+    @tilejit.jit
+    def make_add3(block: int) -> tilejit.Program:
+        return add3_program()
+
+    make_add3(BLOCK)
+    row("tilejit @jit memo hit + call",
+        lambda: per_launch_us(lambda: make_add3(BLOCK)(a, b, c, N), sync, burst, bursts))
+    row("torch.add(out=)", lambda: per_launch_us(lambda: torch.add(a, b, out=c), sync, burst, bursts))
+
+    def triton_row() -> float:
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def add3_triton(a_ptr, b_ptr, c_ptr, n, BLOCK_SIZE: tl.constexpr):
+            offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+            mask = offsets < n
+            tl.store(c_ptr + offsets, tl.load(a_ptr + offsets, mask=mask) +
+                     tl.load(b_ptr + offsets, mask=mask), mask=mask)
+
+        return per_launch_us(lambda: add3_triton[grid](a, b, c, N, BLOCK_SIZE=BLOCK), sync, burst,
+                             bursts)
+
+    row("Triton", triton_row)
+
+    def cupy_rows() -> None:
+        import cupy as cp
+        import numpy as np
+
+        raw = cp.RawKernel(ADD3, "add3")
+        ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
+        n32 = np.int32(N)
+        row("CuPy RawKernel (cupy arrays)",
+            lambda: per_launch_us(lambda: raw(grid, (BLOCK,), (ca, cb, cc, n32)), sync, burst, bursts))
+        row("CuPy RawKernel (torch tensors)",
+            lambda: per_launch_us(lambda: raw(grid, (BLOCK,), (a, b, c, n32)), sync, burst, bursts))
+
+    try:
+        cupy_rows()
+    except Exception as error:
+        rows.append(("CuPy RawKernel", None, f"{type(error).__name__}: {error}"))
+
+    def cuda_core_row() -> float:
+        import numpy as np
+
+        try:
+            from cuda.core import Device, LaunchConfig, Program, ProgramOptions, launch
+        except ImportError:
+            from cuda.core.experimental import Device, LaunchConfig, Program, ProgramOptions, launch
+        dev = Device(device)
+        dev.set_current()
+        arch = "sm_" + "".join(str(x) for x in dev.compute_capability)
+        code = Program(ADD3, code_type="c++", options=ProgramOptions(arch=arch)).compile("cubin")
+        function = code.get_kernel("add3")
+        config = LaunchConfig(grid=grid[0], block=BLOCK)
+        try:  # torch streams speak the __cuda_stream__ protocol in recent releases
+            cstream = dev.create_stream(torch.cuda.current_stream())
+        except Exception:
+            cstream = dev.default_stream
+        pa, pb, pc, n32 = a.data_ptr(), b.data_ptr(), c.data_ptr(), np.int32(N)
+        return per_launch_us(lambda: launch(cstream, config, function, pa, pb, pc, n32), sync,
+                             burst, bursts)
+
+    row("cuda.core launch", cuda_core_row)
+
+    # The tritonbench shape: 5 tensors + 14 ints.
+    kernel19 = tilejit.compile(add19_program(), out_idx=[])
+    t19 = [torch.randn(N, device="cuda") for _ in range(5)]
+    ints19 = [N] + list(range(1, 14))
+    rows.append(("", None, "-- 19 arguments (5 tensors + 14 ints) --"))
+    floor19_at = len(rows)
+    row("raw cuLaunchKernelEx, 19 args (C++ floor)",
+        lambda: raw_floor(kernel19, [t.data_ptr() for t in t19], ints19))
+    row("tilejit Kernel, 19 args (torch tensors)",
+        lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts))
+
+    print(f"device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; "
+          f"python {sys.version.split()[0]}; burst {burst} x {bursts}, median")
+    print(f"{'launch path':46s} {'us/launch':>10s} {'x floor':>8s}")
+    floor = rows[0][1]
+    for i, (name, us, note) in enumerate(rows):
+        if i == floor19_at:
+            floor = us
+        if not name:
+            print(note)
+        elif us is None:
+            print(f"{name:46s} {'n/a':>10s} {'':>8s}  {note}")
+        else:
+            ratio = f"{us / floor:8.2f}" if floor else f"{'':>8s}"
+            print(f"{name:46s} {us:10.2f} {ratio}")
+    direct = next((us for name, us, _ in rows if name == "tilejit Kernel (torch tensors)"), None)
+    memo = next((us for name, us, _ in rows if name == "tilejit @jit memo hit + call"), None)
+    if direct and memo:
+        print(f"@tilejit.jit dispatch on a memo hit: {memo - direct:+.2f} us over a direct call")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
