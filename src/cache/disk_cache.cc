@@ -450,23 +450,27 @@ fs::path default_root() {
 
 }  // namespace
 
+fs::path DiskCache::root_from_env() {
+  const char* dir = std::getenv("TILELANG_CACHE_DIR");
+  return dir != nullptr && *dir != '\0' ? fs::path(dir) : default_root();
+}
+
+uint64_t DiskCache::max_bytes_from_env() {
+  const char* text = std::getenv("TILELANG_CACHE_MAX_BYTES");
+  if (text == nullptr || *text == '\0') return 0;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || text[0] == '-') {
+    warn_once("TILELANG_CACHE_MAX_BYTES='{}' is not a byte count; the cache is not capped", text);
+    return 0;
+  }
+  return value;
+}
+
 std::optional<DiskCache> DiskCache::from_env() {
   if (env_flag("TILELANG_DISABLE_CACHE")) return std::nullopt;
-  const char* dir = std::getenv("TILELANG_CACHE_DIR");
-  fs::path root = dir != nullptr && *dir != '\0' ? fs::path(dir) : default_root();
-  uint64_t max_bytes = 0;
-  if (const char* text = std::getenv("TILELANG_CACHE_MAX_BYTES");
-      text != nullptr && *text != '\0') {
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long value = std::strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || text[0] == '-') {
-      warn_once("TILELANG_CACHE_MAX_BYTES='{}' is not a byte count; the cache is not capped", text);
-    } else {
-      max_bytes = value;
-    }
-  }
-  return DiskCache(std::move(root), max_bytes);
+  return DiskCache(root_from_env(), max_bytes_from_env());
 }
 
 DiskCache::DiskCache(fs::path root, uint64_t max_bytes)

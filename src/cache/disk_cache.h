@@ -27,9 +27,14 @@ class DiskCache {
   // TILELANG_CACHE_DIR (default $HOME/.cache/tilejit), TILELANG_CACHE_MAX_BYTES (0 or unset:
   // no cap); nullopt when TILELANG_DISABLE_CACHE is set to a true value.
   static std::optional<DiskCache> from_env();
+  // TILELANG_CACHE_DIR, else $HOME/.cache/tilejit; whether or not the cache is disabled.
+  static std::filesystem::path root_from_env();
+  // TILELANG_CACHE_MAX_BYTES (0: no cap); a malformed value warns and means no cap.
+  static uint64_t max_bytes_from_env();
   explicit DiskCache(std::filesystem::path root, uint64_t max_bytes = 0);
 
   const std::filesystem::path& root() const { return root_; }
+  uint64_t max_bytes() const { return max_bytes_; }
 
   enum class Status {
     kHit,     // `artifact` holds the verified entry
