@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds tilejit and runs every GPU test and benchmark in one go, on a machine with a CUDA
+# device (Ubuntu 24.04, CUDA 13 at /usr/local/cuda, an H200 here). Prints a short summary
+# table last. Logs go to $OUT (when set) or build-gpu/logs.
+#
+#   scripts/gpu-check.sh                 # configure + build (Release, -j16), tests, bench
+#   GPU_CHECK_SKIP_CPU_TESTS=1 scripts/gpu-check.sh
+#
+# Other parts append their own sections at the end of this file: call `run_step NAME CMD...`
+# (its output is logged to $LOGS/NAME.log, its status and last line land in the summary) or
+# `record NAME STATUS DETAIL` directly. The summary is printed on exit, after every section.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${GPU_CHECK_BUILD_DIR:-$ROOT/build-gpu}"
+JOBS="${GPU_CHECK_JOBS:-16}"
+LOGS="${OUT:-$BUILD/logs}"
+mkdir -p "$LOGS"
+SUMMARY="$LOGS/summary.txt"
+: >"$SUMMARY"
+
+export PATH="/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH"
+export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+# A private kernel cache, so that every run compiles what it tests.
+export TILELANG_CACHE_DIR="${TILELANG_CACHE_DIR:-$(mktemp -d /tmp/tilejit-gpu-check.XXXXXX)}"
+
+record() {  # record NAME STATUS DETAIL
+  printf '%-24s %-6s %s\n' "$1" "$2" "$3" >>"$SUMMARY"
+}
+
+print_summary() {
+  echo
+  echo "==================== gpu-check summary ===================="
+  cat "$SUMMARY"
+  echo "logs: $LOGS"
+}
+trap print_summary EXIT
+
+run_step() {  # run_step NAME CMD...: logs to $LOGS/NAME.log; records ok/FAIL and the last line
+  local name="$1"
+  shift
+  local start=$SECONDS
+  "$@" >"$LOGS/$name.log" 2>&1
+  local status=$?
+  local last
+  last="$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1 | cut -c1-90)"
+  if [ $status -eq 0 ]; then
+    record "$name" ok "$((SECONDS - start))s  $last"
+  else
+    record "$name" FAIL "$((SECONDS - start))s  exit $status: $last"
+  fi
+  return $status
+}
+
+# ctest totals as "passed/total, N skipped".
+ctest_result() {  # ctest_result LOG
+  local line skipped
+  line="$(grep -E 'tests passed, [0-9]+ tests failed out of' "$1" | tail -n 1)"
+  skipped="$(grep -c -- '\*\*\*Skipped\|Skipped ' "$1" || true)"
+  echo "${line:-no ctest result} (${skipped} skipped)"
+}
+
+echo "gpu-check: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+echo "gpu-check: cmake $(cmake --version | head -n 1), logs in $LOGS"
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if ! run_step configure cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE="${GPU_CHECK_BUILD_TYPE:-Release}" \
+  -DTILEJIT_WERROR=OFF; then
+  tail -n 30 "$LOGS/configure.log"
+  exit 1
+fi
+# Keep going past a broken target (ninja -k 0, make -k), so that one part's build error does
+# not hide every other part's results; the summary shows the build as FAIL.
+keep_going=(-k 0)
+[ "${#generator[@]}" -eq 0 ] && keep_going=(-k)
+if ! run_step build cmake --build "$BUILD" -j "$JOBS" -- "${keep_going[@]}"; then
+  grep -E 'error|FAILED' "$LOGS/build.log" | head -n 30
+  if ! ls "$BUILD"/libtilejit.* >/dev/null 2>&1; then
+    exit 1
+  fi
+fi
+
+# ---- C++ GPU tests (label gpu): one process per test case, serially (one device) ----
+(cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 120) >"$LOGS/ctest-gpu.log" 2>&1
+status=$?
+record ctest-gpu "$([ $status -eq 0 ] && echo ok || echo FAIL)" "$(ctest_result "$LOGS/ctest-gpu.log")"
+grep -E '^\s*[0-9]+/[0-9]+ Test' "$LOGS/ctest-gpu.log" | sed 's/^/  /'
+
+# ---- C++ CPU tests (label cpu), now with a driver present ----
+if [ "${GPU_CHECK_SKIP_CPU_TESTS:-0}" != 1 ]; then
+  (cd "$BUILD" && ctest -L cpu -j "$JOBS" --output-on-failure --timeout 300) >"$LOGS/ctest-cpu.log" 2>&1
+  status=$?
+  record ctest-cpu "$([ $status -eq 0 ] && echo ok || echo FAIL)" "$(ctest_result "$LOGS/ctest-cpu.log")"
+  grep -E 'Failed|\*\*\*' "$LOGS/ctest-cpu.log" | grep -v 'Skipped' | head -n 20 | sed 's/^/  /'
+fi
+
+# ---- Launch overhead: tilejit vs raw cuLaunchKernelEx ----
+if run_step bench_launch "$BUILD/bench/cpp/bench_launch"; then :; fi
+sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- Sections appended by other parts go below this line ----

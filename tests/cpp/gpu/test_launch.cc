@@ -1,0 +1,178 @@
+// Launching on a GPU: symbolic grids, multi-launch programs with scalars, more than 48 KB of
+// dynamic shared memory, and arguments that must be refused before any launch.
+#include <cmath>
+
+#include "gpu/gpu_support.h"
+
+namespace tilejit {
+namespace {
+
+using namespace gpu_test;
+
+Program vector_add() {
+  return ProgramBuilder("vector_add")
+      .source(kernel_source("vector_add.cu"))
+      .tensor("A", "float32", {"n"})
+      .tensor("B", "float32", {"n"})
+      .tensor("C", "float32", {"n"})
+      .launch(Launch("vector_add_kernel").with_grid({"ceildiv(n, 256)"}).with_block({256}))
+      .out_idx({-1})
+      .build();
+}
+
+TEST(GpuLaunch, VectorAddWithASymbolicGrid) {
+  TILEJIT_REQUIRE_GPU();
+  Kernel kernel = compile_for_device(vector_add());
+  for (int64_t n : {1, 255, 256, 257, 4099, 1000003}) {
+    std::vector<float> a = random_floats(static_cast<size_t>(n));
+    std::vector<float> b = random_floats(static_cast<size_t>(n));
+    Tensor A = to_device(a, {n}, DataType::parse("float32"));
+    Tensor B = to_device(b, {n}, DataType::parse("float32"));
+    std::vector<Tensor> outs = kernel({A, B});
+    ASSERT_EQ(outs.size(), 1u);
+    EXPECT_EQ(outs[0].device(), Device::cuda(0));
+    std::vector<float> c = to_host<float>(outs[0]);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(c[static_cast<size_t>(i)], a[static_cast<size_t>(i)] + b[static_cast<size_t>(i)])
+          << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+TEST(GpuLaunch, VectorAddIntoAGivenOutputOnACreatedStream) {
+  TILEJIT_REQUIRE_GPU();
+  Program program = vector_add();
+  program.out_idx.clear();
+  Kernel kernel = compile_for_device(program);
+  const cuda::DriverApi& api = cuda::driver();
+  cuda::make_current(api, device());
+  cuda::CUstream stream = nullptr;
+  cuda::check(api.cuStreamCreate(&stream, 0), "cuStreamCreate");
+  const int64_t n = 77777;
+  std::vector<float> a = random_floats(n), b = random_floats(n);
+  Tensor A = to_device(a, {n}, DataType::parse("float32"));
+  Tensor B = to_device(b, {n}, DataType::parse("float32"));
+  Tensor C = poisoned(DataType::parse("float32"), {n});
+  kernel({A, B, C}, StreamRef(stream));
+  cuda::check(api.cuStreamSynchronize(stream), "cuStreamSynchronize");
+  std::vector<float> c = to_host<float>(C);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << i;
+  api.cuStreamDestroy(stream);
+}
+
+TEST(GpuLaunch, HostAndWrongDeviceArgumentsAreRefused) {
+  TILEJIT_REQUIRE_GPU();
+  Kernel kernel = compile_for_device(vector_add());
+  const int64_t n = 1000;
+  std::vector<float> host(n, 1.0f);
+  Tensor A = to_device(host, {n}, DataType::parse("float32"));
+  TensorView on_host(host.data(), "float32", {n});
+  try {
+    kernel({A, on_host});
+    FAIL() << "a host tensor was accepted";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("B"), std::string::npos) << e.what();
+  }
+  // Claims to live on a device this machine does not have.
+  const int missing = cuda::device_count();
+  TensorView elsewhere_a(A.data(), "float32", {n}, Device::cuda(missing));
+  TensorView elsewhere_b(A.data(), "float32", {n}, Device::cuda(missing));
+  try {
+    kernel({elsewhere_a, elsewhere_b});
+    FAIL() << "a tensor on a missing device was accepted";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(missing)), std::string::npos) << e.what();
+  }
+  // Tensors of one call on two devices.
+  TensorView other(A.data(), "float32", {n}, Device::cuda(missing));
+  try {
+    kernel({A, other});
+    FAIL() << "tensors on two devices were accepted";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("B"), std::string::npos) << e.what();
+  }
+}
+
+// softmax(scale * X) row by row, in two launches (statistics, then normalization), with
+// symbolic M and N and a float scalar; compared with a double-precision reference.
+TEST(GpuLaunch, TwoPassRowSoftmax) {
+  TILEJIT_REQUIRE_GPU();
+  Program program =
+      ProgramBuilder("row_softmax")
+          .source(kernel_source("row_softmax.cu"))
+          .tensor("X", "float32", {"M", "N"})
+          .tensor("Y", "float32", {"M", "N"})
+          .tensor("stats", "float32", {"M", 2})
+          .scalar("scale", "float32")
+          .launch(Launch("row_stats").with_grid({"M"}).with_block({256}))
+          .launch(Launch("row_normalize").with_grid({"ceildiv(N, 256)", "M"}).with_block({256}))
+          .out_idx({1, 2})
+          .build();
+  Kernel kernel = compile_for_device(program);
+  for (auto [M, N] : {std::pair<int64_t, int64_t>{1, 1}, {3, 1000}, {129, 257}, {1000, 4097}}) {
+    float scale = random_floats(1, 0.5f, 3.0f)[0];
+    std::vector<float> x = random_floats(static_cast<size_t>(M * N), -4.0f, 4.0f);
+    Tensor X = to_device(x, {M, N}, DataType::parse("float32"));
+    std::vector<Tensor> outs = kernel({X, scale});
+    ASSERT_EQ(outs.size(), 2u);
+    std::vector<float> y = to_host<float>(outs[0]);
+    for (int64_t r = 0; r < M; ++r) {
+      double m = -INFINITY;
+      for (int64_t j = 0; j < N; ++j) m = std::max(m, double(scale) * x[r * N + j]);
+      double sum = 0;
+      for (int64_t j = 0; j < N; ++j) sum += std::exp(double(scale) * x[r * N + j] - m);
+      for (int64_t j = 0; j < N; ++j) {
+        double expected = std::exp(double(scale) * x[r * N + j] - m) / sum;
+        ASSERT_NEAR(y[r * N + j], expected, 1e-5 * std::max(1.0, expected * 10))
+            << "M=" << M << " N=" << N << " r=" << r << " j=" << j;
+      }
+    }
+  }
+}
+
+// 160 KB of dynamic shared memory needs the kernel's limit raised (once per device, never
+// lowered: a smaller call in between and a larger one after must both still run).
+TEST(GpuLaunch, DynamicSharedMemoryAbove48KB) {
+  TILEJIT_REQUIRE_GPU();
+  if (device().max_shared_per_block_optin < 160 * 1024) {
+    GTEST_SKIP() << "device allows only " << device().max_shared_per_block_optin << " bytes";
+  }
+  Program program = ProgramBuilder("shared_reverse")
+                        .source(kernel_source("shared_reverse.cu"))
+                        .tensor("in", "float32", {"blocks", "count"})
+                        .tensor("out", "float32", {"blocks", "count"})
+                        .launch(Launch("shared_reverse")
+                                    .with_grid({"blocks"})
+                                    .with_block({512})
+                                    .with_dynamic_smem("count * 4"))
+                        .out_idx({1})
+                        .build();
+  Kernel kernel = compile_for_device(program);
+  for (int64_t count : {40960, 1000, 30000, 40960}) {  // 160 KB, 4 KB, 117 KB, 160 KB
+    const int64_t blocks = 7;
+    std::vector<float> in = random_floats(static_cast<size_t>(blocks * count));
+    Tensor In = to_device(in, {blocks, count}, DataType::parse("float32"));
+    std::vector<Tensor> outs = kernel({In});
+    std::vector<float> out = to_host<float>(outs[0]);
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t i = 0; i < count; ++i) {
+        ASSERT_EQ(out[b * count + i], in[b * count + count - 1 - i])
+            << "count=" << count << " i=" << i;
+      }
+    }
+  }
+  // More than the device allows: refused before the launch, naming the launch.
+  const int64_t too_many = device().max_shared_per_block_optin / 4 + 1;
+  Tensor Big =
+      Tensor::empty(DataType::parse("float32"), std::vector<int64_t>{1, too_many}, Device::cuda(0));
+  try {
+    kernel({Big});
+    FAIL() << "launched with more shared memory than the device has";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("shared_reverse"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dynamic_smem"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tilejit
