@@ -95,6 +95,12 @@ if [ "${GPU_CHECK_SKIP_CPU_TESTS:-0}" != 1 ]; then
   grep -E 'Failed|\*\*\*' "$LOGS/ctest-cpu.log" | grep -v 'Skipped' | head -n 20 | sed 's/^/  /'
 fi
 
+# ---- CUDA example programs through the CLI (every output element written, no NaN) ----
+run_step example-vector_add "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/vector_add.json" \
+  --backend nvrtc --set n=1000003 --check
+run_step example-row_softmax "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/row_softmax.json" \
+  --backend nvrtc --set M=333 --set N=1029 --set scale=0.75 --check
+
 # ---- Launch overhead: tilejit vs raw cuLaunchKernelEx ----
 if run_step bench_launch "$BUILD/bench/cpp/bench_launch"; then :; fi
 sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
