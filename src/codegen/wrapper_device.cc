@@ -307,8 +307,8 @@ class DeviceWrapperGenerator {
       out_.open("            dim3* dims) {");
       out_.line("const int64_t sizes[3] = {x, y, z};");
       out_.open("for (int i = 0; i < 3; ++i) {");
-      out_.open("if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {");
-      out_.line("return tj_fail(\"call: %s.%c of kernel '%s' is %lld: expected 1..4294967295\",");
+      out_.open("if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {");
+      out_.line("return tj_fail(\"call: %s.%c of kernel '%s' is %lld: expected 0..4294967295\",");
       out_.line("               what, \"xyz\"[i], kernel, (long long)sizes[i]);");
       out_.close("}");
       out_.close("}");
@@ -405,73 +405,77 @@ class DeviceWrapperGenerator {
   }
 
   void write_l2_helpers() {
-    out_.line();
-    out_.line("// L2 persistence for one launch: sets aside persisting L2 for the window and");
-    out_.line("// describes the window for the launch attribute. Both sizes are clamped to what");
-    out_.line("// the current device allows (zero where it has no persisting L2). The previous");
-    out_.line("// limit is saved for tj_l2_end.");
-    out_.line(
-        "int tj_l2_begin(const char* kernel, void* base, int64_t num_bytes, float hit_ratio,");
-    out_.line("                cudaAccessProperty hit, cudaAccessProperty miss,");
-    out_.open("                cudaAccessPolicyWindow* window, size_t* saved_limit) {");
-    out_.line("int device = 0;");
-    out_.line("int max_persisting = 0;");
-    out_.line("int max_window = 0;");
-    out_.line("const size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;");
-    out_.line("cudaError_t error = cudaGetDevice(&device);");
-    out_.open("if (error == cudaSuccess) {");
-    out_.line(
-        "error = cudaDeviceGetAttribute(&max_persisting, cudaDevAttrMaxPersistingL2CacheSize, "
-        "device);");
-    out_.close("}");
-    out_.open("if (error == cudaSuccess) {");
-    out_.line(
-        "error = cudaDeviceGetAttribute(&max_window, cudaDevAttrMaxAccessPolicyWindowSize, "
-        "device);");
-    out_.close("}");
-    out_.line(
-        "if (error == cudaSuccess) error = cudaDeviceGetLimit(saved_limit, "
-        "cudaLimitPersistingL2CacheSize);");
-    out_.line(
-        "const size_t persisting = bytes < (size_t)max_persisting ? bytes : "
-        "(size_t)max_persisting;");
-    out_.open("if (error == cudaSuccess && persisting > 0) {");
-    out_.line("error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, persisting);");
-    out_.close("}");
-    out_.open("if (error != cudaSuccess) {");
-    out_.line("return tj_fail(\"call: cannot set up the L2 window of kernel '%s': %s\", kernel,");
-    out_.line("               cudaGetErrorString(error));");
-    out_.close("}");
-    out_.line("window->base_ptr = base;");
-    out_.line(
-        "window->num_bytes = persisting == 0 ? 0 : bytes < (size_t)max_window ? bytes : "
-        "(size_t)max_window;");
-    out_.line("window->hitRatio = hit_ratio;");
-    out_.line("window->hitProp = hit;");
-    out_.line("window->missProp = miss;");
-    out_.line("return 0;");
-    out_.close("}");
-    out_.line();
-    out_.line(
-        "// After the launch: persisting lines back to normal and the previous limit restored,");
-    out_.line(
-        "// so that later work on the device is unaffected. Neither call is ordered with the");
-    out_.line(
-        "// stream: they act when called, as the CUDA documentation describes. `launched` is");
-    out_.line(
-        "// tj_check_launch's result: after a failed launch the reset still happens, and the");
-    out_.line("// launch's error stays the one reported.");
-    out_.open("int tj_l2_end(const char* kernel, size_t saved_limit, int launched) {");
-    out_.line("cudaError_t error = cudaCtxResetPersistingL2Cache();");
-    out_.line(
-        "if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, "
-        "saved_limit);");
-    out_.open("if (error != cudaSuccess && launched == 0) {");
-    out_.line("return tj_fail(\"call: cannot reset the L2 window of kernel '%s': %s\", kernel,");
-    out_.line("               cudaGetErrorString(error));");
-    out_.close("}");
-    out_.line("return launched;");
-    out_.close("}");
+    out_.lines(R"(
+// L2 persistence around one launch, as an access-policy window on the stream. The size is
+// clamped to what the current device allows; a device without persisting L2 gets nothing
+// set. What was changed is saved for tj_l2_end.
+struct tj_l2_saved {
+  bool active;
+  size_t previous_limit;
+};
+
+int tj_l2_begin(const char* kernel, cudaStream_t stream, void* base, int64_t num_bytes,
+                float hit_ratio, cudaAccessProperty hit, cudaAccessProperty miss,
+                tj_l2_saved* saved) {
+  saved->active = false;
+  int device = 0;
+  int max_persisting = 0;
+  int max_window = 0;
+  cudaError_t error = cudaGetDevice(&device);
+  if (error == cudaSuccess) {
+    error = cudaDeviceGetAttribute(&max_persisting, cudaDevAttrMaxPersistingL2CacheSize, device);
+  }
+  if (error == cudaSuccess) {
+    error = cudaDeviceGetAttribute(&max_window, cudaDevAttrMaxAccessPolicyWindowSize, device);
+  }
+  size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;
+  if (bytes > (size_t)max_persisting) bytes = (size_t)max_persisting;
+  if (bytes > (size_t)max_window) bytes = (size_t)max_window;
+  if (error == cudaSuccess && bytes == 0) return 0;
+  if (error == cudaSuccess) {
+    error = cudaDeviceGetLimit(&saved->previous_limit, cudaLimitPersistingL2CacheSize);
+  }
+  if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, bytes);
+  if (error == cudaSuccess) {
+    cudaStreamAttrValue value = {};
+    value.accessPolicyWindow.base_ptr = base;
+    value.accessPolicyWindow.num_bytes = bytes;
+    value.accessPolicyWindow.hitRatio = hit_ratio;
+    value.accessPolicyWindow.hitProp = hit;
+    value.accessPolicyWindow.missProp = miss;
+    error = cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
+    if (error != cudaSuccess) {
+      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
+    }
+  }
+  if (error != cudaSuccess) {
+    return tj_fail("call: cannot set the L2 window of kernel '%s': %s", kernel,
+                   cudaGetErrorString(error));
+  }
+  saved->active = true;
+  return 0;
+}
+
+// After the launch: the stream's window removed, persisting lines back to normal and the
+// previous limit restored, so that later work is unaffected. All three are attempted.
+// `launched` is tj_check_launch's result: after a failed launch the reset still happens and
+// the launch's error stays the one reported.
+int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved, int launched) {
+  if (!saved->active) return launched;
+  cudaStreamAttrValue value = {};  // num_bytes 0 removes the window
+  const cudaError_t window =
+      cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
+  const cudaError_t lines = cudaCtxResetPersistingL2Cache();
+  const cudaError_t limit =
+      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
+  const cudaError_t error =
+      window != cudaSuccess ? window : lines != cudaSuccess ? lines : limit;
+  if (error != cudaSuccess && launched == 0) {
+    return tj_fail("call: cannot reset the L2 window of kernel '%s': %s", kernel,
+                   cudaGetErrorString(error));
+  }
+  return launched;
+})");
   }
 
   void write_get_last_error() {
@@ -699,14 +703,26 @@ class DeviceWrapperGenerator {
   void write_launch(size_t index) {
     const Launch& launch = program_.launches[index];
     out_.line(fmt::format("// Launch {}: {}", index, launch.kernel));
-    out_.open("{");
+    bool symbolic_grid = false;
+    for (const Expr& e : launch.grid) symbolic_grid |= !e.is_const();
+    // A grid that may be empty (n == 0) skips its launch with `break`, as the nvrtc backend
+    // does: there is nothing to compute, and CUDA would reject the empty configuration.
+    out_.open(symbolic_grid ? "do {" : "{");
     const std::string grid = dims(launch, launch.grid, "grid", "tj_grid");
+    if (symbolic_grid) {
+      out_.line("if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do");
+    }
     const std::string block = dims(launch, launch.block, "block", "tj_block");
     if (hip_) {
       write_hip_launch(index, grid, block);
-      out_.close("}");
-      return;
+    } else {
+      write_cuda_launch(index, grid, block);
     }
+    out_.close(symbolic_grid ? "} while (false);" : "}");
+  }
+
+  void write_cuda_launch(size_t index, const std::string& grid, const std::string& block) {
+    const Launch& launch = program_.launches[index];
     out_.line("cudaLaunchConfig_t tj_config = {};");
     out_.line(fmt::format("tj_config.gridDim = {};", grid));
     out_.line(fmt::format("tj_config.blockDim = {};", block));
@@ -724,7 +740,6 @@ class DeviceWrapperGenerator {
     if (launch.uses_cluster()) ++attribute_count;
     if (launch.cooperative) ++attribute_count;
     if (launch.pdl) ++attribute_count;
-    if (!launch.l2_windows.empty()) ++attribute_count;
     int next = 0;
     if (attribute_count > 0) {
       out_.line(fmt::format("cudaLaunchAttribute tj_attributes[{}];", attribute_count));
@@ -749,22 +764,6 @@ class DeviceWrapperGenerator {
           fmt::format("tj_attributes[{}].val.programmaticStreamSerializationAllowed = 1;", next));
       ++next;
     }
-    if (!launch.l2_windows.empty()) {
-      const L2Window& window = launch.l2_windows.front();
-      out_.line(fmt::format("// L2 persistence window over '{}' for this launch.", window.param));
-      out_.line("size_t tj_l2_saved_limit = 0;");
-      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeAccessPolicyWindow;", next));
-      out_.wrapped(
-          "if (tj_l2_begin(",
-          {fmt::format("\"{}\"", launch.kernel), window.param, context_.expr(window.num_bytes),
-           float_literal(window.hit_ratio), std::string(access_property_name(window.hit_property)),
-           std::string(access_property_name(window.miss_property)),
-           fmt::format("&tj_attributes[{}].val.accessPolicyWindow", next), "&tj_l2_saved_limit"},
-          ") != 0) {");
-      out_.line("  return -1;");
-      out_.line("}");
-      ++next;
-    }
     if (attribute_count > 0) {
       out_.line("tj_config.attrs = tj_attributes;");
       out_.line(fmt::format("tj_config.numAttrs = {};", attribute_count));
@@ -782,6 +781,19 @@ class DeviceWrapperGenerator {
     }
     // The C form of cudaLaunchKernelEx: every argument travels with exactly the size the
     // kernel declares, which the templated form would first convert through C++ rules.
+    if (!launch.l2_windows.empty()) {
+      const L2Window& window = launch.l2_windows.front();
+      out_.line(fmt::format("// L2 persistence window over '{}' for this launch.", window.param));
+      out_.line("tj_l2_saved tj_l2;");
+      out_.wrapped("if (tj_l2_begin(",
+                   {fmt::format("\"{}\"", launch.kernel), "stream", window.param,
+                    context_.expr(window.num_bytes), float_literal(window.hit_ratio),
+                    std::string(access_property_name(window.hit_property)),
+                    std::string(access_property_name(window.miss_property)), "&tj_l2"},
+                   ") != 0) {");
+      out_.line("  return -1;");
+      out_.line("}");
+    }
     out_.wrapped("const cudaError_t tj_launched = cudaLaunchKernelExC(",
                  {"&tj_config", fmt::format("(const void*){}", launch.kernel), args_name}, ");");
     if (launch.l2_windows.empty()) {
@@ -790,10 +802,9 @@ class DeviceWrapperGenerator {
     } else {
       out_.line(fmt::format("const int tj_checked = tj_check_launch(\"{}\", tj_launched);",
                             launch.kernel));
-      out_.line(fmt::format("if (tj_l2_end(\"{}\", tj_l2_saved_limit, tj_checked) != 0) return -1;",
+      out_.line(fmt::format("if (tj_l2_end(\"{}\", stream, &tj_l2, tj_checked) != 0) return -1;",
                             launch.kernel));
     }
-    out_.close("}");
   }
 
   // hipLaunchKernel takes the same argument array as cudaLaunchKernelExC: each value with

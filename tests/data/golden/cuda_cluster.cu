@@ -43,8 +43,8 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
             dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
-    if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 1..4294967295",
+    if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
                      what, "xyz"[i], kernel, (long long)sizes[i]);
     }
   }
@@ -73,10 +73,11 @@ extern "C" int init(void) {
 // Enqueues the Program's launches on `stream`, in order.
 extern "C" int call(float* X, int32_t n, cudaStream_t stream) {
   // Launch 0: cluster_pairs
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims(
         "cluster_pairs", "grid", ((int64_t)n + 255) / 256 * 2, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     cudaLaunchConfig_t tj_config = {};
     tj_config.gridDim = tj_grid;
     tj_config.blockDim = dim3(128, 1, 1);
@@ -93,7 +94,7 @@ extern "C" int call(float* X, int32_t n, cudaStream_t stream) {
     const cudaError_t tj_launched = cudaLaunchKernelExC(
         &tj_config, (const void*)cluster_pairs, tj_args);
     if (tj_check_launch("cluster_pairs", tj_launched) != 0) return -1;
-  }
+  } while (false);
   // Launch 1: cluster_wide
   {
     cudaLaunchConfig_t tj_config = {};

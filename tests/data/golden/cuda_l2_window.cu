@@ -43,8 +43,8 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
             dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
-    if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 1..4294967295",
+    if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
                      what, "xyz"[i], kernel, (long long)sizes[i]);
     }
   }
@@ -52,17 +52,21 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
   return 0;
 }
 
-// L2 persistence for one launch: sets aside persisting L2 for the window and
-// describes the window for the launch attribute. Both sizes are clamped to what
-// the current device allows (zero where it has no persisting L2). The previous
-// limit is saved for tj_l2_end.
-int tj_l2_begin(const char* kernel, void* base, int64_t num_bytes, float hit_ratio,
-                cudaAccessProperty hit, cudaAccessProperty miss,
-                cudaAccessPolicyWindow* window, size_t* saved_limit) {
+// L2 persistence around one launch, as an access-policy window on the stream. The size is
+// clamped to what the current device allows; a device without persisting L2 gets nothing
+// set. What was changed is saved for tj_l2_end.
+struct tj_l2_saved {
+  bool active;
+  size_t previous_limit;
+};
+
+int tj_l2_begin(const char* kernel, cudaStream_t stream, void* base, int64_t num_bytes,
+                float hit_ratio, cudaAccessProperty hit, cudaAccessProperty miss,
+                tj_l2_saved* saved) {
+  saved->active = false;
   int device = 0;
   int max_persisting = 0;
   int max_window = 0;
-  const size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;
   cudaError_t error = cudaGetDevice(&device);
   if (error == cudaSuccess) {
     error = cudaDeviceGetAttribute(&max_persisting, cudaDevAttrMaxPersistingL2CacheSize, device);
@@ -70,31 +74,48 @@ int tj_l2_begin(const char* kernel, void* base, int64_t num_bytes, float hit_rat
   if (error == cudaSuccess) {
     error = cudaDeviceGetAttribute(&max_window, cudaDevAttrMaxAccessPolicyWindowSize, device);
   }
-  if (error == cudaSuccess) error = cudaDeviceGetLimit(saved_limit, cudaLimitPersistingL2CacheSize);
-  const size_t persisting = bytes < (size_t)max_persisting ? bytes : (size_t)max_persisting;
-  if (error == cudaSuccess && persisting > 0) {
-    error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, persisting);
+  size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;
+  if (bytes > (size_t)max_persisting) bytes = (size_t)max_persisting;
+  if (bytes > (size_t)max_window) bytes = (size_t)max_window;
+  if (error == cudaSuccess && bytes == 0) return 0;
+  if (error == cudaSuccess) {
+    error = cudaDeviceGetLimit(&saved->previous_limit, cudaLimitPersistingL2CacheSize);
+  }
+  if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, bytes);
+  if (error == cudaSuccess) {
+    cudaStreamAttrValue value = {};
+    value.accessPolicyWindow.base_ptr = base;
+    value.accessPolicyWindow.num_bytes = bytes;
+    value.accessPolicyWindow.hitRatio = hit_ratio;
+    value.accessPolicyWindow.hitProp = hit;
+    value.accessPolicyWindow.missProp = miss;
+    error = cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
+    if (error != cudaSuccess) {
+      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
+    }
   }
   if (error != cudaSuccess) {
-    return tj_fail("call: cannot set up the L2 window of kernel '%s': %s", kernel,
+    return tj_fail("call: cannot set the L2 window of kernel '%s': %s", kernel,
                    cudaGetErrorString(error));
   }
-  window->base_ptr = base;
-  window->num_bytes = persisting == 0 ? 0 : bytes < (size_t)max_window ? bytes : (size_t)max_window;
-  window->hitRatio = hit_ratio;
-  window->hitProp = hit;
-  window->missProp = miss;
+  saved->active = true;
   return 0;
 }
 
-// After the launch: persisting lines back to normal and the previous limit restored,
-// so that later work on the device is unaffected. Neither call is ordered with the
-// stream: they act when called, as the CUDA documentation describes. `launched` is
-// tj_check_launch's result: after a failed launch the reset still happens, and the
-// launch's error stays the one reported.
-int tj_l2_end(const char* kernel, size_t saved_limit, int launched) {
-  cudaError_t error = cudaCtxResetPersistingL2Cache();
-  if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved_limit);
+// After the launch: the stream's window removed, persisting lines back to normal and the
+// previous limit restored, so that later work is unaffected. All three are attempted.
+// `launched` is tj_check_launch's result: after a failed launch the reset still happens and
+// the launch's error stays the one reported.
+int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved, int launched) {
+  if (!saved->active) return launched;
+  cudaStreamAttrValue value = {};  // num_bytes 0 removes the window
+  const cudaError_t window =
+      cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
+  const cudaError_t lines = cudaCtxResetPersistingL2Cache();
+  const cudaError_t limit =
+      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
+  const cudaError_t error =
+      window != cudaSuccess ? window : lines != cudaSuccess ? lines : limit;
   if (error != cudaSuccess && launched == 0) {
     return tj_fail("call: cannot reset the L2 window of kernel '%s': %s", kernel,
                    cudaGetErrorString(error));
@@ -116,32 +137,28 @@ extern "C" int init(void) {
 // Enqueues the Program's launches on `stream`, in order.
 extern "C" int call(float* A, float* B, int32_t n, cudaStream_t stream) {
   // Launch 0: reuse_sum
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims("reuse_sum", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     cudaLaunchConfig_t tj_config = {};
     tj_config.gridDim = tj_grid;
     tj_config.blockDim = dim3(256, 1, 1);
     tj_config.dynamicSmemBytes = 0;
     tj_config.stream = stream;
-    cudaLaunchAttribute tj_attributes[1];
+    void* tj_args[] = {&A, &B, &n};
     // L2 persistence window over 'A' for this launch.
-    size_t tj_l2_saved_limit = 0;
-    tj_attributes[0].id = cudaLaunchAttributeAccessPolicyWindow;
+    tj_l2_saved tj_l2;
     if (tj_l2_begin(
-        "reuse_sum", A, (int64_t)n * 4, 0.6f, cudaAccessPropertyPersisting,
-        cudaAccessPropertyStreaming, &tj_attributes[0].val.accessPolicyWindow,
-        &tj_l2_saved_limit) != 0) {
+        "reuse_sum", stream, A, (int64_t)n * 4, 0.6f, cudaAccessPropertyPersisting,
+        cudaAccessPropertyStreaming, &tj_l2) != 0) {
       return -1;
     }
-    tj_config.attrs = tj_attributes;
-    tj_config.numAttrs = 1;
-    void* tj_args[] = {&A, &B, &n};
     const cudaError_t tj_launched = cudaLaunchKernelExC(
         &tj_config, (const void*)reuse_sum, tj_args);
     const int tj_checked = tj_check_launch("reuse_sum", tj_launched);
-    if (tj_l2_end("reuse_sum", tj_l2_saved_limit, tj_checked) != 0) return -1;
-  }
+    if (tj_l2_end("reuse_sum", stream, &tj_l2, tj_checked) != 0) return -1;
+  } while (false);
   return 0;
 }
 

@@ -43,8 +43,8 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
             dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
-    if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 1..4294967295",
+    if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
                      what, "xyz"[i], kernel, (long long)sizes[i]);
     }
   }
@@ -145,9 +145,10 @@ extern "C" int call(
     }
   }
   // Launch 0: tma_first
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims("tma_first", "grid", ((int64_t)M + 127) / 128, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     cudaLaunchConfig_t tj_config = {};
     tj_config.gridDim = tj_grid;
     tj_config.blockDim = dim3(128, 1, 1);
@@ -157,11 +158,12 @@ extern "C" int call(
     const cudaError_t tj_launched = cudaLaunchKernelExC(
         &tj_config, (const void*)tma_first, tj_args);
     if (tj_check_launch("tma_first", tj_launched) != 0) return -1;
-  }
+  } while (false);
   // Launch 1: tma_second
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims("tma_second", "grid", ((int64_t)M + 127) / 128, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     cudaLaunchConfig_t tj_config = {};
     tj_config.gridDim = tj_grid;
     tj_config.blockDim = dim3(128, 1, 1);
@@ -171,7 +173,7 @@ extern "C" int call(
     const cudaError_t tj_launched = cudaLaunchKernelExC(
         &tj_config, (const void*)tma_second, tj_args);
     if (tj_check_launch("tma_second", tj_launched) != 0) return -1;
-  }
+  } while (false);
   return 0;
 }
 

@@ -41,8 +41,8 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
             dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
-    if (sizes[i] < 1 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 1..4294967295",
+    if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
                      what, "xyz"[i], kernel, (long long)sizes[i]);
     }
   }
@@ -97,25 +97,27 @@ extern "C" int init(void) {
 // Enqueues the Program's launches on `stream`, in order.
 extern "C" int call(float* A, float* B, float value, int32_t n, hipStream_t stream) {
   // Launch 0: fill
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims("fill", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     void* tj_args[] = {&A, &n, &value};
     const hipError_t tj_launched = hipLaunchKernel(
         (const void*)fill, tj_grid, dim3(256, 1, 1), tj_args, 0, stream);
     if (tj_check_launch("fill", tj_launched) != 0) return -1;
-  }
+  } while (false);
   // Launch 1: stage_sized
-  {
+  do {
     dim3 tj_grid;
     if (tj_dims("stage_sized", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
+    if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
     size_t tj_smem = 0;
     if (tj_smem_bytes("stage_sized", (int64_t)n * 4, &tj_smem) != 0) return -1;
     void* tj_args[] = {&A, &B, &n};
     const hipError_t tj_launched = hipLaunchCooperativeKernel(
         (const void*)stage_sized, tj_grid, dim3(256, 1, 1), tj_args, tj_smem, stream);
     if (tj_check_launch("stage_sized", tj_launched) != 0) return -1;
-  }
+  } while (false);
   return 0;
 }
 
