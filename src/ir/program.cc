@@ -40,6 +40,14 @@ void check_choice(std::string_view what, std::string_view value,
   }
 }
 
+// A constant expression must lie in range; symbolic ones are checked when evaluated.
+void check_constant_at_least(const Expr& e, int64_t minimum, std::string_view what) {
+  if (e.is_const() && e.const_value() < minimum) {
+    throw ProgramError(
+        fmt::format("{} is {}: expected a value >= {}", what, e.const_value(), minimum));
+  }
+}
+
 std::array<Expr, 3> three_dims(std::vector<Expr> dims, std::string_view what) {
   if (dims.empty() || dims.size() > 3) {
     throw ProgramError(fmt::format("{} takes 1 to 3 dimensions, got {}", what, dims.size()));
@@ -109,6 +117,9 @@ void validate_params(const Program& program) {
                         p.name));
       }
       continue;
+    }
+    for (size_t d = 0; d < p.shape.size(); ++d) {
+      check_constant_at_least(p.shape[d], 0, fmt::format("parameter '{}' shape[{}]", p.name, d));
     }
     if (p.strides && p.strides->size() != p.shape.size()) {
       throw ProgramError(
@@ -299,14 +310,19 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
     }
     std::string what = fmt::format("launches[{}] (kernel '{}')", i, l.kernel);
     for (int a = 0; a < 3; ++a) {
-      symbols.check(l.grid[a], fmt::format("grid.{} of {}", kAxes[a], what));
-      symbols.check(l.block[a], fmt::format("block.{} of {}", kAxes[a], what));
+      std::string grid_what = fmt::format("grid.{} of {}", kAxes[a], what);
+      std::string block_what = fmt::format("block.{} of {}", kAxes[a], what);
+      symbols.check(l.grid[a], grid_what);
+      symbols.check(l.block[a], block_what);
+      check_constant_at_least(l.grid[a], 1, grid_what);
+      check_constant_at_least(l.block[a], 1, block_what);
       if (l.cluster[a] < 1) {
         throw ProgramError(
             fmt::format("cluster.{} of {} is {}: expected >= 1", kAxes[a], what, l.cluster[a]));
       }
     }
     symbols.check(l.dynamic_smem, fmt::format("dynamic_smem of {}", what));
+    check_constant_at_least(l.dynamic_smem, 0, fmt::format("dynamic_smem of {}", what));
     if (l.args) {
       for (const std::string& arg : *l.args) {
         bool known = program.find_param(arg) != nullptr || symbols.contains(arg) ||
@@ -329,6 +345,7 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
                                        wwhat, window.param));
       }
       symbols.check(window.num_bytes, fmt::format("num_bytes of {}", wwhat));
+      check_constant_at_least(window.num_bytes, 0, fmt::format("num_bytes of {}", wwhat));
       if (!(window.hit_ratio > 0.0 && window.hit_ratio <= 1.0)) {
         throw ProgramError(fmt::format("hit_ratio of {} is {}: expected 0 < hit_ratio <= 1", wwhat,
                                        window.hit_ratio));

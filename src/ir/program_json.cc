@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "tilejit/errors.h"
@@ -454,7 +455,27 @@ std::string Program::to_json(int indent) const {
 Program Program::from_json(std::string_view json) {
   Json root;
   try {
-    root = Json::parse(json.begin(), json.end());
+    // JSON allows a key twice and nlohmann keeps the last; a strict reader refuses, so that
+    // a stale duplicate cannot silently override a setting.
+    std::vector<std::set<std::string>> keys_by_depth;
+    std::string duplicate;
+    auto reject_duplicates = [&](int depth, Json::parse_event_t event, Json& parsed) {
+      auto level = static_cast<size_t>(depth);
+      if (event == Json::parse_event_t::object_start) {
+        if (keys_by_depth.size() <= level + 1) keys_by_depth.resize(level + 2);
+        keys_by_depth[level + 1].clear();
+      } else if (event == Json::parse_event_t::key) {
+        if (!keys_by_depth[level].insert(parsed.get<std::string>()).second && duplicate.empty()) {
+          duplicate = parsed.get<std::string>();
+        }
+      }
+      return true;
+    };
+    root = Json::parse(json.begin(), json.end(), reject_duplicates);
+    if (!duplicate.empty()) {
+      throw ProgramError(
+          fmt::format("invalid JSON: the key \"{}\" appears twice in one object", duplicate));
+    }
   } catch (const Json::parse_error& e) {
     throw ProgramError(fmt::format("invalid JSON: {}", e.what()));
   }

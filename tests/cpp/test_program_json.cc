@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tilejit/errors.h"
@@ -362,6 +363,30 @@ TEST(ProgramJson, InvalidJsonTextIsAProgramError) {
   }
 }
 
+TEST(ProgramJson, DuplicateKeysAreRefusedAtAnyDepth) {
+  std::string doc = minimal().dump();
+  // A duplicate at the top level, inside a param, and inside a launch's L2 window.
+  for (auto [from, to, key] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"\"name\":\"p\"", "\"name\":\"p\",\"name\":\"q\"", "name"},
+           {"\"dtype\":\"int32\"", "\"dtype\":\"int32\",\"dtype\":\"int64\"", "dtype"},
+           {"\"num_bytes\":1024", "\"num_bytes\":1024,\"num_bytes\":2048", "num_bytes"}}) {
+    SCOPED_TRACE(key);
+    std::string edited = doc;
+    size_t at = edited.find(from);
+    ASSERT_NE(at, std::string::npos) << doc;
+    edited.replace(at, from.size(), to);
+    try {
+      Program::from_json(edited);
+      ADD_FAILURE() << "accepted " << edited;
+    } catch (const ProgramError& e) {
+      EXPECT_NE(std::string(e.what()).find("\"" + key + "\" appears twice"), std::string::npos)
+          << e.what();
+    }
+  }
+  // The same key in sibling objects is fine.
+  EXPECT_NO_THROW(Program::from_json(doc));
+}
+
 TEST(ProgramJson, LoadNamesTheFile) {
   fs::path missing = kPrograms / "does_not_exist.json";
   try {
@@ -452,6 +477,12 @@ TEST(ProgramValidate, RejectsEachInconsistencyNamingIt) {
                  {"'w'", "shape[1]"});
   expect_invalid([](Program& p) { p.params[1].name = "n"; }, {"'n'", "shape/stride variable"});
   expect_invalid([](Program& p) { p.defines["1BAD"] = "1"; }, {"'1BAD'"});
+  expect_invalid([](Program& p) { p.launches[0].grid[2] = Expr(0); }, {"grid.z", ">= 1"});
+  expect_invalid([](Program& p) { p.launches[0].block[0] = Expr(-32); }, {"block.x", "-32"});
+  expect_invalid([](Program& p) { p.launches[0].dynamic_smem = Expr(-1); }, {"dynamic_smem"});
+  expect_invalid([](Program& p) { p.launches[0].l2_windows[0].num_bytes = Expr(-5); },
+                 {"num_bytes"});
+  expect_invalid([](Program& p) { p.params[0].shape[1] = Expr(-4); }, {"'A' shape[1]", "-4"});
   // TMA descriptors.
   expect_invalid([](Program& p) { p.tma_descriptors[0].buffer = "Q"; }, {"A_desc", "'Q'"});
   expect_invalid([](Program& p) { p.tma_descriptors[0].buffer = "k"; }, {"A_desc", "tensor"});
