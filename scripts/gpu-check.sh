@@ -106,3 +106,15 @@ if run_step bench_launch "$BUILD/bench/cpp/bench_launch"; then :; fi
 sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
 
 # ---- Sections appended by other parts go below this line ----
+
+# ---- Python package: installed as a user would, then its GPU tests and the launch bench ----
+# Into the torch venv (the first python3 on PATH), with the build tools that venv already has.
+if CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
+  python3 -m pip install --no-build-isolation -v "$ROOT"; then
+  run_step pytest-gpu python3 -m pytest -m gpu -rs -p no:cacheprovider "$ROOT/tests/python"
+  run_step pytest-cpu python3 -m pytest -m "not gpu" -q -p no:cacheprovider "$ROOT/tests/python"
+  if run_step bench_launch_py python3 "$ROOT/bench/python/bench_launch.py"; then :; fi
+  sed -n '/^device:/,$p' "$LOGS/bench_launch_py.log" | sed 's/^/  /' >>"$SUMMARY"
+else
+  grep -E 'error|Error' "$LOGS/python-install.log" | head -n 20
+fi

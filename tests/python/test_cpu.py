@@ -1,6 +1,8 @@
 """Kernels on the CPU backend, called with numpy arrays: every output element is checked
 against a numpy reference, on random data and odd sizes."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,10 @@ def test_compile_is_memoized(vector_add):
 def test_kernel_cannot_be_made_directly():
     with pytest.raises(TypeError):
         tilejit.Kernel()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="Python < 3.12 does not let a Python subclass inherit vectorcall")
+def test_kernel_calls_are_vectorcalls(vector_add):
+    # Py_TPFLAGS_HAVE_VECTORCALL: a call goes straight to C++ with no argument tuple.
+    assert type(vector_add).__flags__ & (1 << 11)
