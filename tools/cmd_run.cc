@@ -346,7 +346,9 @@ void run(const RunArgs& args, bool out_idx_given) {
             fmt::format("param '{}' is a handle; `tilejit run` cannot make one up", p.name));
       }
       const auto set = scalar_values.find(p.name);
-      if (p.dtype.is_integer() || p.dtype.is_boolean()) {
+      if (p.dtype.is_boolean()) {
+        call_args.emplace_back(set != scalar_values.end() ? set->second != 0 : (rng() & 1u) != 0);
+      } else if (p.dtype.is_integer()) {
         if (symbols.count(p.name) == 0 && args.default_size) symbols[p.name] = *args.default_size;
         const auto symbol = symbols.find(p.name);
         if (symbol == symbols.end()) {
