@@ -1,0 +1,264 @@
+// The nvcc backend (execution_backend "nvcc"): the Program's CUDA source and its generated host
+// wrapper (codegen/wrapper.h) compiled by nvcc into one shared library, as the seed's cython and
+// tvm_ffi adapters do. The library is loaded from memory, its init() runs once per device, and
+// every call goes through its call_packed entry on the caller's stream.
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "backend/packed_call.h"
+#include "backend/shared_library.h"
+#include "codegen/wrapper.h"
+#include "compile/toolchain.h"
+#include "cuda/driver.h"
+#include "cuda/nvrtc.h"
+#include "tilejit/errors.h"
+
+namespace tilejit::detail {
+namespace {
+
+// nvcc on a large kernel can take minutes; a hung compiler must not hang the caller forever.
+constexpr auto kCompileTimeout = std::chrono::seconds(600);
+// The names the sources get in the build directory and in an export (src/compile/export.cc).
+constexpr const char* kDeviceSourceName = "kernel.cu";
+constexpr const char* kHostSourceName = "host.cu";
+
+// nvcc and the host compiler it drives, found once per process.
+struct NvccToolchain {
+  std::filesystem::path nvcc;
+  std::string version;  // `nvcc --version`, whole: release and build lines
+  HostCompiler host;
+};
+
+std::filesystem::path find_nvcc() {
+  // The toolkit whose headers tilejit already uses (CUDA_HOME, CUDA_PATH, or the one next to
+  // libnvrtc) comes first, so that nvcc and NVRTC agree; then PATH.
+  for (const std::filesystem::path& include : cuda::cuda_include_dirs()) {
+    const std::filesystem::path candidate = include.parent_path() / "bin" / "nvcc";
+    if (std::filesystem::exists(candidate)) return candidate;
+  }
+  if (auto found = find_program("nvcc")) return *found;
+  throw NotAvailableError(
+      "the nvcc backend needs nvcc, and none was found in the CUDA toolkit (CUDA_HOME, "
+      "CUDA_PATH) or on PATH: install the CUDA toolkit, or use execution_backend=\"nvrtc\"");
+}
+
+const NvccToolchain& toolchain() {
+  static const NvccToolchain detected = [] {
+    NvccToolchain t;
+    t.nvcc = find_nvcc();
+    const ProcessResult result =
+        run_process({t.nvcc.string(), "--version"}, std::chrono::seconds(60));
+    if (result.exit_code != 0) {
+      throw NotAvailableError(
+          fmt::format("'{} --version' failed: {}", t.nvcc.string(), result.output));
+    }
+    t.version = result.output;
+    while (!t.version.empty() && (t.version.back() == '\n' || t.version.back() == '\r')) {
+      t.version.pop_back();
+    }
+    t.host = HostCompiler::detect();
+    return t;
+  }();
+  return detected;
+}
+
+// The lines of a compiler log that say what went wrong: those mentioning "error", else the
+// first lines.
+std::string error_summary(std::string_view log) {
+  constexpr size_t kMaxLines = 6;
+  std::vector<std::string_view> lines;
+  std::vector<std::string_view> errors;
+  while (!log.empty()) {
+    const size_t end = log.find('\n');
+    const std::string_view line = log.substr(0, end);
+    log = end == std::string_view::npos ? std::string_view() : log.substr(end + 1);
+    if (line.empty()) continue;
+    lines.push_back(line);
+    if (line.find("error") != std::string_view::npos) errors.push_back(line);
+  }
+  const auto& chosen = errors.empty() ? lines : errors;
+  std::string text;
+  for (size_t i = 0; i < chosen.size() && i < kMaxLines; ++i) {
+    if (i > 0) text += '\n';
+    text += chosen[i];
+  }
+  return text;
+}
+
+// Runs a loaded library: init() once per device, then call_packed for every call.
+class NvccExecutor final : public Executor {
+ public:
+  NvccExecutor(SharedLibrary library, const Program& program, const Binder& binder)
+      : library_(std::move(library)),
+        program_name_(program.name),
+        plan_(program, binder, "nvcc"),
+        init_(reinterpret_cast<InitFn>(library_.symbol("init"))),
+        call_packed_(reinterpret_cast<CallPackedFn>(library_.symbol("call_packed"))),
+        get_last_error_(reinterpret_cast<GetLastErrorFn>(library_.symbol("get_last_error"))) {}
+
+  void launch(const BoundCall& call, StreamRef stream) const override {
+    const cuda::DriverApi& api = cuda::driver();
+    const cuda::DeviceInfo& device = cuda::device_info(call.device.id);
+    // The library's CUDA runtime works in the context current on the thread: the device's
+    // primary context, which frameworks share.
+    cuda::make_current(api, device);
+    if (!initialized_[static_cast<size_t>(device.ordinal)].load(std::memory_order_acquire))
+        [[unlikely]] {
+      initialize(device.ordinal);
+    }
+    PackedCallPlan::Storage storage;
+    if (call_packed_(plan_.fill(call, storage), stream.handle()) != 0) [[unlikely]] {
+      // Not a CUresult: the library's message carries the CUDA error's name.
+      throw CudaError(fmt::format("{}: {}", program_name_, get_last_error_()), -1);
+    }
+  }
+
+ private:
+  using InitFn = int (*)();
+  using CallPackedFn = int (*)(void* const*, void*);
+  using GetLastErrorFn = const char* (*)();
+
+  // init() sets per-device function attributes (dynamic shared memory, cluster sizes), so it
+  // runs once on each device, with that device's context current. Serialized: it is rare.
+  void initialize(int ordinal) const {
+    std::lock_guard lock(init_mutex_);
+    std::atomic<bool>& done = initialized_[static_cast<size_t>(ordinal)];
+    if (done.load(std::memory_order_relaxed)) return;
+    if (init_() != 0) {
+      throw CudaError(fmt::format("{}: init() on device {} failed: {}", program_name_, ordinal,
+                                  get_last_error_()),
+                      -1);
+    }
+    done.store(true, std::memory_order_release);
+  }
+
+  SharedLibrary library_;
+  std::string program_name_;
+  PackedCallPlan plan_;
+  InitFn init_;
+  CallPackedFn call_packed_;
+  GetLastErrorFn get_last_error_;
+  mutable std::array<std::atomic<bool>, cuda::kMaxDevices> initialized_{};
+  mutable std::mutex init_mutex_;
+};
+
+class NvccBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "nvcc"; }
+  int32_t device_type() const override { return dlpack::kDLCUDA; }
+
+  // The same resolution as the nvrtc backend (the current device's sm_XY for "auto"), so that
+  // switching backends never changes the architecture.
+  Target resolve_target(const Target& requested) const override {
+    if (requested.kind != "cuda" && requested.kind != "auto") {
+      throw ArgumentError(
+          fmt::format("the nvcc backend compiles for CUDA targets, not '{}'", requested.str()));
+    }
+    return backend_named("nvrtc").resolve_target(requested);
+  }
+
+  std::string toolchain_fingerprint(const Target& target) const override {
+    const NvccToolchain& t = toolchain();
+    return fmt::format("nvcc [{}] host [{}] target {} device_header {}", t.version, t.host.version,
+                       target.str(), std::hash<std::string_view>{}(cuda::device_header_source()));
+  }
+
+  CompiledArtifact build(const Program& program, const ResolvedOptions& options) const override {
+    if (program.language != Language::kCuda) {
+      throw ArgumentError(fmt::format("the nvcc backend compiles CUDA sources; program '{}' is {}",
+                                      program.name, to_string(program.language)));
+    }
+    // Generated first: a Program the wrapper cannot express fails before a slow compile.
+    const std::string host_source = generate_cuda_wrapper(program, kDeviceSourceName);
+    const NvccToolchain& t = toolchain();
+    const HostCompiler host =
+        options.target_host.empty() ? t.host : HostCompiler::named(options.target_host);
+    const cuda::CudaArch arch = cuda::CudaArch::parse(options.target.arch);
+    const std::string suffix = arch.arch_specific ? "a" : "";
+
+    TempDir dir("tilejit-nvcc");
+    write_file(dir.path() / kDeviceSourceName, program.source);
+    write_file(dir.path() / kHostSourceName, host_source);
+    // The device header NVRTC gets from memory, on disk for nvcc: one source builds with both.
+    std::filesystem::create_directories(dir.path() / "include" / "tilejit");
+    write_file(dir.path() / "include" / cuda::kDeviceHeaderName, cuda::device_header_source());
+    const std::filesystem::path library = dir.path() / "libkernel.so";
+
+    std::vector<std::string> argv = {
+        t.nvcc.string(),
+        "-shared",
+        "-Xcompiler",
+        "-fPIC",
+        "-std=c++17",
+        "-O3",
+        "-ccbin",
+        host.cxx_compiler,
+        "-gencode",
+        fmt::format("arch=compute_{}{},code=sm_{}{}", arch.number(), suffix, arch.number(), suffix),
+        "-I" + (dir.path() / "include").string()};
+    for (const std::string& include_dir : program.include_dirs) argv.push_back("-I" + include_dir);
+    for (const auto& [define, value] : program.defines) {
+      argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
+    }
+    // The resolved flags hold the Program's own flags followed by the options'.
+    for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+    argv.insert(argv.end(), {"-o", library.string(), (dir.path() / kHostSourceName).string()});
+
+    if (options.verbose) fmt::print(stderr, "tilejit: {}\n", fmt::join(argv, " "));
+    const ProcessResult result = run_process(argv, kCompileTimeout);
+    if (result.timed_out || result.exit_code != 0) {
+      const std::string what = result.timed_out
+                                   ? fmt::format("timed out after {} s", kCompileTimeout.count())
+                                   : error_summary(result.output);
+      throw CompileError(
+          fmt::format("{}: nvcc failed on {}:\n{}", program.name, kDeviceSourceName, what),
+          result.output, argv, kDeviceSourceName);
+    }
+
+    CompiledArtifact artifact;
+    artifact.backend = "nvcc";
+    artifact.target = options.target.str();
+    artifact.program = program;
+    artifact.program.out_idx = options.out_idx;
+    artifact.binary_kind = "shared_library";
+    artifact.binary = read_file(library);
+    artifact.host_source = host_source;
+    artifact.device_source = program.source;
+    artifact.metadata["nvcc"] = t.nvcc.string();
+    artifact.metadata["nvcc_version"] = t.version;
+    artifact.metadata["host_compiler"] = host.cxx_compiler;
+    artifact.metadata["host_compiler_version"] = host.version;
+    artifact.metadata["arch"] = arch.sm();
+    artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(argv, " "));
+    artifact.metadata["compile_log"] = result.output;
+    return artifact;
+  }
+
+  std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
+                                 const Binder& binder) const override {
+    if (artifact.binary_kind != "shared_library") {
+      throw ArgumentError(
+          fmt::format("the nvcc backend loads shared libraries, not '{}'", artifact.binary_kind));
+    }
+    SharedLibrary library = SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
+    return std::make_unique<NvccExecutor>(std::move(library), artifact.program, binder);
+  }
+};
+
+}  // namespace
+
+const Backend& nvcc_backend() {
+  static const NvccBackend backend;
+  return backend;
+}
+
+}  // namespace tilejit::detail
