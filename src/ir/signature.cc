@@ -81,17 +81,13 @@ class Lexer {
       if (c >= '0' && c <= '9') {
         size_t start = pos_;
         // pp-number: digits, letters, '.', digit separators, and a sign after an exponent.
-        while (pos_ < s_.size()) {
-          char d = s_[pos_];
-          if (ident_char(d) || d == '.' || d == '\'') {
-            ++pos_;
-          } else if ((d == '+' || d == '-') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E' ||
-                                                s_[pos_ - 1] == 'p' || s_[pos_ - 1] == 'P')) {
-            ++pos_;
-          } else {
-            break;
-          }
-        }
+        auto continues_number = [&](char d) {
+          char prev = s_[pos_ - 1];
+          bool exponent_sign =
+              (d == '+' || d == '-') && (prev == 'e' || prev == 'E' || prev == 'p' || prev == 'P');
+          return ident_char(d) || d == '.' || d == '\'' || exponent_sign;
+        };
+        while (pos_ < s_.size() && continues_number(s_[pos_])) ++pos_;
         out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
         continue;
       }
