@@ -321,7 +321,9 @@ TEST(Nvrtc, LaunchPlanLaysOutEveryArgumentKind) {
   for (size_t i = 0; i < slots.size(); ++i) {
     EXPECT_EQ(slots[i].source, expected[i].source) << i;
     EXPECT_EQ(slots[i].bytes, expected[i].bytes) << i;
-    if (expected[i].bytes != 0) EXPECT_EQ(slots[i].offset, expected[i].offset) << i;
+    if (expected[i].bytes != 0) {
+      EXPECT_EQ(slots[i].offset, expected[i].offset) << i;
+    }
   }
   EXPECT_EQ(launch.layout.total_bytes, 52u);
 
