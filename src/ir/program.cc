@@ -256,6 +256,19 @@ void validate_tma(const Program& program, const SymbolTable& symbols) {
                         "expected rank - 2 = {} each",
                         what, d.lower_corner.size(), d.upper_corner.size(), d.rank - 2));
       }
+      // The driver packs the corner offsets more tightly as the rank grows.
+      const int32_t corner_limit = d.rank == 3 ? 32768 : d.rank == 4 ? 128 : 16;
+      for (const auto* corner : {&d.lower_corner, &d.upper_corner}) {
+        for (size_t k = 0; k < corner->size(); ++k) {
+          int32_t v = (*corner)[k];
+          if (v < -corner_limit || v >= corner_limit) {
+            throw ProgramError(
+                fmt::format("{} {}[{}] is {}: expected {}..{} for rank {}", what,
+                            corner == &d.lower_corner ? "lower_corner" : "upper_corner", k, v,
+                            -corner_limit, corner_limit - 1, d.rank));
+          }
+        }
+      }
       if (d.channels_per_pixel < 1 || d.channels_per_pixel > 256 || d.pixels_per_column < 1 ||
           d.pixels_per_column > 1024) {
         throw ProgramError(

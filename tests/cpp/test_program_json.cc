@@ -518,6 +518,39 @@ TEST(ProgramValidate, RejectsEachInconsistencyNamingIt) {
   expect_invalid([](Program& p) { p.tma_descriptors.push_back(p.tma_descriptors[0]); },
                  {"'A_desc'", "twice"});
   expect_invalid([](Program& p) { p.tma_descriptors[0].lower_corner = {0}; }, {"im2col"});
+  auto make_im2col = [](Program& p, uint32_t rank, std::vector<int32_t> lower) {
+    p.params[0].shape.resize(rank, Expr(8));
+    TmaDescriptor& d = p.tma_descriptors[0];
+    d.kind = TmaDescriptor::Kind::kIm2col;
+    d.rank = rank;
+    d.box_dims.clear();
+    d.lower_corner = std::move(lower);
+    d.upper_corner.assign(rank - 2, 0);
+    d.channels_per_pixel = 8;
+    d.pixels_per_column = 32;
+  };
+  // Corner ranges shrink with the rank: [-32768, 32767], [-128, 127], [-16, 15].
+  expect_invalid([&](Program& p) { make_im2col(p, 3, {32768}); },
+                 {"lower_corner[0] is 32768", "-32768..32767"});
+  expect_invalid(
+      [&](Program& p) {
+        make_im2col(p, 4, {0, -129});
+      },
+      {"lower_corner[1] is -129", "-128..127"});
+  expect_invalid([&](Program& p) { make_im2col(p, 5, {0, 16, 0}); }, {"-16..15"});
+  expect_invalid(
+      [&](Program& p) {
+        make_im2col(p, 4, {1, 1});
+        p.tma_descriptors[0].pixels_per_column = 1025;
+      },
+      {"pixels_per_column 1025"});
+  {
+    Program ok = Program::from_json(minimal().dump());
+    make_im2col(ok, 5, {-16, 15, 0});
+    EXPECT_NO_THROW(ok.validate());
+    make_im2col(ok, 3, {-32768});
+    EXPECT_NO_THROW(ok.validate());
+  }
   expect_invalid(
       [](Program& p) {
         p.tma_descriptors[0].kind = TmaDescriptor::Kind::kIm2col;  // rank 2 < 3
