@@ -59,7 +59,8 @@ class Lexer {
         continue;
       }
       if (c == '#' && line_start) {
-        skip_line();  // a directive, continuation lines included
+        // A directive, continuation lines included. Code under `#if 0` is no code at all.
+        if (is_if_zero(read_directive())) skip_disabled_block();
         continue;
       }
       line_start = false;
@@ -109,6 +110,53 @@ class Lexer {
 
  private:
   bool starts_with(std::string_view prefix) const { return s_.substr(pos_).starts_with(prefix); }
+
+  // The directive at pos_ (at its '#'), without the '#' and surrounding spaces; moves past it.
+  std::string_view read_directive() {
+    size_t start = ++pos_;
+    skip_line();
+    std::string_view text = s_.substr(start, pos_ - start);
+    size_t first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return {};
+    text.remove_prefix(first);
+    size_t last = text.find_last_not_of(" \t\r");
+    return text.substr(0, last + 1);
+  }
+
+  static bool is_if_zero(std::string_view directive) {
+    if (!directive.starts_with("if")) return false;
+    directive.remove_prefix(2);
+    if (directive.empty() || (directive[0] != ' ' && directive[0] != '\t')) return false;
+    size_t first = directive.find_first_not_of(" \t");
+    directive.remove_prefix(first);
+    if (!directive.starts_with("0")) return false;
+    directive.remove_prefix(1);
+    return directive.empty() || directive[0] == ' ' || directive[0] == '\t' ||
+           directive.starts_with("//") || directive.starts_with("/*");
+  }
+
+  // Skips to the #else, #elif or #endif that ends an `#if 0` block, over nested conditionals.
+  void skip_disabled_block() {
+    int depth = 0;
+    while (pos_ < s_.size()) {
+      ++pos_;  // the newline that ended the previous line
+      size_t first = pos_;
+      while (first < s_.size() && (s_[first] == ' ' || s_[first] == '\t')) ++first;
+      if (first >= s_.size() || s_[first] != '#') {
+        skip_line();
+        continue;
+      }
+      pos_ = first;
+      std::string_view directive = read_directive();
+      if (directive.starts_with("if")) {
+        ++depth;
+      } else if (directive.starts_with("endif")) {
+        if (depth-- == 0) return;
+      } else if (depth == 0 && (directive.starts_with("else") || directive.starts_with("elif"))) {
+        return;
+      }
+    }
+  }
 
   void skip_line() {
     while (pos_ < s_.size() && s_[pos_] != '\n') {

@@ -45,6 +45,23 @@ struct Helper {
 int table[3] = {1, 2, 3};
 __device__ int device_function(int a) { return a + 1; }
 
+#if 0
+__global__ void disabled(int x) {}
+#  ifdef NESTED
+__global__ void disabled_nested(int x) {}
+#  else
+__global__ void disabled_else(int x) {}
+#  endif
+__global__ void disabled_after_nested(int x) {}
+#endif
+#if 0  // a comment
+__global__ void disabled_two(int x) {}
+#else
+__global__ void enabled_else(int x) {}
+#endif
+#if 01
+#endif
+
 template <typename T, int N = sizeof(T)>
 __global__ void templated(T* out) { out[0] = T(N); }
 
@@ -73,9 +90,9 @@ extern "C" __global__ void forward(const float* in, float* out, int n) {
 )SRC";
 
 TEST(Signature, FindsEveryKernelAndOnlyKernels) {
-  EXPECT_EQ(
-      names_of(parse_kernel_declarations(kTrickySource, true)),
-      (std::vector<std::string>{"templated", "forward", "first", "second", "third", "forward"}));
+  EXPECT_EQ(names_of(parse_kernel_declarations(kTrickySource, true)),
+            (std::vector<std::string>{"enabled_else", "templated", "forward", "first", "second",
+                                      "third", "forward"}));
 }
 
 TEST(Signature, NormalizesParameterTypesAndNames) {
@@ -113,9 +130,9 @@ TEST(Signature, NormalizesParameterTypesAndNames) {
 
 TEST(Signature, PrefersTheDefinitionOverAnUnnamedForwardDeclaration) {
   std::vector<KernelDeclaration> all = parse_kernel_declarations(kTrickySource, true);
-  ASSERT_FALSE(all[1].is_definition);
-  EXPECT_EQ(all[1].params[0].name, "");
-  EXPECT_EQ(all[1].params[0].c_type, "const float*");
+  ASSERT_FALSE(all[2].is_definition);
+  EXPECT_EQ(all[2].params[0].name, "");
+  EXPECT_EQ(all[2].params[0].c_type, "const float*");
   KernelDeclaration forward = parse_kernel_declaration(kTrickySource, "forward");
   EXPECT_TRUE(forward.is_definition);
   ASSERT_EQ(forward.params.size(), 3u);
@@ -136,7 +153,8 @@ TEST(Signature, MissingKernelListsTheKernelsFound) {
     SCOPED_TRACE(missing);
     std::string msg = error_of([&] { parse_kernel_declaration(kTrickySource, missing); });
     EXPECT_NE(msg.find("kernel '" + missing + "' is not declared"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("templated, forward, first, second, third"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("enabled_else, templated, forward, first, second, third"), std::string::npos)
+        << msg;
   }
   std::string msg = error_of([] { parse_kernel_declaration("int x;", "k"); });
   EXPECT_NE(msg.find("declares none"), std::string::npos) << msg;
