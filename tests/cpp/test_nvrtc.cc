@@ -166,6 +166,7 @@ TEST(Nvrtc, CompilesEveryTestKernelToCubin) {
       {"grid_sync.cu", {"grid_sum"}},
       {"fault.cu", {"write_through"}},
       {"l2_scale.cu", {"scale"}},
+      {"pdl_chain.cu", {"produce", "consume"}},
   };
   for (const auto& [file, names] : kernels) {
     cuda::NvrtcOptions options;

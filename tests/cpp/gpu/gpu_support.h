@@ -104,7 +104,7 @@ std::vector<T> to_host(const Tensor& t) {
 }
 
 inline std::vector<float> random_floats(size_t n, float low = -1.0f, float high = 1.0f) {
-  static std::mt19937 rng(std::random_device{}());
+  thread_local std::mt19937 rng(std::random_device{}());
   std::uniform_real_distribution<float> dist(low, high);
   std::vector<float> values(n);
   for (float& v : values) v = dist(rng);

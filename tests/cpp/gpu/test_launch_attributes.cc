@@ -182,5 +182,31 @@ TEST(GpuAttributes, CooperativeLaunchWithAGridBarrier) {
   }
 }
 
+// The second launch may start before the first finishes (PDL); griddepcontrol.wait in it
+// still orders its reads after the first launch's writes.
+TEST(GpuAttributes, ProgrammaticDependentLaunch) {
+  TILEJIT_REQUIRE_GPU();
+  if (device().cc_major < 9) GTEST_SKIP() << "PDL needs sm_90";
+  Program program =
+      ProgramBuilder("pdl_chain")
+          .source(kernel_source("pdl_chain.cu"))
+          .tensor("x", "float32", {"n"})
+          .tensor("mid", "float32", {"n"})
+          .tensor("y", "float32", {"n"})
+          .launch(Launch("produce").with_grid({"ceildiv(n, 256)"}).with_block({256}))
+          .launch(Launch("consume").with_grid({"ceildiv(n, 256)"}).with_block({256}).with_pdl())
+          .out_idx({1, 2})
+          .build();
+  Kernel kernel = compile_for_device(program);
+  for (int64_t n : {1, 1000, 3000017}) {
+    std::vector<float> x = random_floats(static_cast<size_t>(n));
+    Tensor X = to_device(x, {n}, DataType::parse("float32"));
+    std::vector<Tensor> outs = kernel({X});
+    std::vector<float> y = to_host<float>(outs[1]);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(y[i], 3.0f * (x[i] + 1.0f)) << "n=" << n << " i=" << i;
+  }
+}
+
 }  // namespace
 }  // namespace tilejit

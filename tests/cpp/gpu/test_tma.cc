@@ -1,6 +1,8 @@
 // TMA descriptors on a GPU: a tiled 2-D tile copy (cp.async.bulk.tensor load and store) at
 // shapes with ragged edges, descriptor reuse across calls, and an im2col descriptor feeding a
 // small convolution.
+#include <thread>
+
 #include "gpu/gpu_support.h"
 
 namespace tilejit {
@@ -78,6 +80,60 @@ TEST(GpuTma, MisalignedRowStrideIsRefusedBeforeTheDriver) {
     EXPECT_NE(std::string(e.what()).find("in_desc"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("global_strides[0]"), std::string::npos) << e.what();
   }
+}
+
+// Threads calling one Kernel with their own buffers race on the descriptor cache (a seqlock
+// with a try-lock publisher): every call must still get the map of its own buffers.
+TEST(GpuTma, ConcurrentCallsWithDifferentBuffers) {
+  TILEJIT_REQUIRE_GPU();
+  if (!has_tma()) GTEST_SKIP() << "TMA needs sm_90";
+  Program program = ProgramBuilder("tma_tile_copy")
+                        .source(kernel_source("tma_tile_copy.cu"))
+                        .tensor("in", "float32", {"M", "N"})
+                        .tensor("out", "float32", {"M", "N"})
+                        .tma(tile_descriptor("in_desc", "in"))
+                        .tma(tile_descriptor("out_desc", "out"))
+                        .launch(Launch("tma_tile_copy")
+                                    .with_grid({"ceildiv(N, 32)", "ceildiv(M, 32)"})
+                                    .with_block({128}))
+                        .build();
+  Kernel kernel = compile_for_device(program);
+  const DataType f32 = DataType::parse("float32");
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 40;
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        const cuda::DriverApi& api = cuda::driver();
+        cuda::make_current(api, device());
+        cuda::CUstream stream = nullptr;
+        cuda::check(api.cuStreamCreate(&stream, 0), "cuStreamCreate");
+        const int64_t M = 40 + 9 * t, N = 36 + 8 * t;  // a different shape per thread
+        for (int call = 0; call < kCalls && failures[t].empty(); ++call) {
+          std::vector<float> in = random_floats(static_cast<size_t>(M * N));
+          Tensor In = to_device(in, {M, N}, f32);
+          Tensor Out = poisoned(f32, {M, N});
+          kernel({In, Out}, StreamRef(stream));
+          cuda::check(api.cuStreamSynchronize(stream), "cuStreamSynchronize");
+          std::vector<float> out = to_host<float>(Out);
+          for (int64_t i = 0; i < M * N; ++i) {
+            if (out[i] != 2.0f * in[i] + 1.0f) {
+              failures[t] = fmt::format("thread {} call {} element {}: {} != 2 * {} + 1", t, call,
+                                        i, out[i], in[i]);
+              break;
+            }
+          }
+        }
+        api.cuStreamDestroy(stream);
+      } catch (const std::exception& e) {
+        failures[t] = e.what();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& failure : failures) EXPECT_EQ(failure, "");
 }
 
 // out[n][h][w][k] = sum over a 3x3 window (padding 1) and 8 channels of in * weight.
