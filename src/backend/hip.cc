@@ -24,7 +24,7 @@ namespace tilejit::detail {
 namespace {
 
 constexpr auto kCompileTimeout = std::chrono::seconds(600);
-constexpr const char* kDeviceSourceName = "kernel.hip";
+constexpr const char* kDeviceSourceName = kHipDeviceSourceFile;
 constexpr const char* kHostSourceName = "host.hip";
 
 // hipcc, when this machine can also run what it builds (the ROCm kernel driver's /dev/kfd).

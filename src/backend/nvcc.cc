@@ -28,7 +28,7 @@ namespace {
 // nvcc on a large kernel can take minutes; a hung compiler must not hang the caller forever.
 constexpr auto kCompileTimeout = std::chrono::seconds(600);
 // The names the sources get in the build directory and in an export (src/compile/export.cc).
-constexpr const char* kDeviceSourceName = "kernel.cu";
+constexpr const char* kDeviceSourceName = kCudaDeviceSourceFile;
 constexpr const char* kHostSourceName = "host.cu";
 
 // nvcc and the host compiler it drives, found once per process.

@@ -60,6 +60,11 @@ std::string generate_wrapper_header(const Program& program, HostApi api);
 // linked with the Program's source.
 std::string generate_cpu_wrapper(const Program& program);
 
+// The names under which the backends and export place the device source next to the host
+// wrapper that includes it.
+inline constexpr const char* kCudaDeviceSourceFile = "kernel.cu";
+inline constexpr const char* kHipDeviceSourceFile = "kernel.hip";
+
 // C++ host code for nvcc. It starts with `#include "<device_source_file>"`, so the kernels
 // and the types their parameters use are visible; the backend writes the device source under
 // that name next to it. Launches go through cudaLaunchKernelEx with the declared cluster,
