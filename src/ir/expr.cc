@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "ir/expr_arith.h"
+#include "ir/identifier.h"
 #include "tilejit/errors.h"
 
 namespace tilejit {
@@ -77,12 +78,8 @@ constexpr FunctionName kFunctions[] = {
     {"floordiv", Expr::Op::kFloorDiv}, {"floormod", Expr::Op::kFloorMod},
 };
 
-bool is_ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-bool is_ident_char(char c) {
-  return is_ident_start(c) || (c >= '0' && c <= '9');
-}
+using detail::is_identifier_char;
+using detail::is_identifier_start;
 
 // Binding strength for printing: sums bind loosest, atoms (constants, variables, calls) most.
 int precedence(const Expr& e) {
@@ -245,7 +242,7 @@ class Parser {
       magnitude = magnitude * 10 + digit;
       ++pos_;
     }
-    if (pos_ < text_.size() && is_ident_start(text_[pos_])) {
+    if (pos_ < text_.size() && is_identifier_start(text_[pos_])) {
       fail(fmt::format("unexpected '{}' in an integer literal", text_[pos_]));
     }
     if (!negative) return static_cast<int64_t>(magnitude);
@@ -264,9 +261,9 @@ class Parser {
       expect(')', "to close '('");
       return inner;
     }
-    if (is_ident_start(c)) {
+    if (is_identifier_start(c)) {
       size_t start = pos_;
-      while (pos_ < text_.size() && is_ident_char(text_[pos_])) ++pos_;
+      while (pos_ < text_.size() && is_identifier_char(text_[pos_])) ++pos_;
       std::string_view name = text_.substr(start, pos_ - start);
       for (const FunctionName& f : kFunctions) {
         if (f.name != name) continue;
@@ -333,9 +330,7 @@ Expr::Expr(const char* text) : Expr(parse(text)) {}
 Expr::Expr(const std::string& text) : Expr(parse(text)) {}
 
 Expr Expr::var(std::string name) {
-  bool valid = !name.empty() && is_ident_start(name[0]) &&
-               std::all_of(name.begin(), name.end(), is_ident_char);
-  if (!valid) {
+  if (!detail::is_c_identifier(name)) {
     throw ProgramError(fmt::format(
         "invalid variable name '{}': expected a C identifier ([A-Za-z_][A-Za-z0-9_]*)", name));
   }

@@ -4,16 +4,11 @@
 #include <algorithm>
 #include <set>
 
+#include "ir/identifier.h"
 #include "tilejit/errors.h"
 
 namespace tilejit {
 namespace {
-
-bool is_identifier(std::string_view name) {
-  auto start = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
-  auto rest = [&](char c) { return start(c) || (c >= '0' && c <= '9'); };
-  return !name.empty() && start(name[0]) && std::all_of(name.begin(), name.end(), rest);
-}
 
 // Integer scalars double as symbols: grids and shapes may use them by name.
 bool is_integer_scalar(const KernelParam& p) {
@@ -101,7 +96,7 @@ void validate_params(const Program& program) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < program.params.size(); ++i) {
     const KernelParam& p = program.params[i];
-    if (!is_identifier(p.name)) {
+    if (!detail::is_c_identifier(p.name)) {
       throw ProgramError(
           fmt::format("params[{}] has the name '{}': expected a C identifier", i, p.name));
     }
@@ -180,7 +175,7 @@ void validate_tma(const Program& program, const SymbolTable& symbols) {
   for (size_t i = 0; i < program.tma_descriptors.size(); ++i) {
     const TmaDescriptor& d = program.tma_descriptors[i];
     std::string what = fmt::format("TMA descriptor '{}'", d.name);
-    if (!is_identifier(d.name)) {
+    if (!detail::is_c_identifier(d.name)) {
       throw ProgramError(
           fmt::format("tma_descriptors[{}] has the name '{}': expected a C "
                       "identifier",
@@ -315,7 +310,7 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
   static constexpr std::string_view kAxes[3] = {"x", "y", "z"};
   for (size_t i = 0; i < program.launches.size(); ++i) {
     const Launch& l = program.launches[i];
-    if (!is_identifier(l.kernel)) {
+    if (!detail::is_c_identifier(l.kernel)) {
       throw ProgramError(
           fmt::format("launches[{}] names the kernel '{}': expected a C "
                       "identifier",
@@ -486,7 +481,7 @@ void Program::validate() const {
   validate_launches(*this, symbols);
   validate_out_idx(*this);
   for (const auto& [define, value] : defines) {
-    if (!is_identifier(define)) {
+    if (!detail::is_c_identifier(define)) {
       throw ProgramError(fmt::format("the define '{}' is not a C identifier", define));
     }
   }

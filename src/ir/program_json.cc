@@ -6,6 +6,7 @@
 // expression is a ProgramError that names the JSON path of the offending value.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <initializer_list>
 #include <limits>

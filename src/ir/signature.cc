@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 
+#include "ir/identifier.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -19,13 +20,6 @@ struct Token {
   Kind kind;
   std::string text;
 };
-
-bool ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-bool ident_char(char c) {
-  return ident_start(c) || (c >= '0' && c <= '9');
-}
 
 class Lexer {
  public:
@@ -68,9 +62,9 @@ class Lexer {
         out.push_back({Token::Kind::kString, read_raw_string()});
         continue;
       }
-      if (ident_start(c)) {
+      if (is_identifier_start(c)) {
         size_t start = pos_;
-        while (pos_ < s_.size() && ident_char(s_[pos_])) ++pos_;
+        while (pos_ < s_.size() && is_identifier_char(s_[pos_])) ++pos_;
         // An encoding prefix glued to a literal (u8"..", L'x') belongs to the literal.
         if (pos_ < s_.size() && (s_[pos_] == '"' || s_[pos_] == '\'')) {
           std::string_view prefix = s_.substr(start, pos_ - start);
@@ -86,7 +80,7 @@ class Lexer {
           char prev = s_[pos_ - 1];
           bool exponent_sign =
               (d == '+' || d == '-') && (prev == 'e' || prev == 'E' || prev == 'p' || prev == 'P');
-          return ident_char(d) || d == '.' || d == '\'' || exponent_sign;
+          return is_identifier_char(d) || d == '.' || d == '\'' || exponent_sign;
         };
         while (pos_ < s_.size() && continues_number(s_[pos_])) ++pos_;
         out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
@@ -180,7 +174,7 @@ class Lexer {
   // Length of a raw-string prefix (R", u8R", LR"...) at pos_, or 0.
   size_t raw_string_prefix_length() const {
     for (std::string_view p : {"R\"", "u8R\"", "uR\"", "UR\"", "LR\""}) {
-      if (starts_with(p) && (pos_ == 0 || !ident_char(s_[pos_ - 1]))) return p.size();
+      if (starts_with(p) && (pos_ == 0 || !is_identifier_char(s_[pos_ - 1]))) return p.size();
     }
     return 0;
   }
@@ -454,7 +448,7 @@ class DeclarationParser {
     bool type_before =
         std::any_of(words.begin(), words.end() - (words.empty() ? 0 : 1),
                     [](const std::string& w) { return w != "const" && w != "volatile"; });
-    if (words.size() >= 2 && type_before && ident_start(words.back()[0]) &&
+    if (words.size() >= 2 && type_before && is_identifier_start(words.back()[0]) &&
         !is_type_word(words.back())) {
       param.name = words.back();
       words.pop_back();
