@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds tilejit and runs every GPU test and benchmark in one go, on a machine with a CUDA
 # device (Ubuntu 24.04, CUDA 13 at /usr/local/cuda, an H200 here). Prints a short summary
-# table last. Logs go to $OUT (when set) or build-gpu/logs.
+# table last. Logs go to build-gpu/logs; when $OUT is set (a lent GPU machine, which returns at
+# most 8 files), the summary and one logs.tar.gz of every log are copied there at exit.
 #
 #   scripts/gpu-check.sh                 # configure + build (Release, -j16), tests, bench
 #   GPU_CHECK_SKIP_CPU_TESTS=1 scripts/gpu-check.sh
@@ -14,7 +15,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${GPU_CHECK_BUILD_DIR:-$ROOT/build-gpu}"
 JOBS="${GPU_CHECK_JOBS:-16}"
-LOGS="${OUT:-$BUILD/logs}"
+LOGS="$BUILD/logs"
+rm -rf "$LOGS"
 mkdir -p "$LOGS"
 SUMMARY="$LOGS/summary.txt"
 : >"$SUMMARY"
@@ -33,6 +35,10 @@ print_summary() {
   echo "==================== gpu-check summary ===================="
   cat "$SUMMARY"
   echo "logs: $LOGS"
+  if [ -n "${OUT:-}" ]; then
+    cp "$SUMMARY" "$OUT/summary.txt"
+    tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
+  fi
 }
 trap print_summary EXIT
 
@@ -55,7 +61,7 @@ run_step() {  # run_step NAME CMD...: logs to $LOGS/NAME.log; records ok/FAIL an
 # ctest totals as "passed/total, N skipped".
 ctest_result() {  # ctest_result LOG
   local line skipped
-  line="$(grep -E 'tests passed, [0-9]+ tests failed out of' "$1" | tail -n 1)"
+  line="$(grep -E '% tests passed' "$1" | tail -n 1)"
   skipped="$(grep -c -- '\*\*\*Skipped\|Skipped ' "$1" || true)"
   echo "${line:-no ctest result} (${skipped} skipped)"
 }
