@@ -29,7 +29,8 @@ struct KernelDeclaration {
 
 // Every function declaration in `source` at file, namespace or `extern "C"` scope: with
 // `require_global`, only CUDA/HIP `__global__` functions. Comments, string and character
-// literals and preprocessor lines are skipped; a kernel declared twice appears twice.
+// literals, preprocessor lines and `#if 0` blocks are skipped; a kernel declared twice appears
+// twice. Macros are not expanded: a kernel declared through a macro is not seen.
 std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source,
                                                          bool require_global);
 
