@@ -72,18 +72,15 @@ LoadedDriver load_driver() {
       resolve(get_proc, "cuDeviceTotalMem", api.cuDeviceTotalMem, error) &&
       resolve(get_proc, "cuDeviceGetAttribute", api.cuDeviceGetAttribute, error) &&
       resolve(get_proc, "cuDevicePrimaryCtxRetain", api.cuDevicePrimaryCtxRetain, error) &&
-      resolve(get_proc, "cuDevicePrimaryCtxRelease", api.cuDevicePrimaryCtxRelease, error) &&
       resolve(get_proc, "cuCtxGetCurrent", api.cuCtxGetCurrent, error) &&
       resolve(get_proc, "cuCtxSetCurrent", api.cuCtxSetCurrent, error) &&
       resolve(get_proc, "cuCtxGetDevice", api.cuCtxGetDevice, error) &&
-      resolve(get_proc, "cuCtxSynchronize", api.cuCtxSynchronize, error) &&
       resolve(get_proc, "cuCtxGetLimit", api.cuCtxGetLimit, error) &&
       resolve(get_proc, "cuCtxSetLimit", api.cuCtxSetLimit, error) &&
       resolve(get_proc, "cuCtxResetPersistingL2Cache", api.cuCtxResetPersistingL2Cache, error) &&
       resolve(get_proc, "cuLibraryLoadData", api.cuLibraryLoadData, error) &&
       resolve(get_proc, "cuLibraryUnload", api.cuLibraryUnload, error) &&
       resolve(get_proc, "cuLibraryGetKernel", api.cuLibraryGetKernel, error) &&
-      resolve(get_proc, "cuKernelGetAttribute", api.cuKernelGetAttribute, error) &&
       resolve(get_proc, "cuKernelSetAttribute", api.cuKernelSetAttribute, error) &&
       resolve(get_proc, "cuLaunchKernelEx", api.cuLaunchKernelEx, error) &&
       resolve(get_proc, "cuStreamCreate", api.cuStreamCreate, error) &&
@@ -96,7 +93,6 @@ LoadedDriver load_driver() {
       resolve(get_proc, "cuMemcpyHtoD", api.cuMemcpyHtoD, error) &&
       resolve(get_proc, "cuMemcpyDtoH", api.cuMemcpyDtoH, error) &&
       resolve(get_proc, "cuMemsetD8", api.cuMemsetD8, error) &&
-      resolve(get_proc, "cuPointerGetAttribute", api.cuPointerGetAttribute, error) &&
       resolve(get_proc, "cuTensorMapEncodeTiled", api.cuTensorMapEncodeTiled, error) &&
       resolve(get_proc, "cuTensorMapEncodeIm2col", api.cuTensorMapEncodeIm2col, error);
   if (!ok) {

@@ -23,18 +23,15 @@ struct DriverApi {
   PFN_cuDeviceTotalMem cuDeviceTotalMem = nullptr;
   PFN_cuDeviceGetAttribute cuDeviceGetAttribute = nullptr;
   PFN_cuDevicePrimaryCtxRetain cuDevicePrimaryCtxRetain = nullptr;
-  PFN_cuDevicePrimaryCtxRelease cuDevicePrimaryCtxRelease = nullptr;
   PFN_cuCtxGetCurrent cuCtxGetCurrent = nullptr;
   PFN_cuCtxSetCurrent cuCtxSetCurrent = nullptr;
   PFN_cuCtxGetDevice cuCtxGetDevice = nullptr;
-  PFN_cuCtxSynchronize cuCtxSynchronize = nullptr;
   PFN_cuCtxGetLimit cuCtxGetLimit = nullptr;
   PFN_cuCtxSetLimit cuCtxSetLimit = nullptr;
   PFN_cuCtxResetPersistingL2Cache cuCtxResetPersistingL2Cache = nullptr;
   PFN_cuLibraryLoadData cuLibraryLoadData = nullptr;
   PFN_cuLibraryUnload cuLibraryUnload = nullptr;
   PFN_cuLibraryGetKernel cuLibraryGetKernel = nullptr;
-  PFN_cuKernelGetAttribute cuKernelGetAttribute = nullptr;
   PFN_cuKernelSetAttribute cuKernelSetAttribute = nullptr;
   PFN_cuLaunchKernelEx cuLaunchKernelEx = nullptr;
   PFN_cuStreamCreate cuStreamCreate = nullptr;
@@ -47,7 +44,6 @@ struct DriverApi {
   PFN_cuMemcpyHtoD cuMemcpyHtoD = nullptr;
   PFN_cuMemcpyDtoH cuMemcpyDtoH = nullptr;
   PFN_cuMemsetD8 cuMemsetD8 = nullptr;
-  PFN_cuPointerGetAttribute cuPointerGetAttribute = nullptr;
   PFN_cuTensorMapEncodeTiled cuTensorMapEncodeTiled = nullptr;
   PFN_cuTensorMapEncodeIm2col cuTensorMapEncodeIm2col = nullptr;
 };

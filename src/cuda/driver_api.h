@@ -22,13 +22,11 @@ struct CUstream_st;
 struct CUlib_st;
 struct CUkern_st;
 struct CUfunc_st;
-struct CUevent_st;
 using CUcontext = CUctx_st*;
 using CUstream = CUstream_st*;
 using CUlibrary = CUlib_st*;
 using CUkernel = CUkern_st*;
 using CUfunction = CUfunc_st*;
-using CUevent = CUevent_st*;
 
 inline constexpr CUresult CUDA_SUCCESS = 0;
 inline constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
@@ -53,7 +51,7 @@ enum CUdevice_attribute : int {
   CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE = 109,
 };
 
-// CUfunction_attribute values (also used with cuKernelGetAttribute / cuKernelSetAttribute).
+// CUfunction_attribute values (also taken by cuKernelSetAttribute).
 enum CUfunction_attribute : int {
   CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0,
   CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1,
@@ -63,19 +61,6 @@ enum CUfunction_attribute : int {
 
 enum CUlimit : int {
   CU_LIMIT_PERSISTING_L2_CACHE_SIZE = 0x06,
-};
-
-enum CUpointer_attribute : int {
-  CU_POINTER_ATTRIBUTE_CONTEXT = 1,
-  CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2,
-  CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9,
-};
-
-enum CUmemorytype : int {
-  CU_MEMORYTYPE_HOST = 0x01,
-  CU_MEMORYTYPE_DEVICE = 0x02,
-  CU_MEMORYTYPE_ARRAY = 0x03,
-  CU_MEMORYTYPE_UNIFIED = 0x04,
 };
 
 enum CUaccessProperty : int {
@@ -221,11 +206,9 @@ using PFN_cuDeviceGetName = CUresult (*)(char* name, int len, CUdevice dev);
 using PFN_cuDeviceTotalMem = CUresult (*)(size_t* bytes, CUdevice dev);
 using PFN_cuDeviceGetAttribute = CUresult (*)(int* value, CUdevice_attribute attrib, CUdevice dev);
 using PFN_cuDevicePrimaryCtxRetain = CUresult (*)(CUcontext* ctx, CUdevice dev);
-using PFN_cuDevicePrimaryCtxRelease = CUresult (*)(CUdevice dev);
 using PFN_cuCtxGetCurrent = CUresult (*)(CUcontext* ctx);
 using PFN_cuCtxSetCurrent = CUresult (*)(CUcontext ctx);
 using PFN_cuCtxGetDevice = CUresult (*)(CUdevice* device);
-using PFN_cuCtxSynchronize = CUresult (*)();
 using PFN_cuCtxGetLimit = CUresult (*)(size_t* value, CUlimit limit);
 using PFN_cuCtxSetLimit = CUresult (*)(CUlimit limit, size_t value);
 using PFN_cuCtxResetPersistingL2Cache = CUresult (*)();
@@ -235,8 +218,6 @@ using PFN_cuLibraryLoadData = CUresult (*)(CUlibrary* library, const void* code,
                                            unsigned int numLibraryOptions);
 using PFN_cuLibraryUnload = CUresult (*)(CUlibrary library);
 using PFN_cuLibraryGetKernel = CUresult (*)(CUkernel* kernel, CUlibrary library, const char* name);
-using PFN_cuKernelGetAttribute = CUresult (*)(int* value, CUfunction_attribute attrib,
-                                              CUkernel kernel, CUdevice dev);
 using PFN_cuKernelSetAttribute = CUresult (*)(CUfunction_attribute attrib, int value,
                                               CUkernel kernel, CUdevice dev);
 using PFN_cuLaunchKernelEx = CUresult (*)(const CUlaunchConfig* config, CUfunction f,
@@ -253,8 +234,6 @@ using PFN_cuMemFree = CUresult (*)(CUdeviceptr ptr);
 using PFN_cuMemcpyHtoD = CUresult (*)(CUdeviceptr dst, const void* src, size_t bytes);
 using PFN_cuMemcpyDtoH = CUresult (*)(void* dst, CUdeviceptr src, size_t bytes);
 using PFN_cuMemsetD8 = CUresult (*)(CUdeviceptr dst, unsigned char value, size_t count);
-using PFN_cuPointerGetAttribute = CUresult (*)(void* data, CUpointer_attribute attrib,
-                                               CUdeviceptr ptr);
 using PFN_cuTensorMapEncodeTiled = CUresult (*)(
     CUtensorMap* tensorMap, CUtensorMapDataType dataType, cuuint32_t rank, void* globalAddress,
     const cuuint64_t* globalDim, const cuuint64_t* globalStrides, const cuuint32_t* boxDim,
