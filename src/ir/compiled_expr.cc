@@ -8,6 +8,16 @@
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
+namespace {
+
+// Out of line, so that formatting the message stays off the evaluation loop.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_arith_error(ArithStatus status,
+                                                              const std::string& text, Expr::Op op,
+                                                              int64_t a, int64_t b) {
+  throw ArgumentError(arith_error_message(status, text, op, a, b));
+}
+
+}  // namespace
 
 CompiledExpr CompiledExpr::compile(const Expr& expr,
                                    const std::function<int(std::string_view)>& slot_of,
@@ -66,8 +76,8 @@ int64_t CompiledExpr::eval(const int64_t* slots) const {
         int64_t b = stack[--top];
         int64_t a = stack[top - 1];
         ArithStatus status = apply_binary(instr.op, a, b, stack[top - 1]);
-        if (status != ArithStatus::kOk) {
-          throw ArgumentError(arith_error_message(status, text_, instr.op, a, b));
+        if (status != ArithStatus::kOk) [[unlikely]] {
+          throw_arith_error(status, text_, instr.op, a, b);
         }
       }
     }
