@@ -124,3 +124,20 @@ if CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
 else
   grep -E 'error|Error' "$LOGS/python-install.log" | head -n 20
 fi
+
+# ---- nvcc backend: parity with nvrtc, the GPU suite again through nvcc, call-path bench ----
+# test_nvcc_parity runs every codegen golden Program on both backends (also part of ctest-gpu
+# above); the whole GPU suite is re-run with the nvcc backend once its helper reads
+# TILEJIT_TEST_BACKEND.
+run_step nvcc-parity "$BUILD/tests/cpp/gpu_test_nvcc_parity"
+if grep -q TILEJIT_TEST_BACKEND "$ROOT/tests/cpp/gpu/gpu_support.h"; then
+  (cd "$BUILD" && TILEJIT_TEST_BACKEND=nvcc ctest -L gpu -E nvcc_parity --output-on-failure \
+    --timeout 300) >"$LOGS/ctest-gpu-nvcc.log" 2>&1
+  status=$?
+  record ctest-gpu-nvcc "$([ $status -eq 0 ] && echo ok || echo FAIL)" \
+    "$(ctest_result "$LOGS/ctest-gpu-nvcc.log")"
+else
+  record ctest-gpu-nvcc skip "tests/cpp/gpu/gpu_support.h does not read TILEJIT_TEST_BACKEND"
+fi
+if run_step bench_nvcc "$BUILD/bench/cpp/bench_nvcc"; then :; fi
+sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
