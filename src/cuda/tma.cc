@@ -10,6 +10,8 @@
 namespace tilejit::cuda {
 namespace {
 
+std::atomic<uint64_t> g_encodes{0};
+
 constexpr uint64_t kMaxGlobalDim = uint64_t{1} << 32;
 constexpr uint64_t kMaxGlobalStride = uint64_t{1} << 40;
 
@@ -209,8 +211,13 @@ void validate_tma(const TmaEncodeParams& p, std::string_view name) {
   }
 }
 
+uint64_t tma_encode_count() {
+  return g_encodes.load(std::memory_order_relaxed);
+}
+
 void encode_tma(const TmaEncodeParams& p, std::string_view name, CUtensorMap* out) {
   validate_tma(p, name);
+  g_encodes.fetch_add(1, std::memory_order_relaxed);
   const DriverApi& api = driver();
   std::string context = fmt::format("TMA descriptor {}", name);
   if (p.kind == TmaDescriptor::Kind::kTiled) {

@@ -47,6 +47,10 @@ void validate_tma(const TmaEncodeParams& params, std::string_view name);
 // validate_tma(), then the driver's encoder; a driver failure is CudaError naming `name`.
 void encode_tma(const TmaEncodeParams& params, std::string_view name, CUtensorMap* out);
 
+// How many descriptors encode_tma() has encoded in this process (a relaxed counter, bumped on
+// the encode path only): tests use it to see the per-call and cross-call reuse.
+uint64_t tma_encode_count();
+
 // The enum spellings of the Program format ("128b", "nan_request_zero_fma", ...). Throw
 // ProgramError naming the descriptor and the field.
 CUtensorMapInterleave parse_interleave(std::string_view text, std::string_view descriptor);

@@ -265,6 +265,17 @@ TEST(Nvrtc, LoadWithoutADriverIsNotAvailable) {
   }
 }
 
+TEST(Nvrtc, CudaTensorWithoutADriverIsNotAvailable) {
+  std::string why;
+  if (cuda::driver_available(&why)) GTEST_SKIP() << "a driver is present; covered by the GPU tests";
+  try {
+    Tensor::empty(DataType::parse("float32"), std::vector<int64_t>{16}, Device::cuda(0));
+    FAIL() << "allocated device memory without a driver";
+  } catch (const NotAvailableError& e) {
+    EXPECT_NE(std::string(e.what()).find("libcuda.so.1"), std::string::npos) << e.what();
+  }
+}
+
 // A program whose one launch passes every kind of argument.
 Program mixed_program() {
   TmaDescriptor tma;

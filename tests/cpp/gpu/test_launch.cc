@@ -174,5 +174,31 @@ TEST(GpuLaunch, DynamicSharedMemoryAbove48KB) {
   }
 }
 
+TEST(GpuLaunch, TensorEmptyAllocatesDeviceMemory) {
+  TILEJIT_REQUIRE_GPU();
+  const int64_t shape[] = {3, 5, 7};
+  Tensor t = Tensor::empty(DataType::parse("bfloat16"), shape, Device::cuda(0));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t.device(), Device::cuda(0));
+  EXPECT_EQ(t.numel(), 105);
+  EXPECT_EQ(t.as_dlpack().strides, nullptr);
+  EXPECT_EQ(t.dtype(), DataType::parse("bfloat16"));
+  std::vector<uint16_t> values(105);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<uint16_t>(i * 977);
+  const cuda::DriverApi& api = cuda::driver();
+  cuda::make_current(api, device());
+  cuda::check(api.cuMemcpyHtoD(reinterpret_cast<cuda::CUdeviceptr>(t.data()), values.data(), 210),
+              "cuMemcpyHtoD");
+  EXPECT_EQ(to_host<uint16_t>(t), values);
+  try {
+    Tensor::empty(DataType::parse("float32"), std::vector<int64_t>{4},
+                  Device::cuda(cuda::device_count()));
+    FAIL() << "allocated on a missing device";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(cuda::device_count())), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace tilejit

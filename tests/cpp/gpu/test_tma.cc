@@ -3,6 +3,7 @@
 // small convolution.
 #include <thread>
 
+#include "cuda/tma.h"
 #include "gpu/gpu_support.h"
 
 namespace tilejit {
@@ -53,6 +54,42 @@ TEST(GpuTma, TiledTileCopyAtRaggedShapes) {
             << "M=" << M << " N=" << N << " i=" << i << " repeat=" << repeat;
       }
     }
+  }
+}
+
+// Two launches take the same two descriptors: each is encoded once per call, and not at all
+// on a later call with the same buffers; a new output buffer re-encodes only its descriptor.
+TEST(GpuTma, DescriptorsAreEncodedOncePerCallAndReusedAcrossCalls) {
+  TILEJIT_REQUIRE_GPU();
+  if (!has_tma()) GTEST_SKIP() << "TMA needs sm_90";
+  Launch copy =
+      Launch("tma_tile_copy").with_grid({"ceildiv(N, 32)", "ceildiv(M, 32)"}).with_block({128});
+  Program program = ProgramBuilder("tma_twice")
+                        .source(kernel_source("tma_tile_copy.cu"))
+                        .tensor("in", "float32", {"M", "N"})
+                        .tensor("out", "float32", {"M", "N"})
+                        .tma(tile_descriptor("in_desc", "in"))
+                        .tma(tile_descriptor("out_desc", "out"))
+                        .launch(copy)
+                        .launch(copy)
+                        .build();
+  Kernel kernel = compile_for_device(program);
+  const DataType f32 = DataType::parse("float32");
+  const int64_t M = 70, N = 52;
+  std::vector<float> in = random_floats(static_cast<size_t>(M * N));
+  Tensor In = to_device(in, {M, N}, f32);
+  Tensor Out = poisoned(f32, {M, N});
+  uint64_t before = cuda::tma_encode_count();
+  kernel({In, Out});
+  EXPECT_EQ(cuda::tma_encode_count() - before, 2u) << "two descriptors, two launches, one call";
+  kernel({In, Out});
+  EXPECT_EQ(cuda::tma_encode_count() - before, 2u) << "same buffers: both maps reused";
+  Tensor Out2 = poisoned(f32, {M, N});
+  kernel({In, Out2});
+  EXPECT_EQ(cuda::tma_encode_count() - before, 3u) << "a new output: only out_desc re-encoded";
+  for (const Tensor* t : {&Out, &Out2}) {
+    std::vector<float> out = to_host<float>(*t);
+    for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(out[i], 2.0f * in[i] + 1.0f) << i;
   }
 }
 
