@@ -46,6 +46,7 @@ class Library {
 };
 
 constexpr int kDefaultSharedLimit = 48 * 1024;
+constexpr int kMaxLaunches = 64;
 
 // FNV-1a: a digest that is the same in every process and on every machine (std::hash is not
 // promised to be), for the cache key's toolchain fingerprint.
@@ -67,6 +68,11 @@ class NvrtcExecutor final : public Executor {
       : api_(driver()), library_(artifact.binary, artifact.program.name) {
     const Program& program = binder.program();
     plan_ = build_program_plan(program, binder);
+    if (plan_.launches.size() > static_cast<size_t>(kMaxLaunches)) {
+      throw ProgramError(
+          fmt::format("program '{}' has {} launches; the nvrtc backend runs at most {}",
+                      program.name, plan_.launches.size(), kMaxLaunches));
+    }
     for (int descriptor : plan_.tma_descriptors) {
       tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
     }
@@ -81,35 +87,53 @@ class NvrtcExecutor final : public Executor {
 
   void launch(const BoundCall& call, StreamRef stream_ref) const override {
     const DeviceInfo& device = device_info(call.device.id);
-    make_current(api_, device);
-    CUstream stream = static_cast<CUstream>(stream_ref.handle());
-
-    // Each descriptor once per call, however many launches take it.
+    // Every launch's shape is evaluated and checked before the first one is issued, so that a
+    // bad argument never leaves a program half run.
+    LaunchShape shapes[kMaxLaunches];
+    const size_t count = plan_.launches.size();
+    for (size_t l = 0; l < count; ++l) {
+      shapes[l] = evaluate(plan_.launches[l], call.symbols.data(), device);
+    }
+    // Each descriptor once per call, however many launches take it (also checked first).
     CUtensorMap maps[kMaxTmaDescriptors];
     for (size_t i = 0; i < tma_.size(); ++i) {
       tma_[i]->prepare(call, &maps[i]);
     }
-    for (size_t l = 0; l < plan_.launches.size(); ++l) {
-      launch_one(l, call, device, stream, maps);
+    make_current(api_, device);
+    CUstream stream = static_cast<CUstream>(stream_ref.handle());
+    for (size_t l = 0; l < count; ++l) {
+      launch_one(l, shapes[l], call, device, stream, maps);
     }
   }
 
  private:
-  void launch_one(size_t index, const BoundCall& call, const DeviceInfo& device, CUstream stream,
-                  const CUtensorMap* maps) const {
-    const LaunchPlan& plan = plan_.launches[index];
-    const int64_t* symbols = call.symbols.data();
+  struct LaunchShape {
     int64_t grid[3];
     int64_t block[3];
+    int64_t smem;
+  };
+
+  static LaunchShape evaluate(const LaunchPlan& plan, const int64_t* symbols,
+                              const DeviceInfo& device) {
+    LaunchShape shape;
     for (int d = 0; d < 3; ++d) {
-      grid[d] = plan.grid[d].eval(symbols);
-      block[d] = plan.block[d].eval(symbols);
+      shape.grid[d] = plan.grid[d].eval(symbols);
+      shape.block[d] = plan.block[d].eval(symbols);
     }
-    int64_t smem = plan.dynamic_smem.eval(symbols);
+    shape.smem = plan.dynamic_smem.eval(symbols);
+    check_dims(plan, shape.grid, shape.block, shape.smem, device);
+    return shape;
+  }
+
+  void launch_one(size_t index, const LaunchShape& shape, const BoundCall& call,
+                  const DeviceInfo& device, CUstream stream, const CUtensorMap* maps) const {
+    const LaunchPlan& plan = plan_.launches[index];
+    const int64_t* grid = shape.grid;
+    const int64_t* block = shape.block;
+    const int64_t smem = shape.smem;
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) {
       return;  // nothing to do: an empty problem (e.g. n == 0) launches no blocks
     }
-    check_dims(plan, grid, block, smem, device);
     if (smem > kDefaultSharedLimit) {
       raise_smem_limit(index, static_cast<int>(smem), device);
     }
@@ -147,6 +171,7 @@ class NvrtcExecutor final : public Executor {
     config.attrs = count != 0 ? attributes : nullptr;
     config.numAttrs = count;
     CUfunction function = reinterpret_cast<CUfunction>(kernels_[index]);
+    const int64_t* symbols = call.symbols.data();
 
     if (!plan.has_l2_window) {
       check(api_.cuLaunchKernelEx(&config, function, pointers, nullptr), "cuLaunchKernelEx",
