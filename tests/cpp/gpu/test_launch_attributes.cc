@@ -208,5 +208,33 @@ TEST(GpuAttributes, ProgrammaticDependentLaunch) {
   }
 }
 
+// A bad shape in a later launch is caught before the first launch is issued.
+TEST(GpuAttributes, NoLaunchWhenALaterLaunchIsInvalid) {
+  TILEJIT_REQUIRE_GPU();
+  if (device().cc_major < 9) GTEST_SKIP() << "clusters need sm_90";
+  Program program =
+      ProgramBuilder("pdl_chain")
+          .source(kernel_source("pdl_chain.cu"))
+          .tensor("x", "float32", {"n"})
+          .tensor("mid", "float32", {"n"})
+          .tensor("y", "float32", {"n"})
+          .launch(Launch("produce").with_grid({"ceildiv(n, 256)"}).with_block({256}))
+          .launch(Launch("consume").with_grid({"n"}).with_block({256}).with_cluster({2, 1, 1}))
+          .build();
+  Kernel kernel = compile_for_device(program);
+  const DataType f32 = DataType::parse("float32");
+  const int64_t n = 3;  // consume's grid of 3 is not a multiple of its cluster of 2
+  Tensor X = to_device(random_floats(n), {n}, f32);
+  Tensor Mid = poisoned(f32, {n});
+  Tensor Y = poisoned(f32, {n});
+  try {
+    kernel({X, Mid, Y});
+    FAIL() << "launched a grid of 3 with clusters of 2";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("consume"), std::string::npos) << e.what();
+  }
+  for (float v : to_host<float>(Mid)) EXPECT_TRUE(std::isnan(v)) << "produce ran: " << v;
+}
+
 }  // namespace
 }  // namespace tilejit
