@@ -41,7 +41,8 @@ struct Fixture {
   }
 
   static constexpr int64_t kN = 1024;
-  std::vector<float> a = std::vector<float>(kN), b = std::vector<float>(kN), c = std::vector<float>(kN);
+  std::vector<float> a = std::vector<float>(kN), b = std::vector<float>(kN),
+                     c = std::vector<float>(kN);
   tilejit::Kernel kernel;
   tilejit::detail::SharedLibrary library;
   EmptyFn direct = nullptr;
@@ -80,16 +81,18 @@ void BM_DirectCall(benchmark::State& state) {
 }
 BENCHMARK(BM_DirectCall);
 
-// Prints as usual and remembers each benchmark's time per iteration for the ratio.
+// Prints as usual and remembers each benchmark's CPU time per call for the ratio (CPU time,
+// so that other processes on a shared machine do not distort it): the median over
+// repetitions when --benchmark_repetitions is given, else the single run.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
-      if (run.run_type == Run::RT_Iteration && run.iterations > 0) {
-        nanoseconds[run.benchmark_name()] =
-            run.real_accumulated_time / static_cast<double>(run.iterations) * 1e9;
-      }
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      const bool single = run.run_type == Run::RT_Iteration && run.repetitions <= 1;
+      // GetAdjustedCPUTime() is per iteration, in the run's time unit (ns by default).
+      if (median || single) nanoseconds[run.run_name.function_name] = run.GetAdjustedCPUTime();
     }
   }
   std::map<std::string, double> nanoseconds;
@@ -108,9 +111,9 @@ int main(int argc, char** argv) {
   const auto ours = reporter.nanoseconds.find("BM_TilejitCall");
   const auto direct = reporter.nanoseconds.find("BM_DirectCall");
   if (ours != reporter.nanoseconds.end() && direct != reporter.nanoseconds.end()) {
-    std::printf("\ntilejit call %.1f ns, direct call %.1f ns: overhead %.1f ns, ratio %.1fx\n",
-                ours->second, direct->second, ours->second - direct->second,
-                ours->second / direct->second);
+    std::printf(
+        "\nCPU time per call: tilejit %.1f ns, direct %.1f ns: overhead %.1f ns, ratio %.1fx\n",
+        ours->second, direct->second, ours->second - direct->second, ours->second / direct->second);
   }
   benchmark::Shutdown();
   return 0;
