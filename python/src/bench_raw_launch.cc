@@ -34,8 +34,9 @@ std::vector<double> bench_raw_launch(nb::bytes image, const std::string& kernel_
   cuda::make_current(api, cuda::device_info(device));
   std::string code(static_cast<const char*>(image.data()), image.size());
   cuda::CUlibrary library = nullptr;
-  cuda::check(api.cuLibraryLoadData(&library, code.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0),
-              "cuLibraryLoadData", kernel_name);
+  cuda::check(
+      api.cuLibraryLoadData(&library, code.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0),
+      "cuLibraryLoadData", kernel_name);
   std::vector<double> ns_per_launch;
   try {
     cuda::CUkernel kernel = nullptr;
@@ -63,7 +64,8 @@ std::vector<double> bench_raw_launch(nb::bytes image, const std::string& kernel_
                     "cuLaunchKernelEx", kernel_name);
       }
       auto stop = std::chrono::steady_clock::now();
-      ns_per_launch.push_back(std::chrono::duration<double, std::nano>(stop - start).count() / burst);
+      ns_per_launch.push_back(std::chrono::duration<double, std::nano>(stop - start).count() /
+                              burst);
     }
     cuda::check(api.cuStreamSynchronize(config.hStream), "cuStreamSynchronize", kernel_name);
   } catch (...) {

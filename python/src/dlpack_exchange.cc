@@ -36,8 +36,8 @@ const DLPackExchangeAPI* supported_version(const DLPackExchangeAPI* api) {
 }
 
 const DLPackExchangeAPI* lookup_exchange_api(PyTypeObject* type) {
-  PyObject* capsule = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type),
-                                             "__dlpack_c_exchange_api__");
+  PyObject* capsule =
+      PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__dlpack_c_exchange_api__");
   if (capsule == nullptr) {
     PyErr_Clear();
     return nullptr;
@@ -49,16 +49,15 @@ const DLPackExchangeAPI* lookup_exchange_api(PyTypeObject* type) {
   }
   // The table lives as long as the process (dlpack.h); the capsule need not be kept.
   Py_DECREF(capsule);
-  if (api != nullptr && (api->managed_tensor_allocator == nullptr ||
-                         api->managed_tensor_to_py_object_no_sync == nullptr ||
-                         api->current_work_stream == nullptr ||
-                         (api->dltensor_from_py_object_no_sync == nullptr &&
-                          api->managed_tensor_from_py_object_no_sync == nullptr))) {
+  if (api != nullptr &&
+      (api->managed_tensor_allocator == nullptr ||
+       api->managed_tensor_to_py_object_no_sync == nullptr || api->current_work_stream == nullptr ||
+       (api->dltensor_from_py_object_no_sync == nullptr &&
+        api->managed_tensor_from_py_object_no_sync == nullptr))) {
     return nullptr;
   }
   return api;
 }
-
 
 }  // namespace
 
@@ -102,18 +101,18 @@ Tensor ExchangeAllocator::allocate(DataType dtype, std::span<const int64_t> shap
     std::string message;
   } failure;
   dlpack::DLManagedTensorVersioned* out = nullptr;
-  int status = api_->managed_tensor_allocator(
-      &prototype, &out, &failure, [](void* ctx, const char* kind, const char* message) {
-        auto* f = static_cast<Failure*>(ctx);
-        f->kind = kind != nullptr ? kind : "";
-        f->message = message != nullptr ? message : "";
-      });
+  int status = api_->managed_tensor_allocator(&prototype, &out, &failure,
+                                              [](void* ctx, const char* kind, const char* message) {
+                                                auto* f = static_cast<Failure*>(ctx);
+                                                f->kind = kind != nullptr ? kind : "";
+                                                f->message = message != nullptr ? message : "";
+                                              });
   if (status != 0 || out == nullptr) {
     if (PyErr_Occurred()) {
       throw nb::python_error();
     }
-    throw Error("the framework's allocator failed to allocate an output of " + dtype.str() +
-                ": " + failure.kind + ": " + failure.message);
+    throw Error("the framework's allocator failed to allocate an output of " + dtype.str() + ": " +
+                failure.kind + ": " + failure.message);
   }
   return Tensor(out);
 }
@@ -150,9 +149,9 @@ ProtocolTensor view_through_protocol(PyObject* object, void* stream, const char*
     }
     view.tensor = &managed->dl_tensor;
   } else if (PyCapsule_IsValid(capsule.ptr(), kLegacyName)) {
-    view.tensor = &static_cast<DLManagedTensorLegacy*>(
-                       PyCapsule_GetPointer(capsule.ptr(), kLegacyName))
-                       ->dl_tensor;
+    view.tensor =
+        &static_cast<DLManagedTensorLegacy*>(PyCapsule_GetPointer(capsule.ptr(), kLegacyName))
+             ->dl_tensor;
   } else {
     throw ArgumentError(std::string("parameter '") + param_name +
                         "': __dlpack__() did not return a DLPack capsule");
@@ -205,13 +204,12 @@ class DLPackTensor {
       return nb::steal(capsule);
     }
     // A pre-1.0 consumer: a legacy header that owns the versioned one.
-    auto* legacy = new DLManagedTensorLegacy{managed->dl_tensor, managed,
-                                             [](DLManagedTensorLegacy* self) {
-                                               auto* m = static_cast<dlpack::DLManagedTensorVersioned*>(
-                                                   self->manager_ctx);
-                                               if (m->deleter != nullptr) m->deleter(m);
-                                               delete self;
-                                             }};
+    auto* legacy = new DLManagedTensorLegacy{
+        managed->dl_tensor, managed, [](DLManagedTensorLegacy* self) {
+          auto* m = static_cast<dlpack::DLManagedTensorVersioned*>(self->manager_ctx);
+          if (m->deleter != nullptr) m->deleter(m);
+          delete self;
+        }};
     PyObject* capsule = PyCapsule_New(legacy, kLegacyName, [](PyObject* self) {
       if (PyCapsule_IsValid(self, kLegacyName)) {
         auto* l = static_cast<DLManagedTensorLegacy*>(PyCapsule_GetPointer(self, kLegacyName));

@@ -62,15 +62,24 @@ void raise_cuda_error(const CudaError& e) {
 
 PyObject* builtin_type(nb::exception_type type) {
   switch (type) {
-    case nb::exception_type::type_error: return PyExc_TypeError;
-    case nb::exception_type::value_error: return PyExc_ValueError;
-    case nb::exception_type::buffer_error: return PyExc_BufferError;
-    case nb::exception_type::index_error: return PyExc_IndexError;
-    case nb::exception_type::key_error: return PyExc_KeyError;
-    case nb::exception_type::attribute_error: return PyExc_AttributeError;
-    case nb::exception_type::import_error: return PyExc_ImportError;
-    case nb::exception_type::stop_iteration: return PyExc_StopIteration;
-    default: return PyExc_RuntimeError;
+    case nb::exception_type::type_error:
+      return PyExc_TypeError;
+    case nb::exception_type::value_error:
+      return PyExc_ValueError;
+    case nb::exception_type::buffer_error:
+      return PyExc_BufferError;
+    case nb::exception_type::index_error:
+      return PyExc_IndexError;
+    case nb::exception_type::key_error:
+      return PyExc_KeyError;
+    case nb::exception_type::attribute_error:
+      return PyExc_AttributeError;
+    case nb::exception_type::import_error:
+      return PyExc_ImportError;
+    case nb::exception_type::stop_iteration:
+      return PyExc_StopIteration;
+    default:
+      return PyExc_RuntimeError;
   }
 }
 
@@ -106,14 +115,18 @@ void set_error(const std::exception_ptr& error) noexcept {
 
 }  // namespace
 
-void set_error_from_current_exception() noexcept { set_error(std::current_exception()); }
+void set_error_from_current_exception() noexcept {
+  set_error(std::current_exception());
+}
 
-PyObject* argument_error_type() { return types.argument_error; }
+PyObject* argument_error_type() {
+  return types.argument_error;
+}
 
 void bind_errors(nb::module_& m) {
   nb::object runtime_bases = nb::steal(bases_of(PyExc_RuntimeError));
-  types.error = new_error_type(m, "Error", "Base of every exception tilejit raises.",
-                               runtime_bases.ptr());
+  types.error =
+      new_error_type(m, "Error", "Base of every exception tilejit raises.", runtime_bases.ptr());
   nb::object error_bases = nb::steal(bases_of(types.error));
   types.program_error = new_error_type(
       m, "ProgramError",

@@ -4,10 +4,10 @@
 // API), nothing created per call but the outputs. tilejit.Kernel (kernel.py) subclasses it
 // and adds the Python-side conveniences; CompiledKernel (nanobind) carries the metadata.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
-#include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/vector.h>
 #include <structmember.h>
 
@@ -46,8 +46,7 @@ struct CallPlan {
 };
 
 struct KernelObject {
-  PyObject_HEAD
-  vectorcallfunc vectorcall;
+  PyObject_HEAD vectorcallfunc vectorcall;
   CallPlan* plan;
   PyObject* compiled;  // tilejit._core.CompiledKernel
 };
@@ -90,7 +89,9 @@ class Borrowed {
   size_t num_capsules_ = 0;
 };
 
-std::string type_name_of(PyObject* object) { return Py_TYPE(object)->tp_name; }
+std::string type_name_of(PyObject* object) {
+  return Py_TYPE(object)->tp_name;
+}
 
 [[noreturn]] void bad_argument(const CallPlan& plan, size_t i, const std::string& what) {
   // The Binder's wording, so that every argument error reads alike.
@@ -124,15 +125,18 @@ void* explicit_stream(PyObject* value) {
   if (nb::hasattr(v, "cuda_stream")) {
     return reinterpret_cast<void*>(nb::cast<uintptr_t>(v.attr("cuda_stream")));
   }
-  throw ArgumentError("stream=: expected an int handle or a stream object (torch.cuda.Stream, "
-                      "anything with __cuda_stream__), got " + type_name_of(value));
+  throw ArgumentError(
+      "stream=: expected an int handle or a stream object (torch.cuda.Stream, "
+      "anything with __cuda_stream__), got " +
+      type_name_of(value));
 }
 
 bool is_cuda(const dlpack::DLDevice& device) {
   return device.device_type == dlpack::kDLCUDA || device.device_type == dlpack::kDLCUDAManaged;
 }
 
-PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs, PyObject* kwnames) {
+PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
+                      PyObject* kwnames) {
   PyObject* stream_value = nullptr;
   if (kwnames != nullptr) {
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); ++k) {
@@ -147,7 +151,8 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   }
   if (nargs != plan.input_names.size()) {
     std::string expected;
-    for (const std::string& name : plan.input_names) expected += (expected.empty() ? "" : ", ") + name;
+    for (const std::string& name : plan.input_names)
+      expected += (expected.empty() ? "" : ", ") + name;
     throw ArgumentError(plan.name + ": expected " + std::to_string(plan.input_names.size()) +
                         " arguments (" + expected + "), got " + std::to_string(nargs));
   }
@@ -205,8 +210,9 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
       if (v == -1.0 && PyErr_Occurred()) throw nb::python_error();
       list.push(Arg(v));
     } else {
-      bad_argument(plan, i, "expected a tensor (an object with __dlpack__) or a number, got " +
-                                type_name_of(value));
+      bad_argument(
+          plan, i,
+          "expected a tensor (an object with __dlpack__) or a number, got " + type_name_of(value));
     }
   }
 
@@ -305,9 +311,9 @@ PyType_Slot kernel_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(kernel_dealloc)},
     {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
     {Py_tp_members, kernel_members},
-    {Py_tp_doc, const_cast<char*>(
-                    "The callable core of tilejit.Kernel: kernel(*args, stream=None) checks the "
-                    "arguments, launches and returns the out_idx outputs.")},
+    {Py_tp_doc,
+     const_cast<char*>("The callable core of tilejit.Kernel: kernel(*args, stream=None) checks the "
+                       "arguments, launches and returns the out_idx outputs.")},
     {0, nullptr},
 };
 
@@ -354,7 +360,8 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
 }
 
 CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string execution_backend,
-                            std::string target, std::string target_host, std::optional<bool> verbose,
+                            std::string target, std::string target_host,
+                            std::optional<bool> verbose,
                             std::map<std::string, std::string> pass_configs,
                             std::vector<std::string> compile_flags) {
   CompileOptions options;
@@ -384,10 +391,11 @@ void bind_kernel(nb::module_& m) {
       .def_prop_ro("backend", [](const Kernel& k) { return k.artifact().backend; })
       .def_prop_ro("target", [](const Kernel& k) { return k.artifact().target; })
       .def_prop_ro("binary_kind", [](const Kernel& k) { return k.artifact().binary_kind; })
-      .def_prop_ro("binary", [](const Kernel& k) {
-        const std::string& b = k.artifact().binary;
-        return nb::bytes(b.data(), b.size());
-      })
+      .def_prop_ro("binary",
+                   [](const Kernel& k) {
+                     const std::string& b = k.artifact().binary;
+                     return nb::bytes(b.data(), b.size());
+                   })
       .def_prop_ro("metadata", [](const Kernel& k) { return k.artifact().metadata; })
       .def("get_kernel_source", &Kernel::get_kernel_source, "kernel_only"_a = false)
       .def("get_host_source", &Kernel::get_host_source)
@@ -400,10 +408,9 @@ void bind_kernel(nb::module_& m) {
          std::string execution_backend, std::string target, std::string target_host,
          std::optional<bool> verbose, std::map<std::string, std::string> pass_configs,
          std::vector<std::string> compile_flags) {
-        CompileOptions options =
-            make_options(std::move(out_idx), std::move(execution_backend), std::move(target),
-                         std::move(target_host), verbose, std::move(pass_configs),
-                         std::move(compile_flags));
+        CompileOptions options = make_options(std::move(out_idx), std::move(execution_backend),
+                                              std::move(target), std::move(target_host), verbose,
+                                              std::move(pass_configs), std::move(compile_flags));
         Kernel kernel;
         {
           // Compiling takes milliseconds to seconds: other Python threads run meanwhile, which
@@ -413,8 +420,8 @@ void bind_kernel(nb::module_& m) {
         }
         return make_kernel_object(cls, std::move(kernel));
       },
-      "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "",
-      "target"_a = "", "target_host"_a = "", "verbose"_a = nb::none(),
+      "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
+      "target_host"_a = "", "verbose"_a = nb::none(),
       "pass_configs"_a = std::map<std::string, std::string>{},
       "compile_flags"_a = std::vector<std::string>{},
       "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`.");

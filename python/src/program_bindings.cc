@@ -75,12 +75,21 @@ nb::object torch_dtype(const DataType& dtype) {
   }
   std::string name;
   switch (dtype.code) {
-    case TypeCode::kFloat8E4M3: name = "float8_e4m3fn"; break;
-    case TypeCode::kFloat8E5M2: name = "float8_e5m2"; break;
+    case TypeCode::kFloat8E4M3:
+      name = "float8_e4m3fn";
+      break;
+    case TypeCode::kFloat8E5M2:
+      name = "float8_e5m2";
+      break;
     // torch stores float4 two to a byte, as tilejit does.
-    case TypeCode::kFloat4E2M1: name = "float4_e2m1fn_x2"; break;
-    case TypeCode::kHandle: throw ArgumentError("a handle parameter has no torch dtype");
-    default: name = dtype.str(); break;
+    case TypeCode::kFloat4E2M1:
+      name = "float4_e2m1fn_x2";
+      break;
+    case TypeCode::kHandle:
+      throw ArgumentError("a handle parameter has no torch dtype");
+    default:
+      name = dtype.str();
+      break;
   }
   nb::module_ torch = nb::module_::import_("torch");
   if (!nb::hasattr(torch, name.c_str())) {
@@ -96,26 +105,31 @@ void bind_program(nb::module_& m) {
                           "A parameter of a Program: a tensor (with a shape) or a scalar. Build "
                           "one with tilejit.Tensor(...) or tilejit.Scalar(...).")
       .def_ro("name", &KernelParam::name)
-      .def_prop_ro("dtype", [](const KernelParam& p) { return p.dtype; },
-                   "The element type's name: 'float16', 'int32', 'float8_e4m3', ...")
-      .def_prop_ro("shape", [](const KernelParam& p) { return p.shape; },
-                   "Dimensions: ints for constants, strings for symbolic ones ('M', "
-                   "'ceildiv(N, 2)'); empty for a scalar.")
-      .def_prop_ro("strides", [](const KernelParam& p) { return p.strides; },
-                   "Strides in elements, or None for compact row-major.")
+      .def_prop_ro(
+          "dtype", [](const KernelParam& p) { return p.dtype; },
+          "The element type's name: 'float16', 'int32', 'float8_e4m3', ...")
+      .def_prop_ro(
+          "shape", [](const KernelParam& p) { return p.shape; },
+          "Dimensions: ints for constants, strings for symbolic ones ('M', "
+          "'ceildiv(N, 2)'); empty for a scalar.")
+      .def_prop_ro(
+          "strides", [](const KernelParam& p) { return p.strides; },
+          "Strides in elements, or None for compact row-major.")
       .def("is_scalar", &KernelParam::is_scalar)
       .def("is_unsigned", &KernelParam::is_unsigned)
       .def("is_float8", &KernelParam::is_float8)
       .def("is_float4", &KernelParam::is_float4)
       .def("is_boolean", &KernelParam::is_boolean)
-      .def("torch_dtype", [](const KernelParam& p) { return torch_dtype(p.dtype); },
-           "The torch dtype of this parameter (imports torch).")
+      .def(
+          "torch_dtype", [](const KernelParam& p) { return torch_dtype(p.dtype); },
+          "The torch dtype of this parameter (imports torch).")
       .def(nb::self == nb::self)
       .def("__repr__", [](const KernelParam& p) {
         if (p.is_scalar()) {
           return "Scalar('" + p.name + "', '" + p.dtype.str() + "')";
         }
-        std::string text = "Tensor('" + p.name + "', '" + p.dtype.str() + "', " + repr_exprs(p.shape);
+        std::string text =
+            "Tensor('" + p.name + "', '" + p.dtype.str() + "', " + repr_exprs(p.shape);
         if (p.strides) {
           text += ", strides=" + repr_exprs(*p.strides);
         }
@@ -250,9 +264,10 @@ void bind_program(nb::module_& m) {
           "channels_per_pixel"_a = 0, "pixels_per_column"_a = 0)
       .def_ro("name", &TmaDescriptor::name)
       .def_ro("buffer", &TmaDescriptor::buffer)
-      .def_prop_ro("kind", [](const TmaDescriptor& d) {
-        return d.kind == TmaDescriptor::Kind::kTiled ? "tiled" : "im2col";
-      })
+      .def_prop_ro("kind",
+                   [](const TmaDescriptor& d) {
+                     return d.kind == TmaDescriptor::Kind::kTiled ? "tiled" : "im2col";
+                   })
       .def_ro("rank", &TmaDescriptor::rank)
       .def_prop_ro("global_dims", [](const TmaDescriptor& d) { return d.global_dims; })
       .def_prop_ro("global_strides", [](const TmaDescriptor& d) { return d.global_strides; })

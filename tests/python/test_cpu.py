@@ -112,3 +112,19 @@ def test_kernel_cannot_be_made_directly():
 def test_kernel_calls_are_vectorcalls(vector_add):
     # Py_TPFLAGS_HAVE_VECTORCALL: a call goes straight to C++ with no argument tuple.
     assert type(vector_add).__flags__ & (1 << 11)
+
+
+def test_export_is_callable_without_tilejit(rng, tmp_path):
+    import ctypes
+
+    kernel = tilejit.compile(tilejit.Program.load(EXAMPLES / "matmul.json"))
+    kernel.export(tmp_path)
+    assert (tmp_path / "matmul.h").is_file()
+    library = ctypes.CDLL(str(tmp_path / "libmatmul.so"))
+    library.call.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64]
+    assert library.init() == 0
+    a = rng.standard_normal((13, 48), dtype=np.float32)
+    b = rng.standard_normal((48, 40), dtype=np.float32)
+    c = np.zeros((13, 40), np.float32)
+    assert library.call(a.ctypes.data, b.ctypes.data, c.ctypes.data, 13) == 0
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
