@@ -61,6 +61,13 @@ const DLPackExchangeAPI* lookup_exchange_api(PyTypeObject* type) {
 
 }  // namespace
 
+void raise_framework_failure(const char* call) {
+  if (PyErr_Occurred()) {
+    throw nb::python_error();
+  }
+  throw Error(std::string("DLPack exchange API: ") + call + " failed without setting an error");
+}
+
 const DLPackExchangeAPI* exchange_api_of(PyTypeObject* type) {
   // A handful of tensor types meet a process; a linear scan over a small table beats hashing.
   // Guarded by the GIL, like every other call into this module.

@@ -37,6 +37,10 @@ struct DLPackExchangeAPI {
   int (*current_work_stream)(int32_t device_type, int32_t device_id, void** out_stream);
 };
 
+// Raises the Python exception a framework's C function set on failure (dlpack.h's contract),
+// or a tilejit.Error naming `call` when it broke that contract and set none.
+[[noreturn]] void raise_framework_failure(const char* call);
+
 // The exchange API of `type` (major version 1, walking prev_api when needed), or null when
 // the type has none. Looked up once per type: the answer is cached, and the type kept alive
 // so that its address cannot be reused by another type.

@@ -177,12 +177,14 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
       list.push(Arg(value == Py_True));
     } else if (const DLPackExchangeAPI* api = exchange_api_of(type)) {
       if (api->dltensor_from_py_object_no_sync != nullptr) {
-        if (api->dltensor_from_py_object_no_sync(value, &views[i]) != 0) throw nb::python_error();
+        if (api->dltensor_from_py_object_no_sync(value, &views[i]) != 0) {
+          raise_framework_failure("dltensor_from_py_object_no_sync");
+        }
         list.push(Arg(&views[i]));
       } else {
         dlpack::DLManagedTensorVersioned* managed = nullptr;
         if (api->managed_tensor_from_py_object_no_sync(value, &managed) != 0) {
-          throw nb::python_error();
+          raise_framework_failure("managed_tensor_from_py_object_no_sync");
         }
         borrowed.keep(managed);
         views[i] = managed->dl_tensor;
@@ -224,7 +226,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   } else if (stream_device != nullptr) {
     if (framework->current_work_stream(stream_device->device_type, stream_device->device_id,
                                        &stream) != 0) {
-      throw nb::python_error();
+      raise_framework_failure("current_work_stream");
     }
   }
 
@@ -259,7 +261,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
       void* object = nullptr;
       // The framework takes ownership of the managed tensor, whatever the outcome.
       if (framework->managed_tensor_to_py_object_no_sync(output.release(), &object) != 0) {
-        throw nb::python_error();
+        raise_framework_failure("managed_tensor_to_py_object_no_sync");
       }
       result = nb::steal(static_cast<PyObject*>(object));
     } else {

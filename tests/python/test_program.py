@@ -59,14 +59,13 @@ def test_kernel_param_predicates(dtype, unsigned, float8, float4, boolean):
         (unsigned, float8, float4, boolean)
 
 
-def test_torch_dtype_without_torch_is_an_import_error():
+def test_torch_dtype():
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         with pytest.raises(ImportError):
             tilejit.Tensor("X", "float32", [8]).torch_dtype()
     else:
-        import torch
         assert tilejit.Tensor("X", "bfloat16", [8]).torch_dtype() is torch.bfloat16
         assert tilejit.Tensor("X", "float8_e4m3", [8]).torch_dtype() is torch.float8_e4m3fn
 
