@@ -184,6 +184,34 @@ TEST(Expr, DeepNestingIsRejectedNotACrash) {
   EXPECT_THROW(Expr::parse(minus + "x"), ProgramError);
 }
 
+// Random strings over the grammar's alphabet: each parses and round-trips through str(), or is
+// a ProgramError that names a column inside the text (or one past its end).
+TEST(Expr, RandomTextParsesOrFailsWithAColumn) {
+  const std::string alphabet = "ab_1209 +-*/%(),minaxceildv\t";
+  std::mt19937 rng(99);
+  int parsed = 0, refused = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string text;
+    size_t length = 1 + rng() % 16;
+    for (size_t i = 0; i < length; ++i) text += alphabet[rng() % alphabet.size()];
+    try {
+      Expr e = Expr::parse(text);
+      ASSERT_EQ(Expr::parse(e.str()), e) << text;
+      ++parsed;
+    } catch (const ProgramError& err) {
+      std::string msg = err.what();
+      size_t at = msg.find("at column ");
+      ASSERT_NE(at, std::string::npos) << msg;
+      int column = std::stoi(msg.substr(at + 10));
+      ASSERT_GE(column, 1) << msg;
+      ASSERT_LE(column, static_cast<int>(text.size()) + 1) << msg;
+      ++refused;
+    }
+  }
+  EXPECT_GT(parsed, 500);
+  EXPECT_GT(refused, 5000);
+}
+
 // ---------------------------------------------------------------------------------------------
 // CompiledExpr
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -385,6 +386,49 @@ TEST(ProgramJson, DuplicateKeysAreRefusedAtAnyDepth) {
   }
   // The same key in sibling objects is fine.
   EXPECT_NO_THROW(Program::from_json(doc));
+}
+
+// Random edits of a valid document: each is read back as a Program or refused with a
+// ProgramError, never another exception or a crash; what is read back round-trips.
+TEST(ProgramJson, RandomlyMutatedDocumentsAreReadOrRefusedCleanly) {
+  using J = nlohmann::json;
+  const J original = J::parse(read_file(kPrograms / "gemm_tma_l2.json"));
+  std::mt19937 rng(12345);
+  const std::vector<J> replacements = {J(),         J(true),
+                                       J(0),        J(-1),
+                                       J(7),        J(1.5),
+                                       J("x"),      J("M * 2"),
+                                       J("(("),     J("float32"),
+                                       J::array(),  J::array({1, 2, 3, 4}),
+                                       J::object(), J(int64_t{1} << 40),
+                                       J("tiled")};
+  int accepted = 0, refused = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    J doc = original;
+    for (int edit = 0; edit < 1 + static_cast<int>(rng() % 3); ++edit) {
+      // Walk to a random node and replace it (or, in an object, drop one of its keys).
+      J* node = &doc;
+      while ((node->is_object() || node->is_array()) && !node->empty() && rng() % 3 != 0) {
+        auto it = node->begin();
+        std::advance(it, static_cast<long>(rng() % node->size()));
+        node = &*it;
+      }
+      if (node->is_object() && !node->empty() && rng() % 2 == 0) {
+        node->erase(node->begin());
+      } else {
+        *node = replacements[rng() % replacements.size()];
+      }
+    }
+    try {
+      Program p = Program::from_json(doc.dump());
+      ASSERT_EQ(Program::from_json(p.to_json()), p) << doc.dump();
+      ++accepted;
+    } catch (const ProgramError&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(accepted, 50);
+  EXPECT_GT(refused, 1000);
 }
 
 TEST(ProgramJson, LoadNamesTheFile) {

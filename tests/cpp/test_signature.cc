@@ -227,6 +227,28 @@ TEST(Signature, RandomDeclarationsParseBack) {
   }
 }
 
+// Truncations and random byte edits of a real source never crash the parser; whatever it
+// finds is a well-formed declaration.
+TEST(Signature, DamagedSourcesNeverCrash) {
+  const std::string source = kTrickySource;
+  std::mt19937 rng(3);
+  for (size_t cut = 0; cut <= source.size(); cut += 7) {
+    for (const KernelDeclaration& d : parse_kernel_declarations(source.substr(0, cut), true)) {
+      EXPECT_FALSE(d.name.empty());
+    }
+  }
+  const std::string noise = "{}()[]<>;,\"'/*#\\\n=:";
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string damaged = source;
+    for (int edit = 0; edit < 4; ++edit) {
+      damaged[rng() % damaged.size()] = noise[rng() % noise.size()];
+    }
+    for (const KernelDeclaration& d : parse_kernel_declarations(damaged, rng() % 2 == 0)) {
+      EXPECT_FALSE(d.name.empty());
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // resolve_kernel_args and symbol_dtype
 
