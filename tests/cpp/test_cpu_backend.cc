@@ -7,7 +7,10 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "backend/backend.h"
+#include "backend/shared_library.h"
 #include "compile/kernel_state.h"
 #include "compile/toolchain.h"
 #include "tilejit/tilejit.h"
@@ -195,6 +198,66 @@ TEST(CpuBackend, ConcurrentCallsFromSeveralThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures, std::vector<int>(4, 0));
+}
+
+TEST(Toolchain, RunProcessCapturesOutputAndStatus) {
+  const detail::ProcessResult r = detail::run_process(
+      {"sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"}, std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.output.find("to-stdout"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("to-stderr"), std::string::npos) << r.output;
+}
+
+TEST(Toolchain, RunProcessKillsOnTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  const detail::ProcessResult r = detail::run_process({"sleep", "30"}, std::chrono::seconds(1));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 128 + 9);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
+TEST(Toolchain, RunProcessReportsAMissingProgram) {
+  EXPECT_THROW(detail::run_process({"/nonexistent/tilejit-no-such-tool"}, std::chrono::seconds(5)),
+               Error);
+}
+
+TEST(Toolchain, TempDirIsPrivateAndRemoved) {
+  std::filesystem::path path;
+  {
+    detail::TempDir dir("tilejit-test");
+    path = dir.path();
+    struct stat info {};
+    ASSERT_EQ(::stat(path.c_str(), &info), 0);
+    EXPECT_EQ(info.st_mode & 0777, 0700u);
+    detail::write_file(path / "file.txt", "contents");
+    EXPECT_EQ(detail::read_file(path / "file.txt"), "contents");
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(SharedLibrary, EachLoadIsItsOwnCopyAndNamesAreNeverReused) {
+  const CompiledArtifact vector_add = compile(example("vector_add")).artifact();
+  const CompiledArtifact matmul = compile(example("matmul")).artifact();
+  {
+    auto first = detail::SharedLibrary::from_bytes(vector_add.binary, "first");
+    auto second = detail::SharedLibrary::from_bytes(vector_add.binary, "second");
+    EXPECT_NE(first.symbol("vector_add"), second.symbol("vector_add"));
+  }
+  // A library loaded after another was closed gets its own code, whatever descriptor number
+  // its memfd receives.
+  for (int i = 0; i < 3; ++i) {
+    auto a = detail::SharedLibrary::from_bytes(vector_add.binary, "a");
+    EXPECT_NE(a.find_symbol("vector_add"), nullptr);
+    EXPECT_EQ(a.find_symbol("matmul"), nullptr);
+    a = detail::SharedLibrary();
+    auto b = detail::SharedLibrary::from_bytes(matmul.binary, "b");
+    EXPECT_NE(b.find_symbol("matmul"), nullptr);
+    EXPECT_EQ(b.find_symbol("vector_add"), nullptr);
+  }
+  EXPECT_THROW(detail::SharedLibrary::from_bytes("not an ELF file", "garbage"), Error);
+  auto lib = detail::SharedLibrary::from_bytes(vector_add.binary, "lib");
+  EXPECT_THROW(lib.symbol("no_such_symbol"), Error);
 }
 
 }  // namespace
