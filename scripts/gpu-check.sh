@@ -101,6 +101,10 @@ if [ "${GPU_CHECK_SKIP_CPU_TESTS:-0}" != 1 ]; then
   grep -E 'Failed|\*\*\*' "$LOGS/ctest-cpu.log" | grep -v 'Skipped' | head -n 20 | sed 's/^/  /'
 fi
 
+# ---- What tilejit finds on this machine (NVRTC, driver, devices) ----
+run_step info "$BUILD/tools/tilejit" info
+sed 's/^/  /' "$LOGS/info.log" >>"$SUMMARY"
+
 # ---- CUDA example programs through the CLI (every output element written, no NaN) ----
 run_step example-vector_add "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/vector_add.json" \
   --backend nvrtc --set n=1000003 --check
