@@ -90,8 +90,10 @@ Target Target::parse(std::string_view text) {
       bad_target(text, fmt::format("unknown option '{}' (only {}=<arch> is accepted)", word, flag));
     }
     if (!target.arch.empty()) bad_target(text, fmt::format("{} given twice", flag));
-    const bool valid =
-        value == "auto" || (kind == "cuda" ? is_cuda_arch(value) : is_hip_arch(value));
+    // "auto-a": the current device's arch with the arch-specific suffix (sm_90a) where one
+    // exists; the backend's resolve_target fills it in.
+    const bool valid = value == "auto" || (kind == "cuda" ? value == "auto-a" || is_cuda_arch(value)
+                                                          : is_hip_arch(value));
     if (!valid) bad_target(text, fmt::format("'{}' is not a {} architecture", value, kind));
     target.arch = value == "auto" ? "" : std::string(value);
   }

@@ -82,8 +82,67 @@ std::string toolchain_fingerprint(const Backend& backend, const Target& target) 
   return fingerprints.try_emplace(id, std::move(fingerprint)).first->second;
 }
 
+bool same_options(const ResolvedOptions& a, const ResolvedOptions& b) {
+  return a.backend == b.backend && a.target == b.target && a.target_host == b.target_host &&
+         a.out_idx == b.out_idx && a.pass_configs == b.pass_configs &&
+         a.compile_flags == b.compile_flags;
+}
+
+// Remembers the keys of recently compiled Programs. Printing a Program as JSON dominates the
+// cost of a memory hit (tens of microseconds); comparing it with a remembered copy costs far
+// less. Programs with user include directories always take the full path: their key covers
+// header contents, which can change while the Program stays equal.
+class KeyMemo {
+ public:
+  std::string key_for(const Program& program, const ResolvedOptions& options,
+                      const Backend& backend) {
+    if (!program.include_dirs.empty() || !user_include_dirs(program, options).empty()) {
+      return full_key(program, options, backend);
+    }
+    const size_t hash =
+        std::hash<std::string>{}(program.source) ^ (std::hash<std::string>{}(program.name) << 1);
+    {
+      std::lock_guard lock(mutex_);
+      auto [first, last] = entries_.equal_range(hash);
+      for (auto it = first; it != last; ++it) {
+        if (same_options(it->second.options, options) && it->second.program == program)
+          return it->second.key;
+      }
+    }
+    std::string key = full_key(program, options, backend);
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= kMaxEntries)
+      entries_.clear();  // a bound, not a policy: misses only cost time
+    entries_.emplace(hash, Entry{program, options, key});
+    return key;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;
+  struct Entry {
+    Program program;
+    ResolvedOptions options;
+    std::string key;
+  };
+
+  static std::string full_key(const Program& program, const ResolvedOptions& options,
+                              const Backend& backend) {
+    Program resolved = program;
+    resolved.out_idx = options.out_idx;
+    return compute_cache_key(resolved, options, toolchain_fingerprint(backend, options.target));
+  }
+
+  std::mutex mutex_;
+  std::unordered_multimap<size_t, Entry> entries_;
+};
+
+KeyMemo& key_memo() {
+  static KeyMemo* memo = new KeyMemo;  // leaked: used until the very end of the process
+  return *memo;
+}
+
 struct Prepared {
-  Program program;  // with the resolved out_idx
+  const Program& program;
   ResolvedOptions options;
   const Backend* backend = nullptr;
   std::string key;
@@ -91,11 +150,8 @@ struct Prepared {
 
 Prepared prepare(const Program& program, const CompileOptions& options) {
   Prepared prepared{program, resolve_options(program, options), nullptr, {}};
-  prepared.program.out_idx = prepared.options.out_idx;
   prepared.backend = &backend_named(prepared.options.backend);
-  prepared.key =
-      compute_cache_key(prepared.program, prepared.options,
-                        toolchain_fingerprint(*prepared.backend, prepared.options.target));
+  prepared.key = key_memo().key_for(program, prepared.options, *prepared.backend);
   return prepared;
 }
 
@@ -133,8 +189,10 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
       }
     }
   }
-  prepared.program.validate();
-  CompiledArtifact artifact = prepared.backend->build(prepared.program, prepared.options);
+  Program program = prepared.program;
+  program.out_idx = prepared.options.out_idx;
+  program.validate();
+  CompiledArtifact artifact = prepared.backend->build(program, prepared.options);
   if (disk && status != DiskCache::Status::kUnsafe) disk->store(prepared.key, artifact);
   *source = CompileSource::kBuilt;
   return make_kernel(std::move(artifact), prepared.key);

@@ -1,0 +1,304 @@
+// The cost of tilejit's compile path around the compiler, measured in one run and printed as
+// ratios (docs/PERFORMANCE.md records them):
+//   1. cold compile (key, build, store, load) vs the bare compiler call on the same source;
+//   2. a disk hit in a fresh process, up to a loaded Kernel, vs the cold compile;
+//   3. a memory hit: compile(program) again, and a jit object called again;
+//   4. par_compile of N distinct kernels on every usable core vs one worker.
+// For the cpu backend (host compiler) always; for NVRTC where libnvrtc exists (cold and
+// par_compile) and a CUDA device exists (disk hit: loading a cubin needs the driver).
+//
+//   bench_cache [--backend cpu|nvrtc|all] [--kernels 64] [--repeats 5]
+#include <sched.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "cache/disk_cache.h"
+#include "cache/memory_cache.h"
+#include "codegen/wrapper.h"
+#include "compile/compile.h"
+#include "compile/toolchain.h"
+#include "cuda/driver.h"
+#include "cuda/nvrtc.h"
+#include "tilejit/tilejit.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using tilejit::CompileOptions;
+using tilejit::Program;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0.0 : values[values.size() / 2];
+}
+
+// A distinct Program per (salt, index): every one a new cache key.
+Program cpu_program(int salt, int index) {
+  return tilejit::ProgramBuilder(fmt::format("bench_cpu_{}_{}", salt, index))
+      .source(fmt::format("void bench_axpy(const float* A, float* B, int n) {{\n"
+                          "  for (int i = 0; i < n; ++i) B[i] = A[i] * {}.0f + {}.0f;\n"
+                          "}}\n",
+                          index + 1, salt),
+              tilejit::Language::kC)
+      .tensor("A", "float32", {"n"})
+      .tensor("B", "float32", {"n"})
+      .launch(tilejit::Launch("bench_axpy"))
+      .build();
+}
+
+Program cuda_program(int salt, int index) {
+  return tilejit::ProgramBuilder(fmt::format("bench_cuda_{}_{}", salt, index))
+      .source(fmt::format(
+          "extern \"C\" __global__ void bench_axpy(const float* A, float* B, int n) {{\n"
+          "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+          "  if (i < n) B[i] = A[i] * {}.0f + {}.0f;\n"
+          "}}\n",
+          index + 1, salt))
+      .tensor("A", "float32", {"n"})
+      .tensor("B", "float32", {"n"})
+      .launch(tilejit::Launch("bench_axpy").with_grid({"ceildiv(n, 256)"}).with_block({256}))
+      .build();
+}
+
+struct Backend {
+  std::string name;
+  CompileOptions options;
+  bool can_load = true;  // false: NVRTC without a driver (build and store only)
+  Program (*program)(int, int);
+};
+
+int unique_salt() {
+  static int counter = 0;
+  return static_cast<int>(::getpid() % 10000) * 1000 + counter++;
+}
+
+// The compiler call tilejit makes, made directly on the same source.
+double bare_compile_ms(const Backend& backend, const Program& program) {
+  if (backend.name == "cpu") {
+    tilejit::detail::TempDir dir("bench-bare");
+    tilejit::detail::write_file(dir.path() / "k.c", program.source);
+    tilejit::detail::write_file(dir.path() / "k_host.c",
+                                tilejit::detail::generate_cpu_wrapper(program));
+    const auto& cc = tilejit::detail::HostCompiler::detect();
+    const auto start = Clock::now();
+    auto result = tilejit::detail::run_process(
+        {cc.c_compiler, "-O2", "-fPIC", "-shared", "-o", (dir.path() / "k.so").string(),
+         (dir.path() / "k.c").string(), (dir.path() / "k_host.c").string(), "-lm"},
+        std::chrono::seconds(300));
+    const double ms = ms_since(start);
+    if (result.exit_code != 0) throw tilejit::Error("bare compile failed: " + result.output);
+    return ms;
+  }
+  const auto resolved = tilejit::detail::resolve_options(program, backend.options);
+  tilejit::cuda::NvrtcOptions options;
+  options.arch = tilejit::cuda::CudaArch::parse(resolved.target.arch);
+  options.source_name = program.name + ".cu";
+  const auto start = Clock::now();
+  (void)tilejit::cuda::compile_cuda(program.source, options);
+  return ms_since(start);
+}
+
+// One cold compile through tilejit: key, build, store, and load where a device allows.
+double cold_compile_ms(const Backend& backend, const Program& program) {
+  tilejit::detail::MemoryCache::global().clear();
+  const auto start = Clock::now();
+  if (backend.can_load) {
+    (void)tilejit::compile(program, backend.options);
+  } else {
+    const auto resolved = tilejit::detail::resolve_options(program, backend.options);
+    Program with_outputs = program;
+    with_outputs.out_idx = resolved.out_idx;
+    const std::string key = tilejit::cache_key(program, backend.options);
+    auto artifact = tilejit::detail::backend_named(resolved.backend).build(with_outputs, resolved);
+    if (auto disk = tilejit::detail::DiskCache::from_env()) disk->store(key, artifact);
+  }
+  return ms_since(start);
+}
+
+std::vector<double> run_child(const std::string& backend, int salt, int count) {
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  tilejit::detail::ProcessResult result = tilejit::detail::run_process(
+      {self, "--child-disk-hit", backend, std::to_string(salt), std::to_string(count)},
+      std::chrono::seconds(300));
+  if (result.exit_code != 0) throw tilejit::Error("disk-hit child failed: " + result.output);
+  std::vector<double> times;
+  size_t pos = 0;
+  while (pos < result.output.size()) {
+    const size_t end = result.output.find('\n', pos);
+    const std::string line = result.output.substr(pos, end - pos);
+    if (line.starts_with("ms ")) times.push_back(std::stod(line.substr(3)));
+    pos = end == std::string::npos ? result.output.size() : end + 1;
+  }
+  return times;
+}
+
+Backend make_backend(const std::string& name) {
+  if (name == "cpu") return {"cpu", {}, true, &cpu_program};
+  Backend backend{"nvrtc", {}, true, &cuda_program};
+  backend.options.execution_backend = "nvrtc";
+  std::string why;
+  backend.can_load = tilejit::cuda::driver_available(&why);
+  backend.options.target = backend.can_load ? "cuda" : "cuda -arch=sm_90";
+  return backend;
+}
+
+void bench_backend(const std::string& name, int kernels, int repeats) {
+  const Backend backend = make_backend(name);
+  fmt::print("== {} backend{}\n", name,
+             backend.can_load ? "" : " (no CUDA driver: build + store, no load)");
+  tilejit::detail::TempDir cache_dir("bench-cache");
+  ::setenv("TILELANG_CACHE_DIR", (cache_dir.path() / "cache").c_str(), 1);
+  ::unsetenv("TILELANG_DISABLE_CACHE");
+
+  // 1. Cold compile vs the bare compiler, alternating so that drift hits both alike.
+  (void)cold_compile_ms(backend,
+                        backend.program(unique_salt(), 0));  // warm up (toolchain probe, dlopen)
+  std::vector<double> cold, bare;
+  const int salt = unique_salt();
+  for (int i = 0; i < repeats; ++i) {
+    bare.push_back(bare_compile_ms(backend, backend.program(salt, i)));
+    cold.push_back(cold_compile_ms(backend, backend.program(salt, i)));
+  }
+  const double cold_ms = median(cold), bare_ms = median(bare);
+  fmt::print("cold compile:  tilejit {:.2f} ms, bare compiler {:.2f} ms: {:.3f}x (goal <= 1.05x)\n",
+             cold_ms, bare_ms, cold_ms / bare_ms);
+
+  // 2. Disk hits in a fresh process: the entries stored above, loaded by a new process.
+  if (backend.can_load) {
+    std::vector<double> times = run_child(name, salt, repeats);
+    if (times.size() >= 2) {
+      std::vector<double> rest(times.begin() + 1, times.end());
+      const double per_kernel = median(rest);
+      fmt::print(
+          "disk hit, fresh process:  first kernel {:.3f} ms (one-time toolchain probe and driver "
+          "init), "
+          "then {:.3f} ms per kernel (goal <= 0.5 ms); cold / hit = {:.0f}x (goal >= 30x)\n",
+          times[0], per_kernel, cold_ms / per_kernel);
+    }
+  } else {
+    fmt::print("disk hit, fresh process:  skipped (loading a cubin needs a CUDA device)\n");
+  }
+
+  // 3. Memory hits.
+  if (backend.can_load) {
+    const Program program = backend.program(salt, 0);
+    (void)tilejit::compile(program, backend.options);
+    constexpr int kHits = 20000;
+    auto start = Clock::now();
+    for (int i = 0; i < kHits; ++i) (void)tilejit::compile(program, backend.options);
+    const double compile_ns = ms_since(start) * 1e6 / kHits;
+    auto jitted =
+        tilejit::jit([&](int index) { return backend.program(salt, index); }, backend.options);
+    (void)jitted(0);
+    constexpr int kJitHits = 2000000;
+    start = Clock::now();
+    for (int i = 0; i < kJitHits; ++i) (void)jitted(0);
+    const double jit_ns = ms_since(start) * 1e6 / kJitHits;
+    fmt::print(
+        "memory hit:  compile(program) {:.0f} ns (key from Program JSON + SHA-256); jit(args) "
+        "{:.0f} ns "
+        "(goal <= 200 ns)\n",
+        compile_ns, jit_ns);
+  }
+
+  // 4. par_compile of `kernels` new Programs, all cores vs one worker, disk cache off.
+  ::setenv("TILELANG_DISABLE_CACHE", "1", 1);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cores = ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  auto par_ms = [&](int workers) {
+    std::vector<Program> programs;
+    const int par_salt = unique_salt();
+    for (int i = 0; i < kernels; ++i) programs.push_back(backend.program(par_salt, i));
+    tilejit::detail::MemoryCache::global().clear();
+    const auto start = Clock::now();
+    if (backend.can_load) {
+      (void)tilejit::par_compile(programs, backend.options, workers);
+    } else {
+      tilejit::detail::par_compile_tasks(
+          programs.size(),
+          [&](size_t i) {
+            (void)cold_compile_ms(backend, programs[i]);
+            return tilejit::detail::CompileReport{};
+          },
+          [](size_t i) { return std::to_string(i); }, workers, false);
+    }
+    return ms_since(start);
+  };
+  const double parallel = par_ms(cores);
+  const double serial = par_ms(1);
+  fmt::print(
+      "par_compile of {} kernels:  {} workers {:.0f} ms, 1 worker {:.0f} ms: speedup {:.1f}x on {} "
+      "cores\n",
+      kernels, cores, parallel, serial, serial / parallel, cores);
+  ::unsetenv("TILELANG_DISABLE_CACHE");
+}
+
+int child_disk_hit(const std::string& name, int salt, int count) {
+  const Backend backend = make_backend(name);
+  for (int i = 0; i < count; ++i) {
+    const Program program = backend.program(salt, i);
+    const auto start = Clock::now();
+    tilejit::detail::CompileOutcome outcome =
+        tilejit::detail::compile_with_outcome(program, backend.options);
+    const double ms = ms_since(start);
+    if (outcome.source != tilejit::detail::CompileSource::kDiskCache) {
+      fmt::print(stderr, "kernel {} was not a disk hit\n", i);
+      return 1;
+    }
+    fmt::print("ms {}\n", ms);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.size() == 4 && args[0] == "--child-disk-hit") {
+      return child_disk_hit(args[1], std::stoi(args[2]), std::stoi(args[3]));
+    }
+    std::string which = "all";
+    int kernels = 64, repeats = 5;
+    for (size_t i = 0; i + 1 < args.size(); i += 2) {
+      if (args[i] == "--backend")
+        which = args[i + 1];
+      else if (args[i] == "--kernels")
+        kernels = std::stoi(args[i + 1]);
+      else if (args[i] == "--repeats")
+        repeats = std::max(2, std::stoi(args[i + 1]));
+    }
+    for (const std::string name : {"cpu", "nvrtc"}) {
+      if (which != "all" && which != name) continue;
+      try {
+        bench_backend(name, kernels, repeats);
+      } catch (const tilejit::NotAvailableError& e) {
+        fmt::print("== {} backend: skipped ({})\n", name, e.what());
+      }
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_cache: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
