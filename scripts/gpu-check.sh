@@ -145,3 +145,8 @@ else
 fi
 if run_step bench_nvcc "$BUILD/bench/cpp/bench_nvcc"; then :; fi
 sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- Kernel cache: cold compile vs bare NVRTC / host compiler, disk hit in a fresh process,
+# memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
+if run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7; then :; fi
+sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"

@@ -274,6 +274,7 @@ int child_disk_hit(const std::string& name, int salt, int count) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] != "--child-disk-hit") fmt::print("bench_cache:\n");
   try {
     if (args.size() == 4 && args[0] == "--child-disk-hit") {
       return child_disk_hit(args[1], std::stoi(args[2]), std::stoi(args[3]));
