@@ -139,6 +139,10 @@ class Jit {
     ArgSpecs specs = detail::arg_specs(args);
     Kernel kernel = compile(state_->fn(specs), state_->options);
     std::lock_guard lock(state_->mutex);
+    auto [first, last] = state_->eager_memo.equal_range(hash);
+    for (auto it = first; it != last; ++it) {  // another thread got here first
+      if (detail::arg_specs_match(it->second.first, args)) return it->second.second;
+    }
     state_->eager_memo.emplace(hash, std::make_pair(std::move(specs), kernel));
     return kernel;
   }
