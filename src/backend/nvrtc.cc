@@ -62,10 +62,25 @@ uint64_t fnv1a(std::string_view bytes) {
   throw ArgumentError(fmt::format("launch '{}': {}", plan.kernel, what));
 }
 
+// The loaded cubin and its kernels, in launch order.
+struct LoadedProgram {
+  LoadedProgram(const std::string& image, const std::string& name, const ProgramPlan& plan)
+      : api(driver()), library(image, name) {
+    for (const LaunchPlan& launch : plan.launches) {
+      kernels.push_back(library.kernel(launch.kernel));
+    }
+  }
+  const DriverApi& api;
+  Library library;
+  std::vector<CUkernel> kernels;
+};
+
+// The driver is touched only at the first call: compiling (and caching, exporting) a CUDA
+// Program works on a machine without one, and a call there throws NotAvailableError.
 class NvrtcExecutor final : public Executor {
  public:
   NvrtcExecutor(const CompiledArtifact& artifact, const Binder& binder)
-      : api_(driver()), library_(artifact.binary, artifact.program.name) {
+      : image_(artifact.binary), name_(artifact.program.name) {
     const Program& program = binder.program();
     plan_ = build_program_plan(program, binder);
     if (plan_.launches.size() > static_cast<size_t>(kMaxLaunches)) {
@@ -76,9 +91,6 @@ class NvrtcExecutor final : public Executor {
     for (int descriptor : plan_.tma_descriptors) {
       tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
     }
-    for (const LaunchPlan& launch : plan_.launches) {
-      kernels_.push_back(library_.kernel(launch.kernel));
-    }
     smem_limit_set_ = std::make_unique<std::atomic<int>[]>(plan_.launches.size() * kMaxDevices);
     for (size_t i = 0; i < plan_.launches.size() * kMaxDevices; ++i) {
       smem_limit_set_[i].store(kDefaultSharedLimit, std::memory_order_relaxed);
@@ -86,6 +98,7 @@ class NvrtcExecutor final : public Executor {
   }
 
   void launch(const BoundCall& call, StreamRef stream_ref) const override {
+    const LoadedProgram& loaded = load();
     const DeviceInfo& device = device_info(call.device.id);
     // Every launch's shape is evaluated and checked before the first one is issued, so that a
     // bad argument never leaves a program half run.
@@ -99,14 +112,26 @@ class NvrtcExecutor final : public Executor {
     for (size_t i = 0; i < tma_.size(); ++i) {
       tma_[i]->prepare(call, &maps[i]);
     }
-    make_current(api_, device);
+    make_current(loaded.api, device);
     CUstream stream = static_cast<CUstream>(stream_ref.handle());
     for (size_t l = 0; l < count; ++l) {
-      launch_one(l, shapes[l], call, device, stream, maps);
+      launch_one(loaded, l, shapes[l], call, device, stream, maps);
     }
   }
 
  private:
+  const LoadedProgram& load() const {
+    if (const LoadedProgram* loaded = loaded_.load(std::memory_order_acquire)) [[likely]] {
+      return *loaded;
+    }
+    std::lock_guard lock(load_mutex_);
+    if (loaded_owner_ == nullptr) {
+      loaded_owner_ = std::make_unique<LoadedProgram>(image_, name_, plan_);
+      loaded_.store(loaded_owner_.get(), std::memory_order_release);
+    }
+    return *loaded_owner_;
+  }
+
   struct LaunchShape {
     int64_t grid[3];
     int64_t block[3];
@@ -125,8 +150,9 @@ class NvrtcExecutor final : public Executor {
     return shape;
   }
 
-  void launch_one(size_t index, const LaunchShape& shape, const BoundCall& call,
-                  const DeviceInfo& device, CUstream stream, const CUtensorMap* maps) const {
+  void launch_one(const LoadedProgram& loaded, size_t index, const LaunchShape& shape,
+                  const BoundCall& call, const DeviceInfo& device, CUstream stream,
+                  const CUtensorMap* maps) const {
     const LaunchPlan& plan = plan_.launches[index];
     const int64_t* grid = shape.grid;
     const int64_t* block = shape.block;
@@ -135,7 +161,7 @@ class NvrtcExecutor final : public Executor {
       return;  // nothing to do: an empty problem (e.g. n == 0) launches no blocks
     }
     if (smem > kDefaultSharedLimit) {
-      raise_smem_limit(index, static_cast<int>(smem), device);
+      raise_smem_limit(loaded, index, static_cast<int>(smem), device);
     }
 
     alignas(16) std::byte buffer[kMaxArgBytes];
@@ -170,11 +196,12 @@ class NvrtcExecutor final : public Executor {
     config.hStream = stream;
     config.attrs = count != 0 ? attributes : nullptr;
     config.numAttrs = count;
-    CUfunction function = reinterpret_cast<CUfunction>(kernels_[index]);
+    const DriverApi& api = loaded.api;
+    CUfunction function = reinterpret_cast<CUfunction>(loaded.kernels[index]);
     const int64_t* symbols = call.symbols.data();
 
     if (!plan.has_l2_window) {
-      check(api_.cuLaunchKernelEx(&config, function, pointers, nullptr), "cuLaunchKernelEx",
+      check(api.cuLaunchKernelEx(&config, function, pointers, nullptr), "cuLaunchKernelEx",
             plan.kernel);
       return;
     }
@@ -185,9 +212,9 @@ class NvrtcExecutor final : public Executor {
     window.hit_ratio = plan.l2.hit_ratio;
     window.hit_property = plan.l2.hit_property;
     window.miss_property = plan.l2.miss_property;
-    L2Saved saved = l2_set_window(api_, device, stream, window, plan.kernel.c_str());
-    CUresult launched = api_.cuLaunchKernelEx(&config, function, pointers, nullptr);
-    l2_reset_window(api_, stream, saved, plan.kernel.c_str());
+    L2Saved saved = l2_set_window(api, device, stream, window, plan.kernel.c_str());
+    CUresult launched = api.cuLaunchKernelEx(&config, function, pointers, nullptr);
+    l2_reset_window(api, stream, saved, plan.kernel.c_str());
     check(launched, "cuLaunchKernelEx", plan.kernel);
   }
 
@@ -225,7 +252,8 @@ class NvrtcExecutor final : public Executor {
   // Raises the kernel's dynamic shared memory limit on this device to at least `bytes`. The
   // recorded high-water mark is read without a lock; the rare raise is serialized so that the
   // driver's value and the record can never disagree.
-  void raise_smem_limit(size_t launch, int bytes, const DeviceInfo& device) const {
+  void raise_smem_limit(const LoadedProgram& loaded, size_t launch, int bytes,
+                        const DeviceInfo& device) const {
     std::atomic<int>& limit =
         smem_limit_set_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
     if (bytes <= limit.load(std::memory_order_acquire)) [[likely]] {
@@ -235,18 +263,20 @@ class NvrtcExecutor final : public Executor {
     if (bytes <= limit.load(std::memory_order_relaxed)) {
       return;
     }
-    check(api_.cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes,
-                                    kernels_[launch], device.device),
+    check(loaded.api.cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes,
+                                          loaded.kernels[launch], device.device),
           "cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)",
           plan_.launches[launch].kernel);
     limit.store(bytes, std::memory_order_release);
   }
 
-  const DriverApi& api_;
-  Library library_;
+  std::string image_;  // the cubin or PTX, loaded at the first call
+  std::string name_;
   ProgramPlan plan_;
   std::vector<std::unique_ptr<TmaSlot>> tma_;
-  std::vector<CUkernel> kernels_;
+  mutable std::mutex load_mutex_;
+  mutable std::unique_ptr<LoadedProgram> loaded_owner_;
+  mutable std::atomic<const LoadedProgram*> loaded_{nullptr};
   std::unique_ptr<std::atomic<int>[]> smem_limit_set_;  // [launch][device]
   mutable std::mutex smem_mutex_;
 };
