@@ -3,7 +3,6 @@
 // from memory and called through its call_packed entry.
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
 #include "compile/toolchain.h"
@@ -20,7 +20,6 @@ namespace tilejit::detail {
 namespace {
 
 constexpr auto kCompileTimeout = std::chrono::seconds(300);
-constexpr int kMaxCallArgs = kMaxParams + kMaxSymbols;
 
 // A file name made from the Program's name: generated files must not depend on what
 // characters a user put there.
@@ -65,65 +64,23 @@ std::string join(const std::vector<std::string>& words) {
   return text;
 }
 
-// Runs a loaded library through call_packed. The argument array is rebuilt on the stack for
-// every call from a plan made at load time: where each of call()'s values lives in the
-// BoundCall and which C type it takes.
+// Runs a loaded library through call_packed, with the argument array built on the stack for
+// every call (PackedCallPlan, shared with the nvcc backend).
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(SharedLibrary library, const Program& program, const Binder& binder)
-      : library_(std::move(library)), program_name_(program.name) {
+      : library_(std::move(library)), program_name_(program.name), plan_(program, binder, "cpu") {
     init_ = reinterpret_cast<InitFn>(library_.symbol("init"));
     call_packed_ = reinterpret_cast<CallPackedFn>(library_.symbol("call_packed"));
     get_last_error_ = reinterpret_cast<GetLastErrorFn>(library_.symbol("get_last_error"));
-
-    const std::vector<CallParam> call_params = wrapper_call_params(program);
-    if (call_params.size() > static_cast<size_t>(kMaxCallArgs)) {
-      throw ProgramError(fmt::format("program '{}': call() takes {} values; at most {} supported",
-                                     program.name, call_params.size(), kMaxCallArgs));
-    }
-    for (const CallParam& p : call_params) entries_.push_back(plan_entry(p, program, binder));
-
     if (init_() != 0) {
       throw Error(fmt::format("{}: init() failed: {}", program_name_, get_last_error_()));
     }
   }
 
   void launch(const BoundCall& call, StreamRef stream) const override {
-    void* args[kMaxCallArgs];
-    // One 8-byte cell per value that is not already stored at its C type in the BoundCall.
-    alignas(8) unsigned char cells[kMaxCallArgs][8];
-    const size_t count = entries_.size();
-    for (size_t i = 0; i < count; ++i) {
-      const Entry& e = entries_[i];
-      if (e.origin == Origin::kData) {
-        args[i] = const_cast<void**>(&call.data[e.index]);
-        continue;
-      }
-      const int64_t integer =
-          e.origin == Origin::kSymbol ? call.symbols[e.index] : call.int_values[e.index];
-      switch (e.value) {
-        case Value::kInt8:
-          store(cells[i], static_cast<int8_t>(integer));
-          break;
-        case Value::kInt16:
-          store(cells[i], static_cast<int16_t>(integer));
-          break;
-        case Value::kInt32:
-          store(cells[i], static_cast<int32_t>(integer));
-          break;
-        case Value::kInt64:
-          store(cells[i], integer);
-          break;
-        case Value::kFloat32:
-          store(cells[i], static_cast<float>(call.float_values[e.index]));
-          break;
-        case Value::kFloat64:
-          store(cells[i], call.float_values[e.index]);
-          break;
-      }
-      args[i] = cells[i];
-    }
-    if (call_packed_(args, stream.handle()) != 0) {
+    PackedCallPlan::Storage storage;
+    if (call_packed_(plan_.fill(call, storage), stream.handle()) != 0) {
       throw Error(fmt::format("{}: {}", program_name_, get_last_error_()));
     }
   }
@@ -133,71 +90,12 @@ class CpuExecutor final : public Executor {
   using CallPackedFn = int (*)(void* const*, void*);
   using GetLastErrorFn = const char* (*)();
 
-  enum class Origin : uint8_t { kData, kInt, kFloat, kSymbol };
-  enum class Value : uint8_t { kInt8, kInt16, kInt32, kInt64, kFloat32, kFloat64 };
-  struct Entry {
-    Origin origin;
-    Value value;
-    int index;  // param index (data, int, float) or symbol slot
-  };
-
-  template <class T>
-  static void store(unsigned char* cell, T value) {
-    std::memcpy(cell, &value, sizeof value);
-  }
-
-  static Value integer_value(const DataType& dtype) {
-    switch (dtype.is_boolean() ? 8 : dtype.bits) {
-      case 8:
-        return Value::kInt8;
-      case 16:
-        return Value::kInt16;
-      case 32:
-        return Value::kInt32;
-      default:
-        return Value::kInt64;
-    }
-  }
-
-  static Entry plan_entry(const CallParam& p, const Program& program, const Binder& binder) {
-    switch (p.kind) {
-      case CallParam::Kind::kTensor:
-        return {Origin::kData, Value::kInt64, p.param_index};
-      case CallParam::Kind::kSymbol: {
-        const int slot = binder.symbol_slot(p.name);
-        if (slot < 0) {
-          throw ProgramError(
-              fmt::format("program '{}': call() takes symbol '{}', which no param binds",
-                          program.name, p.name));
-        }
-        return {Origin::kSymbol, integer_value(p.dtype), slot};
-      }
-      case CallParam::Kind::kScalar:
-        break;
-    }
-    const DataType& dtype = p.dtype;
-    if (dtype.is_handle()) return {Origin::kData, Value::kInt64, p.param_index};
-    if (dtype.is_integer() || dtype.is_boolean()) {
-      return {Origin::kInt, integer_value(dtype), p.param_index};
-    }
-    if (dtype.code == TypeCode::kFloat && dtype.bits == 32 && dtype.lanes == 1) {
-      return {Origin::kFloat, Value::kFloat32, p.param_index};
-    }
-    if (dtype.code == TypeCode::kFloat && dtype.bits == 64 && dtype.lanes == 1) {
-      return {Origin::kFloat, Value::kFloat64, p.param_index};
-    }
-    throw ProgramError(fmt::format(
-        "program '{}': scalar param '{}' has dtype {}; the cpu backend passes float32 and "
-        "float64 scalars only",
-        program.name, p.name, dtype.str()));
-  }
-
   SharedLibrary library_;
   std::string program_name_;
+  PackedCallPlan plan_;
   InitFn init_ = nullptr;
   CallPackedFn call_packed_ = nullptr;
   GetLastErrorFn get_last_error_ = nullptr;
-  std::vector<Entry> entries_;
 };
 
 class CpuBackend final : public Backend {

@@ -471,8 +471,9 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
   };
   if (plan.first_tensor_arg >= 0 && args[plan.first_tensor_arg].kind() == Arg::Kind::kTensor &&
       args[plan.first_tensor_arg].tensor() != nullptr) {
-    const auto& device = args[plan.first_tensor_arg].tensor()->device;
-    bound.device = {device.device_type, device.device_id};
+    // The backend's device type, not the tensor's: a kDLCUDAManaged tensor still means the
+    // kernel runs, and outputs are allocated, on a plain CUDA device.
+    bound.device = {expected_device_type_, args[plan.first_tensor_arg].tensor()->device.device_id};
   } else {
     bound.device = {expected_device_type_, 0};
   }
