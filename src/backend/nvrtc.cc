@@ -47,6 +47,7 @@ class Library {
 
 constexpr int kDefaultSharedLimit = 48 * 1024;
 constexpr int kMaxLaunches = 64;
+constexpr uint32_t kPortableClusterSize = 8;
 
 // FNV-1a: a digest that is the same in every process and on every machine (std::hash is not
 // promised to be), for the cache key's toolchain fingerprint.
@@ -91,9 +92,12 @@ class NvrtcExecutor final : public Executor {
     for (int descriptor : plan_.tma_descriptors) {
       tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
     }
-    smem_limit_set_ = std::make_unique<std::atomic<int>[]>(plan_.launches.size() * kMaxDevices);
-    for (size_t i = 0; i < plan_.launches.size() * kMaxDevices; ++i) {
+    const size_t slots = plan_.launches.size() * kMaxDevices;
+    smem_limit_set_ = std::make_unique<std::atomic<int>[]>(slots);
+    cluster_allowed_ = std::make_unique<std::atomic<bool>[]>(slots);
+    for (size_t i = 0; i < slots; ++i) {
       smem_limit_set_[i].store(kDefaultSharedLimit, std::memory_order_relaxed);
+      cluster_allowed_[i].store(false, std::memory_order_relaxed);
     }
   }
 
@@ -162,6 +166,9 @@ class NvrtcExecutor final : public Executor {
     }
     if (smem > kDefaultSharedLimit) {
       raise_smem_limit(loaded, index, static_cast<int>(smem), device);
+    }
+    if (plan.cluster[0] * plan.cluster[1] * plan.cluster[2] > kPortableClusterSize) {
+      allow_non_portable_cluster(loaded, index, device);
     }
 
     alignas(16) std::byte buffer[kMaxArgBytes];
@@ -259,7 +266,7 @@ class NvrtcExecutor final : public Executor {
     if (bytes <= limit.load(std::memory_order_acquire)) [[likely]] {
       return;
     }
-    std::lock_guard lock(smem_mutex_);
+    std::lock_guard lock(attribute_mutex_);
     if (bytes <= limit.load(std::memory_order_relaxed)) {
       return;
     }
@@ -270,6 +277,25 @@ class NvrtcExecutor final : public Executor {
     limit.store(bytes, std::memory_order_release);
   }
 
+  // Clusters of more than 8 blocks (up to 16 on Hopper) must be allowed per kernel and device.
+  void allow_non_portable_cluster(const LoadedProgram& loaded, size_t launch,
+                                  const DeviceInfo& device) const {
+    std::atomic<bool>& allowed =
+        cluster_allowed_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
+    if (allowed.load(std::memory_order_acquire)) [[likely]] {
+      return;
+    }
+    std::lock_guard lock(attribute_mutex_);
+    if (allowed.load(std::memory_order_relaxed)) {
+      return;
+    }
+    check(loaded.api.cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1,
+                                          loaded.kernels[launch], device.device),
+          "cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED)",
+          plan_.launches[launch].kernel);
+    allowed.store(true, std::memory_order_release);
+  }
+
   std::string image_;  // the cubin or PTX, loaded at the first call
   std::string name_;
   ProgramPlan plan_;
@@ -277,8 +303,9 @@ class NvrtcExecutor final : public Executor {
   mutable std::mutex load_mutex_;
   mutable std::unique_ptr<LoadedProgram> loaded_owner_;
   mutable std::atomic<const LoadedProgram*> loaded_{nullptr};
-  std::unique_ptr<std::atomic<int>[]> smem_limit_set_;  // [launch][device]
-  mutable std::mutex smem_mutex_;
+  std::unique_ptr<std::atomic<int>[]> smem_limit_set_;    // [launch][device]
+  std::unique_ptr<std::atomic<bool>[]> cluster_allowed_;  // [launch][device]
+  mutable std::mutex attribute_mutex_;                    // serializes the rare attribute sets
 };
 
 class NvrtcBackend final : public Backend {
