@@ -106,7 +106,11 @@ extern "C" __global__ void producer(float* X, int n) {
   if (i < n) X[i] = i;
 }
 
+// Launched with PDL: it may start before producer ends, so it waits for producer's writes.
 extern "C" __global__ void consumer(const float* X, float* Y, int n) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) Y[i] = X[i] * 0.5f;
 }

@@ -157,19 +157,34 @@ TEST(NvccParity, L2WindowAroundALaunch) {
   expect_parity(out, want, "B");
 }
 
-TEST(NvccParity, PortableAndNonPortableClusters) {
+std::vector<float> run_cluster_program(const Kernel& kernel, const std::vector<float>& x) {
+  Tensor X = to_device(x, {static_cast<int64_t>(x.size())}, DataType::parse("float32"));
+  kernel({X});
+  return to_host<float>(X);
+}
+
+TEST(NvccParity, ClustersOfTwoAndEightBlocks) {
   TILEJIT_REQUIRE_GPU_AND_NVCC();
   if (device().cc_major < 9) GTEST_SKIP() << "clusters need compute capability 9.0";
-  const int64_t n = 5000;  // within the second launch's 64 x 128 threads
+  Program program = golden("cluster");
+  program.launches[1].cluster = {8, 1, 1};  // portable: both backends launch it as is
+  const int64_t n = 5000;                   // within the second launch's 64 x 128 threads
   const std::vector<float> x = random_floats(n);
   std::vector<float> want(x.size());
   for (size_t i = 0; i < x.size(); ++i) want[i] = x[i] * 2.0f + 1.0f;
-  auto out = on_both_backends(golden("cluster"), [&](const Kernel& k) {
-    Tensor X = to_device(x, {n}, DataType::parse("float32"));
-    k({X});
-    return to_host<float>(X);
-  });
+  auto out = on_both_backends(program, [&](const Kernel& k) { return run_cluster_program(k, x); });
   expect_parity(out, want, "X");
+}
+
+// A cluster of 16 blocks is beyond the portable 8: the generated init() opts the kernel in.
+TEST(NvccParity, NvccLaunchesANonPortableClusterOfSixteen) {
+  TILEJIT_REQUIRE_GPU_AND_NVCC();
+  if (device().cc_major < 9) GTEST_SKIP() << "clusters need compute capability 9.0";
+  const int64_t n = 5000;
+  const std::vector<float> x = random_floats(n);
+  const std::vector<float> got = run_cluster_program(compile_with(golden("cluster"), "nvcc"), x);
+  ASSERT_EQ(got.size(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], x[i] * 2.0f + 1.0f) << "element " << i;
 }
 
 TEST(NvccParity, CooperativeLaunchIntegerResultsBitForBit) {
