@@ -31,6 +31,7 @@ void observe(cuda::CUstream stream, void* user) {
 
 TEST(GpuAttributes, L2PersistenceWindowIsSetDuringAndResetAfter) {
   TILEJIT_REQUIRE_GPU();
+  TILEJIT_REQUIRE_NVRTC_BACKEND();  // the observer hook is nvrtc's
   const cuda::DeviceInfo& info = device();
   if (info.max_persisting_l2_bytes == 0) GTEST_SKIP() << "device has no persisting L2";
   const cuda::DriverApi& api = cuda::driver();
@@ -126,6 +127,10 @@ TEST(GpuAttributes, ClusterLaunchReadsClusterRank) {
   }
   Tensor ranks = poisoned(i32, {7});
   Tensor sizes = poisoned(i32, {7});
+  if (!testing_nvrtc()) {
+    EXPECT_THROW(kernel({ranks, sizes}), Error);
+    return;
+  }
   try {
     kernel({ranks, sizes});
     FAIL() << "a grid of 7 launched with clusters of 2";
@@ -172,6 +177,10 @@ TEST(GpuAttributes, CooperativeLaunchWithAGridBarrier) {
   Tensor P2 = poisoned(f32, {too_many});
   Tensor O2 = poisoned(f32, {too_many});
   Tensor A2 = to_device(std::vector<uint32_t>{0}, {1}, DataType::parse("uint32"));
+  if (!testing_nvrtc()) {
+    EXPECT_THROW(kernel({In, P2, O2, A2}), Error);
+    return;
+  }
   try {
     kernel({In, P2, O2, A2});
     FAIL() << "a cooperative grid of " << too_many << " blocks launched";
@@ -211,6 +220,7 @@ TEST(GpuAttributes, ProgrammaticDependentLaunch) {
 // A bad shape in a later launch is caught before the first launch is issued.
 TEST(GpuAttributes, NoLaunchWhenALaterLaunchIsInvalid) {
   TILEJIT_REQUIRE_GPU();
+  TILEJIT_REQUIRE_NVRTC_BACKEND();
   if (device().cc_major < 9) GTEST_SKIP() << "clusters need sm_90";
   Program program =
       ProgramBuilder("pdl_chain")
