@@ -9,7 +9,7 @@
 
 namespace tilejit::detail {
 
-const Backend& cpu_backend();  // cpu.cc
+const Backend& cpu_backend();    // cpu.cc
 const Backend& nvrtc_backend();  // nvrtc.cc
 const Backend& nvcc_backend();   // nvcc.cc
 const Backend& hip_backend();    // hip.cc
@@ -23,11 +23,8 @@ struct Entry {
 };
 
 constexpr Entry kBackends[] = {
-    {"cpu", &cpu_backend},
-    {"nvrtc", &nvrtc_backend},
-    {"nvcc", &nvcc_backend},
-    {"hip", &hip_backend},
-    {"metal", &metal_backend},
+    {"cpu", &cpu_backend}, {"nvrtc", &nvrtc_backend}, {"nvcc", &nvcc_backend},
+    {"hip", &hip_backend}, {"metal", &metal_backend},
 };
 
 const Entry* find(std::string_view name) {

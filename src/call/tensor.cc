@@ -157,10 +157,10 @@ Tensor Tensor::empty(DataType dtype, std::span<const int64_t> shape, Device devi
     case dlpack::kDLCUDA:
       return Tensor(cuda::allocate_tensor(dtype, shape, device));
     default:
-      throw NotAvailableError(fmt::format(
-          "Tensor::empty: cannot allocate on device type {} (id {}); tilejit allocates "
-          "host (kDLCPU) and CUDA (kDLCUDA) tensors",
-          device.type, device.id));
+      throw NotAvailableError(
+          fmt::format("Tensor::empty: cannot allocate on device type {} (id {}); tilejit allocates "
+                      "host (kDLCPU) and CUDA (kDLCUDA) tensors",
+                      device.type, device.id));
   }
 }
 
