@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 build=${1:-build-tsan}
 tests=(test_compile test_par_compile test_jit)
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILEJIT_SANITIZE=thread \
+# WERROR off: GCC warns (-Wtsan) on atomic_thread_fence, which TSan does not model.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILEJIT_SANITIZE=thread -DTILEJIT_WERROR=OFF \
   -DTILEJIT_BUILD_BENCHMARKS=OFF -DTILEJIT_BUILD_EXAMPLES=OFF >/dev/null
 ninja -C "$build" -j"$(nproc)" "${tests[@]}"
 
