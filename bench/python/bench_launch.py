@@ -15,6 +15,7 @@ Python per launch, no argument checks). Peers that are not installed print "n/a"
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import statistics
 import sys
 import time
@@ -80,9 +81,15 @@ def main() -> int:
     parser.add_argument("--bursts", type=int, default=50)
     options = parser.parse_args()
     burst, bursts = options.burst, options.bursts
+    # Four CUDA frameworks share this process; should one of them crash (at exit too), the
+    # Python stack says which, and every row already printed stays printed.
+    faulthandler.enable()
 
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        print("bench_launch: torch is not installed; nothing to measure")
+        return 0
     if not torch.cuda.is_available():
         print("bench_launch: no CUDA device; nothing to measure")
         return 0
@@ -92,15 +99,24 @@ def main() -> int:
     a, b, c = (torch.randn(N, device="cuda") for _ in range(3))
     grid = ((N + BLOCK - 1) // BLOCK, 1, 1)
 
-    rows: list[tuple[str, float | None, str]] = []
+    print(f"device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; "
+          f"python {sys.version.split()[0]}; burst {burst} x {bursts}, median", flush=True)
+    print(f"{'launch path':46s} {'us/launch':>10s} {'x floor':>8s}", flush=True)
+    floors: dict[int, float] = {}  # argument count -> its raw floor
+    measured: dict[str, float] = {}
 
-    def row(name: str, measure: Callable[[], float]) -> None:
+    def row(name: str, measure: Callable[[], float], args: int = 4, is_floor: bool = False) -> None:
         try:
-            rows.append((name, measure(), ""))
+            us = measure()
         except Exception as error:  # a missing or broken peer must not stop the others
-            rows.append((name, None, f"{type(error).__name__}: {str(error).splitlines()[0][:90]}"))
-
-    kernel = tilejit.compile(add3_program(), out_idx=[])
+            note = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:90]}"
+            print(f"{name:46s} {'n/a':>10s} {'':>8s}  {note}", flush=True)
+            return
+        if is_floor:
+            floors[args] = us
+        measured[name] = us
+        ratio = f"{us / floors[args]:8.2f}" if args in floors else f"{'':>8s}"
+        print(f"{name:46s} {us:10.2f} {ratio}", flush=True)
 
     def raw_floor(compiled: tilejit.Kernel, pointers: list[int], ints: list[int]) -> float:
         ns = _core._bench_raw_launch(compiled._compiled.binary, compiled.program.launches[0].kernel,
@@ -108,8 +124,10 @@ def main() -> int:
                                      bursts)
         return statistics.median(ns) / 1000.0
 
+    # tilejit's rows first (both argument counts), so that a peer's failure cannot hide them.
+    kernel = tilejit.compile(add3_program(), out_idx=[])
     row("raw cuLaunchKernelEx (C++ floor)",
-        lambda: raw_floor(kernel, [a.data_ptr(), b.data_ptr(), c.data_ptr()], [N]))
+        lambda: raw_floor(kernel, [a.data_ptr(), b.data_ptr(), c.data_ptr()], [N]), is_floor=True)
     row("tilejit Kernel (torch tensors)",
         lambda: per_launch_us(lambda: kernel(a, b, c, N), sync, burst, bursts))
 
@@ -120,6 +138,22 @@ def main() -> int:
     make_add3(BLOCK)
     row("tilejit @jit memo hit + call",
         lambda: per_launch_us(lambda: make_add3(BLOCK)(a, b, c, N), sync, burst, bursts))
+    direct = measured.get("tilejit Kernel (torch tensors)")
+    memo = measured.get("tilejit @jit memo hit + call")
+    if direct and memo:
+        print(f"  @tilejit.jit dispatch on a memo hit: {memo - direct:+.2f} us over a direct call",
+              flush=True)
+    # The tritonbench shape: 5 tensors + 14 ints, against its own floor.
+    print("-- 19 arguments (5 tensors + 14 ints) --", flush=True)
+    kernel19 = tilejit.compile(add19_program(), out_idx=[])
+    t19 = [torch.randn(N, device="cuda") for _ in range(5)]
+    ints19 = [N] + list(range(1, 14))
+    row("raw cuLaunchKernelEx, 19 args (C++ floor)",
+        lambda: raw_floor(kernel19, [t.data_ptr() for t in t19], ints19), args=19,
+        is_floor=True)
+    row("tilejit Kernel, 19 args (torch tensors)",
+        lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts), args=19)
+    print("-- peers, same 3-tensor + 1-int kernel (x the first floor) --", flush=True)
     row("torch.add(out=)", lambda: per_launch_us(lambda: torch.add(a, b, out=c), sync, burst, bursts))
 
     def triton_row() -> float:
@@ -138,22 +172,21 @@ def main() -> int:
 
     row("Triton", triton_row)
 
-    def cupy_rows() -> None:
+    def cupy_kernel() -> tuple[Any, Any]:
         import cupy as cp
         import numpy as np
 
-        raw = cp.RawKernel(ADD3, "add3")
-        ca, cb, cc = (cp.asarray(t) for t in (a, b, c))
-        n32 = np.int32(N)
-        row("CuPy RawKernel (cupy arrays)",
-            lambda: per_launch_us(lambda: raw(grid, (BLOCK,), (ca, cb, cc, n32)), sync, burst, bursts))
-        row("CuPy RawKernel (torch tensors)",
-            lambda: per_launch_us(lambda: raw(grid, (BLOCK,), (a, b, c, n32)), sync, burst, bursts))
+        return cp.RawKernel(ADD3, "add3"), np.int32(N)
 
-    try:
-        cupy_rows()
-    except Exception as error:
-        rows.append(("CuPy RawKernel", None, f"{type(error).__name__}: {error}"))
+    def cupy_row(with_torch_tensors: bool) -> float:
+        import cupy as cp
+
+        raw, n32 = cupy_kernel()
+        args = (a, b, c) if with_torch_tensors else tuple(cp.asarray(t) for t in (a, b, c))
+        return per_launch_us(lambda: raw(grid, (BLOCK,), (*args, n32)), sync, burst, bursts)
+
+    row("CuPy RawKernel (cupy arrays)", lambda: cupy_row(False))
+    row("CuPy RawKernel (torch tensors)", lambda: cupy_row(True))
 
     def cuda_core_row() -> float:
         import numpy as np
@@ -168,45 +201,14 @@ def main() -> int:
         code = Program(ADD3, code_type="c++", options=ProgramOptions(arch=arch)).compile("cubin")
         function = code.get_kernel("add3")
         config = LaunchConfig(grid=grid[0], block=BLOCK)
-        try:  # torch streams speak the __cuda_stream__ protocol in recent releases
-            cstream = dev.create_stream(torch.cuda.current_stream())
-        except Exception:
-            cstream = dev.default_stream
+        cstream = dev.default_stream  # torch's current stream here is the legacy default stream
         pa, pb, pc, n32 = a.data_ptr(), b.data_ptr(), c.data_ptr(), np.int32(N)
         return per_launch_us(lambda: launch(cstream, config, function, pa, pb, pc, n32), sync,
                              burst, bursts)
 
     row("cuda.core launch", cuda_core_row)
 
-    # The tritonbench shape: 5 tensors + 14 ints.
-    kernel19 = tilejit.compile(add19_program(), out_idx=[])
-    t19 = [torch.randn(N, device="cuda") for _ in range(5)]
-    ints19 = [N] + list(range(1, 14))
-    rows.append(("", None, "-- 19 arguments (5 tensors + 14 ints) --"))
-    floor19_at = len(rows)
-    row("raw cuLaunchKernelEx, 19 args (C++ floor)",
-        lambda: raw_floor(kernel19, [t.data_ptr() for t in t19], ints19))
-    row("tilejit Kernel, 19 args (torch tensors)",
-        lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts))
-
-    print(f"device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; "
-          f"python {sys.version.split()[0]}; burst {burst} x {bursts}, median")
-    print(f"{'launch path':46s} {'us/launch':>10s} {'x floor':>8s}")
-    floor = rows[0][1]
-    for i, (name, us, note) in enumerate(rows):
-        if i == floor19_at:
-            floor = us
-        if not name:
-            print(note)
-        elif us is None:
-            print(f"{name:46s} {'n/a':>10s} {'':>8s}  {note}")
-        else:
-            ratio = f"{us / floor:8.2f}" if floor else f"{'':>8s}"
-            print(f"{name:46s} {us:10.2f} {ratio}")
-    direct = next((us for name, us, _ in rows if name == "tilejit Kernel (torch tensors)"), None)
-    memo = next((us for name, us, _ in rows if name == "tilejit @jit memo hit + call"), None)
-    if direct and memo:
-        print(f"@tilejit.jit dispatch on a memo hit: {memo - direct:+.2f} us over a direct call")
+    print("bench_launch: done", flush=True)
     return 0
 
 
