@@ -186,9 +186,7 @@ class Lexer {
       pos_ = s_.size();
       return {};
     }
-    // Built with append: GCC 12 reports a false -Wrestrict for `")" + std::string(...)`.
-    std::string closing(1, ')');
-    closing.append(s_.substr(pos_, open - pos_)).push_back('"');
+    std::string closing = ")" + std::string(s_.substr(pos_, open - pos_)) + "\"";
     size_t end = s_.find(closing, open + 1);
     std::string text(
         s_.substr(open + 1, (end == std::string_view::npos ? s_.size() : end) - open - 1));
