@@ -173,13 +173,8 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
                                  const Binder& binder) const override {
-    if (artifact.binary_kind != "shared_library") {
-      throw Error(
-          fmt::format("program '{}': the cpu backend loads shared libraries, got a '{}' artifact",
-                      artifact.program.name, artifact.binary_kind));
-    }
-    SharedLibrary library = SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
-    return std::make_unique<CpuExecutor>(std::move(library), artifact.program, binder);
+    return std::make_unique<CpuExecutor>(load_artifact_library(artifact, "cpu"), artifact.program,
+                                         binder);
   }
 };
 

@@ -166,12 +166,8 @@ class HipBackend final : public Backend {
   std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
                                  const Binder& binder) const override {
     require_hipcc();
-    if (artifact.binary_kind != "shared_library") {
-      throw ArgumentError(
-          fmt::format("the hip backend loads shared libraries, not '{}'", artifact.binary_kind));
-    }
-    SharedLibrary library = SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
-    return std::make_unique<HipExecutor>(std::move(library), artifact.program, binder);
+    return std::make_unique<HipExecutor>(load_artifact_library(artifact, "hip"), artifact.program,
+                                         binder);
   }
 };
 

@@ -245,12 +245,8 @@ class NvccBackend final : public Backend {
 
   std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
                                  const Binder& binder) const override {
-    if (artifact.binary_kind != "shared_library") {
-      throw ArgumentError(
-          fmt::format("the nvcc backend loads shared libraries, not '{}'", artifact.binary_kind));
-    }
-    SharedLibrary library = SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
-    return std::make_unique<NvccExecutor>(std::move(library), artifact.program, binder);
+    return std::make_unique<NvccExecutor>(load_artifact_library(artifact, "nvcc"), artifact.program,
+                                          binder);
   }
 };
 

@@ -116,4 +116,13 @@ void* SharedLibrary::symbol(const char* symbol_name) const {
   return address;
 }
 
+SharedLibrary load_artifact_library(const CompiledArtifact& artifact, std::string_view backend) {
+  if (artifact.binary_kind != "shared_library") {
+    throw Error(
+        fmt::format("program '{}': the {} backend loads shared libraries, got a '{}' artifact",
+                    artifact.program.name, backend, artifact.binary_kind));
+  }
+  return SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
+}
+
 }  // namespace tilejit::detail

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "tilejit/kernel.h"
+
 namespace tilejit::detail {
 
 class SharedLibrary {
@@ -43,5 +45,9 @@ class SharedLibrary {
   int fd_ = -1;
   std::string name_;
 };
+
+// The library of an artifact built by a host-library backend (cpu, nvcc, hip). An artifact of
+// another binary kind is an Error naming the program, the backend and what it holds.
+SharedLibrary load_artifact_library(const CompiledArtifact& artifact, std::string_view backend);
 
 }  // namespace tilejit::detail

@@ -26,20 +26,6 @@ std::string env_string(const char* name) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-std::string_view target_kind_of(Language language) {
-  switch (language) {
-    case Language::kCuda:
-      return "cuda";
-    case Language::kC:
-      return "c";
-    case Language::kHip:
-      return "hip";
-    case Language::kMetal:
-      return "metal";
-  }
-  return "cuda";
-}
-
 std::vector<int> normalize_out_idx(const std::vector<int>& requested, const Program& program,
                                    std::string_view origin) {
   const int count = static_cast<int>(program.params.size());
@@ -209,7 +195,8 @@ bool env_flag(const char* name) {
 
 ResolvedOptions resolve_options(const Program& program, const CompileOptions& options) {
   ResolvedOptions resolved;
-  const std::string language_kind(target_kind_of(program.language));
+  // A Program's language names its target kind: "cuda", "c", "hip", "metal".
+  const std::string language_kind(to_string(program.language));
 
   std::string target_text = options.target;
   if (target_text.empty()) target_text = env_string("TILELANG_TARGET");

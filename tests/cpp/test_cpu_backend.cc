@@ -180,6 +180,25 @@ TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
             (std::vector<float>{11, 22, 33}));
 }
 
+TEST(CpuBackend, AnArtifactOfAnotherKindIsRefusedAtLoad) {
+  const Program program = example("vector_add");
+  detail::ResolvedOptions options;
+  options.backend = "cpu";
+  options.target = detail::Target{"c", ""};
+  options.out_idx = {2};
+  CompiledArtifact artifact = detail::backend_named("cpu").build(program, options);
+  artifact.binary_kind = "cubin";
+  try {
+    detail::make_kernel(std::move(artifact), "wrong-kind");
+    FAIL() << "a cubin artifact was loaded by the cpu backend";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("vector_add"), std::string::npos) << message;
+    EXPECT_NE(message.find("cpu backend loads shared libraries"), std::string::npos) << message;
+    EXPECT_NE(message.find("'cubin'"), std::string::npos) << message;
+  }
+}
+
 TEST(CpuBackend, ConcurrentCallsFromSeveralThreads) {
   Kernel kernel = compile(example("vector_add"));
   std::vector<std::thread> threads;
