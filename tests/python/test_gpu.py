@@ -120,6 +120,16 @@ def test_device_index_comes_from_the_tensors(torch, add_out):
         torch.testing.assert_close(c, a + b, rtol=0, atol=0)
 
 
+def test_tensors_on_two_devices_are_an_argument_error(torch, add_out):
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs at least 2 CUDA devices")
+    a = torch.randn(64, device="cuda:0")
+    b = torch.randn(64, device="cuda:1")
+    with pytest.raises(tilejit.ArgumentError) as info:
+        add_out(a, b)
+    assert "'B'" in str(info.value)
+
+
 def test_host_tensor_to_a_cuda_kernel_is_an_argument_error(torch, add_into):
     a = torch.randn(8, device="cuda")
     b = torch.randn(8)  # host memory
