@@ -110,7 +110,7 @@ class NvccExecutor final : public Executor {
     const cuda::DeviceInfo& device = cuda::device_info(call.device.id);
     // The library's CUDA runtime works in the context current on the thread: the device's
     // primary context, which frameworks share.
-    cuda::make_current(api, device);
+    const cuda::ScopedContext context(api, device);
     if (!initialized_[static_cast<size_t>(device.ordinal)].load(std::memory_order_acquire))
         [[unlikely]] {
       initialize(device.ordinal);

@@ -116,7 +116,7 @@ class NvrtcExecutor final : public Executor {
     for (size_t i = 0; i < tma_.size(); ++i) {
       tma_[i]->prepare(call, &maps[i]);
     }
-    make_current(loaded.api, device);
+    const ScopedContext context(loaded.api, device);
     CUstream stream = static_cast<CUstream>(stream_ref.handle());
     for (size_t l = 0; l < count; ++l) {
       launch_one(loaded, l, shapes[l], call, device, stream, maps);

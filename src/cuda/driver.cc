@@ -218,7 +218,7 @@ const DeviceInfo& device_info(int ordinal) {
 
 void synchronize(int device, void* stream, std::string_view what) {
   const DriverApi& api = driver();
-  make_current(api, device_info(device));
+  const ScopedContext context(api, device_info(device));
   check(api.cuStreamSynchronize(static_cast<CUstream>(stream)), "cuStreamSynchronize", what);
 }
 

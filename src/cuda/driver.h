@@ -92,15 +92,43 @@ int device_count();
 // Throws ArgumentError naming the ordinal when there is no such device.
 const DeviceInfo& device_info(int ordinal);
 
-// Makes `info`'s primary context current on the calling thread. One cuCtxGetCurrent (a
-// thread-local read inside the driver) when it already is.
+// Makes `info`'s primary context current on the calling thread and leaves it so: for code
+// that owns its thread (tests, benchmarks). Calls into user code use ScopedContext.
 inline void make_current(const DriverApi& api, const DeviceInfo& info) {
   CUcontext current = nullptr;
   api.cuCtxGetCurrent(&current);
-  if (current != info.context) [[unlikely]] {
+  if (current != info.context) {
     check(api.cuCtxSetCurrent(info.context), "cuCtxSetCurrent");
   }
 }
+
+// Makes `info`'s primary context current for the scope and restores the caller's context at
+// its end, so a framework's thread (torch working on device 0) keeps its context when a call
+// ran on another device. A thread that had no context keeps the primary context afterwards,
+// as the CUDA runtime leaves it on first use. When the context already is current this costs
+// one cuCtxGetCurrent (a thread-local read inside the driver).
+class ScopedContext {
+ public:
+  ScopedContext(const DriverApi& api, const DeviceInfo& info) : api_(api) {
+    api.cuCtxGetCurrent(&previous_);
+    if (previous_ != info.context) [[unlikely]] {
+      check(api.cuCtxSetCurrent(info.context), "cuCtxSetCurrent");
+      restore_ = previous_ != nullptr;
+    }
+  }
+  ~ScopedContext() {
+    if (restore_) [[unlikely]] {
+      api_.cuCtxSetCurrent(previous_);  // a destructor does not throw; nothing to undo on failure
+    }
+  }
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  const DriverApi& api_;
+  CUcontext previous_ = nullptr;
+  bool restore_ = false;
+};
 
 // Synchronizes `stream` (null: the legacy default stream) of `device` and throws CudaError
 // for an error a kernel raised (a fault, a trap), naming `what`.

@@ -58,11 +58,11 @@ dlpack::DLManagedTensorVersioned* allocate_tensor(DataType dtype, std::span<cons
   tensor->device = device.id;
   int64_t bytes = dtype.storage_bytes(count);
   if (bytes > 0) {
-    CUcontext previous = nullptr;
-    api.cuCtxGetCurrent(&previous);
-    make_current(api, info);
-    CUresult result = api.cuMemAlloc(&tensor->pointer, static_cast<size_t>(bytes));
-    api.cuCtxSetCurrent(previous);
+    CUresult result;
+    {
+      const ScopedContext context(api, info);
+      result = api.cuMemAlloc(&tensor->pointer, static_cast<size_t>(bytes));
+    }
     if (result != CUDA_SUCCESS) {
       throw CudaError(fmt::format("cuMemAlloc of {} bytes on CUDA device {} failed: {}", bytes,
                                   device.id, error_string(result)),

@@ -120,6 +120,22 @@ def test_device_index_comes_from_the_tensors(torch, add_out):
         torch.testing.assert_close(c, a + b, rtol=0, atol=0)
 
 
+def test_a_call_on_another_device_leaves_the_callers_context_current(torch, add_out):
+    # Regression: a call on cuda:1 used to leave device 1's context current on the thread, so
+    # torch's next graph capture on device 0 and cupy's curand failed.
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs at least 2 CUDA devices")
+    runtime = pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
+    torch.cuda.set_device(0)
+    torch.ones(1, device="cuda:0").sum().item()  # device 0's context is current now
+    a = torch.randn(99, device="cuda:1")
+    b = torch.randn(99, device="cuda:1")
+    c = add_out(a, b)
+    torch.testing.assert_close(c, a + b, rtol=0, atol=0)
+    error, device = runtime.cudaGetDevice()
+    assert int(error) == 0 and device == 0
+
+
 def test_tensors_on_two_devices_are_an_argument_error(torch, add_out):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs at least 2 CUDA devices")
