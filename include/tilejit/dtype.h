@@ -1,9 +1,9 @@
 // tilejit/dtype.h — element types of kernel parameters.
 //
-//   auto t = tilejit::DataType::parse("float8_e4m3");   // also "float16", "int32", "bool", "handle"
-//   t.is_float8();          // true
-//   t.to_dlpack();          // {kDLFloat8_e4m3fn, 8, 1}, what torch.float8_e4m3fn exports
-//   t.str();                // "float8_e4m3" (parse(str()) is the identity)
+//   auto t = tilejit::DataType::parse("float8_e4m3");   // also "float16", "int32", "bool",
+//   "handle" t.is_float8();          // true t.to_dlpack();          // {kDLFloat8_e4m3fn, 8, 1},
+//   what torch.float8_e4m3fn exports t.str();                // "float8_e4m3" (parse(str()) is the
+//   identity)
 #pragma once
 
 #include <cstdint>
@@ -54,9 +54,7 @@ struct DataType {
     return code == TypeCode::kFloat || code == TypeCode::kBFloat || is_float8() || is_float4();
   }
   bool is_bfloat16() const { return code == TypeCode::kBFloat && bits == 16; }
-  bool is_float8() const {
-    return code == TypeCode::kFloat8E4M3 || code == TypeCode::kFloat8E5M2;
-  }
+  bool is_float8() const { return code == TypeCode::kFloat8E4M3 || code == TypeCode::kFloat8E5M2; }
   bool is_float4() const { return code == TypeCode::kFloat4E2M1; }
   bool is_boolean() const { return code == TypeCode::kBool; }
   bool is_handle() const { return code == TypeCode::kHandle; }

@@ -21,7 +21,18 @@ namespace tilejit {
 
 class Expr {
  public:
-  enum class Op : uint8_t { kConst, kVar, kAdd, kSub, kMul, kFloorDiv, kFloorMod, kCeilDiv, kMin, kMax };
+  enum class Op : uint8_t {
+    kConst,
+    kVar,
+    kAdd,
+    kSub,
+    kMul,
+    kFloorDiv,
+    kFloorMod,
+    kCeilDiv,
+    kMin,
+    kMax
+  };
 
   Expr() : Expr(int64_t{0}) {}
   Expr(int64_t value);  // NOLINT(google-explicit-constructor): constants read naturally
@@ -38,9 +49,9 @@ class Expr {
   Op op() const;
   bool is_const() const { return op() == Op::kConst; }
   bool is_var() const { return op() == Op::kVar; }
-  int64_t const_value() const;        // requires is_const()
+  int64_t const_value() const;          // requires is_const()
   const std::string& var_name() const;  // requires is_var()
-  const Expr& lhs() const;             // requires a binary op
+  const Expr& lhs() const;              // requires a binary op
   const Expr& rhs() const;
 
   // Canonical text, minimal parentheses; re-parses to an equal tree.

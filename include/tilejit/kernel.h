@@ -40,13 +40,13 @@ struct CompileOptions {
 struct CompiledArtifact {
   static constexpr int kFormatVersion = 1;
 
-  std::string backend;      // "nvrtc", "nvcc", "cpu", ...
-  std::string target;       // canonical target text ("cuda -arch=sm_90a", "c")
-  Program program;          // with out_idx resolved
-  std::string binary_kind;  // "cubin" | "ptx" | "shared_library" | "none"
-  std::string binary;       // the bytes
-  std::string host_source;    // generated host code (the launch plan, for nvrtc)
-  std::string device_source;  // what the device compiler saw
+  std::string backend;                          // "nvrtc", "nvcc", "cpu", ...
+  std::string target;                           // canonical target text ("cuda -arch=sm_90a", "c")
+  Program program;                              // with out_idx resolved
+  std::string binary_kind;                      // "cubin" | "ptx" | "shared_library" | "none"
+  std::string binary;                           // the bytes
+  std::string host_source;                      // generated host code (the launch plan, for nvrtc)
+  std::string device_source;                    // what the device compiler saw
   std::map<std::string, std::string> metadata;  // toolchain versions, options, compile log
 
   // Writes/reads a directory: artifact.json, program.json, the binary and the sources.
@@ -104,7 +104,8 @@ Kernel compile(const Program& program, const CompileOptions& options = {});
 // Compiles in parallel (num_workers <= 0: usable cores). Results are in input order. With
 // ignore_error a failed Program yields an empty Kernel and its error is logged; otherwise
 // the first error is rethrown after every compile has finished.
-std::vector<Kernel> par_compile(std::span<const Program> programs, const CompileOptions& options = {},
-                                int num_workers = 0, bool ignore_error = false);
+std::vector<Kernel> par_compile(std::span<const Program> programs,
+                                const CompileOptions& options = {}, int num_workers = 0,
+                                bool ignore_error = false);
 
 }  // namespace tilejit

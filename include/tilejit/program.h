@@ -5,9 +5,8 @@
 //       .tensor("A", "float32", {"n"})
 //       .tensor("B", "float32", {"n"})
 //       .tensor("C", "float32", {"n"})
-//       .launch(tilejit::Launch("vector_add_kernel").with_grid({"ceildiv(n, 256)"}).with_block({256}))
-//       .out_idx({-1})
-//       .build();
+//       .launch(tilejit::Launch("vector_add_kernel").with_grid({"ceildiv(n,
+//       256)"}).with_block({256})) .out_idx({-1}) .build();
 //   std::string json = p.to_json();                // the versioned JSON form: tilejit.program/1
 //   tilejit::Program q = tilejit::Program::from_json(json);   // q == p
 #pragma once
@@ -31,7 +30,7 @@ namespace tilejit {
 struct KernelParam {
   std::string name;
   DataType dtype;
-  std::vector<Expr> shape;                  // empty for a scalar
+  std::vector<Expr> shape;                   // empty for a scalar
   std::optional<std::vector<Expr>> strides;  // in elements; absent = compact row-major
   bool scalar = false;
 
@@ -55,7 +54,7 @@ struct L2Window {
   std::string param;
   Expr num_bytes;
   double hit_ratio = 1.0;
-  std::string hit_property = "persisting";   // persisting | streaming | normal
+  std::string hit_property = "persisting";  // persisting | streaming | normal
   std::string miss_property = "streaming";
 
   friend bool operator==(const L2Window&, const L2Window&) = default;
@@ -103,14 +102,14 @@ struct TmaDescriptor {
   std::string buffer;
   Kind kind = Kind::kTiled;
   uint32_t rank = 0;
-  std::vector<Expr> global_dims;     // empty = from the buffer
-  std::vector<Expr> global_strides;  // empty = from the buffer; bytes, rank - 1 values
-  std::vector<uint32_t> box_dims;    // tiled only
+  std::vector<Expr> global_dims;          // empty = from the buffer
+  std::vector<Expr> global_strides;       // empty = from the buffer; bytes, rank - 1 values
+  std::vector<uint32_t> box_dims;         // tiled only
   std::vector<uint32_t> element_strides;  // empty = all 1
-  std::string interleave = "none";   // none | 16b | 32b
-  std::string swizzle = "none";      // none | 32b | 64b | 128b (| 128b_atom_32b ...)
-  std::string l2_promotion = "none";  // none | 64b | 128b | 256b
-  std::string oob_fill = "none";     // none | nan_request_zero_fma
+  std::string interleave = "none";        // none | 16b | 32b
+  std::string swizzle = "none";           // none | 32b | 64b | 128b (| 128b_atom_32b ...)
+  std::string l2_promotion = "none";      // none | 64b | 128b | 256b
+  std::string oob_fill = "none";          // none | nan_request_zero_fma
   // im2col only:
   std::vector<int32_t> lower_corner;  // rank - 2 values
   std::vector<int32_t> upper_corner;  // rank - 2 values
@@ -140,7 +139,7 @@ struct Program {
   // The versioned JSON form ("format": "tilejit.program/1"), docs/program-format.md.
   // to_json() is canonical: equal Programs print byte-identical JSON.
   std::string to_json(int indent = 2) const;
-  static Program from_json(std::string_view json);  // throws ProgramError with the JSON path
+  static Program from_json(std::string_view json);         // throws ProgramError with the JSON path
   static Program load(const std::filesystem::path& path);  // a .json file
 
   // Checks names, variables, descriptors and launches; throws ProgramError naming what is

@@ -66,7 +66,8 @@ class Tensor {
   ~Tensor();
 
   // Allocates compact row-major memory on `device` (CUDA through the driver).
-  static Tensor empty(DataType dtype, std::span<const int64_t> shape, Device device = Device::cpu());
+  static Tensor empty(DataType dtype, std::span<const int64_t> shape,
+                      Device device = Device::cpu());
 
   explicit operator bool() const { return managed_ != nullptr; }
   const dlpack::DLTensor& as_dlpack() const { return managed_->dl_tensor; }
@@ -74,11 +75,17 @@ class Tensor {
   std::span<const int64_t> shape() const {
     return {managed_->dl_tensor.shape, static_cast<size_t>(managed_->dl_tensor.ndim)};
   }
-  Device device() const { return {managed_->dl_tensor.device.device_type, managed_->dl_tensor.device.device_id}; }
+  Device device() const {
+    return {managed_->dl_tensor.device.device_type, managed_->dl_tensor.device.device_id};
+  }
   int64_t numel() const;
-  void* data() const { return static_cast<char*>(managed_->dl_tensor.data) + managed_->dl_tensor.byte_offset; }
+  void* data() const {
+    return static_cast<char*>(managed_->dl_tensor.data) + managed_->dl_tensor.byte_offset;
+  }
   template <class T>
-  T* data() const { return static_cast<T*>(data()); }
+  T* data() const {
+    return static_cast<T*>(data());
+  }
   // Hands ownership to the caller (e.g. to wrap it as a framework tensor).
   dlpack::DLManagedTensorVersioned* release() noexcept;
 
@@ -93,18 +100,23 @@ class Arg {
   enum class Kind : uint8_t { kTensor, kInt, kFloat, kPointer };
 
   Arg(const dlpack::DLTensor* tensor) : kind_(Kind::kTensor), tensor_(tensor) {}  // NOLINT
-  Arg(const dlpack::DLTensor& tensor) : Arg(&tensor) {}                      // NOLINT
-  Arg(const TensorView& view) : Arg(&view.as_dlpack()) {}                    // NOLINT
-  Arg(const Tensor& tensor) : Arg(&tensor.as_dlpack()) {}                    // NOLINT
-  Arg(int value) : kind_(Kind::kInt), int_(value) {}                         // NOLINT
-  Arg(long value) : kind_(Kind::kInt), int_(value) {}                        // NOLINT
-  Arg(long long value) : kind_(Kind::kInt), int_(value) {}                   // NOLINT
-  Arg(unsigned value) : kind_(Kind::kInt), int_(value) {}                    // NOLINT
-  Arg(bool value) : kind_(Kind::kInt), int_(value ? 1 : 0) {}               // NOLINT
-  Arg(double value) : kind_(Kind::kFloat), float_(value) {}                  // NOLINT
-  Arg(float value) : kind_(Kind::kFloat), float_(value) {}                   // NOLINT
+  Arg(const dlpack::DLTensor& tensor) : Arg(&tensor) {}                           // NOLINT
+  Arg(const TensorView& view) : Arg(&view.as_dlpack()) {}                         // NOLINT
+  Arg(const Tensor& tensor) : Arg(&tensor.as_dlpack()) {}                         // NOLINT
+  Arg(int value) : kind_(Kind::kInt), int_(value) {}                              // NOLINT
+  Arg(long value) : kind_(Kind::kInt), int_(value) {}                             // NOLINT
+  Arg(long long value) : kind_(Kind::kInt), int_(value) {}                        // NOLINT
+  Arg(unsigned value) : kind_(Kind::kInt), int_(value) {}                         // NOLINT
+  Arg(bool value) : kind_(Kind::kInt), int_(value ? 1 : 0) {}                     // NOLINT
+  Arg(double value) : kind_(Kind::kFloat), float_(value) {}                       // NOLINT
+  Arg(float value) : kind_(Kind::kFloat), float_(value) {}                        // NOLINT
   // A raw pointer for a `handle` parameter.
-  static Arg pointer(void* p) { Arg a(0); a.kind_ = Kind::kPointer; a.pointer_ = p; return a; }
+  static Arg pointer(void* p) {
+    Arg a(0);
+    a.kind_ = Kind::kPointer;
+    a.pointer_ = p;
+    return a;
+  }
 
   Kind kind() const { return kind_; }
   const dlpack::DLTensor* tensor() const { return tensor_; }

@@ -58,7 +58,8 @@ class Backend {
   virtual std::string toolchain_fingerprint(const Target& target) const = 0;
   virtual CompiledArtifact build(const Program& program, const ResolvedOptions& options) const = 0;
   // `binder` outlives the executor; executors compile their Exprs against its symbols.
-  virtual std::unique_ptr<Executor> load(const CompiledArtifact& artifact, const Binder& binder) const = 0;
+  virtual std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
+                                         const Binder& binder) const = 0;
 };
 
 // The registry: "nvrtc", "nvcc", "cpu", "hip", "metal". Unknown names are ArgumentError.

@@ -19,8 +19,8 @@ inline constexpr int kMaxSymbols = 64;
 // The result of binding one call: everything an executor needs, in fixed-size storage, so
 // that binding allocates nothing (outputs aside). Indexed by parameter position.
 struct BoundCall {
-  Device device;  // where the tensors live (all on one device)
-  std::array<void*, kMaxParams> data;                       // tensor: data + byte_offset; handle: pointer
+  Device device;                       // where the tensors live (all on one device)
+  std::array<void*, kMaxParams> data;  // tensor: data + byte_offset; handle: pointer
   std::array<const dlpack::DLTensor*, kMaxParams> tensors;  // tensor params (outputs included)
   std::array<int64_t, kMaxParams> int_values;               // int/uint/bool scalars, range-checked
   std::array<double, kMaxParams> float_values;              // float scalars

@@ -23,7 +23,8 @@ class CacheCli : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::string(TILEJIT_TOOL_PATH).empty()) GTEST_SKIP() << "the tilejit CLI is not built";
-    for (int scale : {2, 3}) keys_.push_back(compile(axpy_program(scale, "", fmt::format("cli_{}", scale))).cache_key());
+    for (int scale : {2, 3})
+      keys_.push_back(compile(axpy_program(scale, "", fmt::format("cli_{}", scale))).cache_key());
   }
   ScopedCacheDir cache_;
   std::vector<std::string> keys_;
@@ -41,7 +42,8 @@ TEST_F(CacheCli, KeyMatchesTheLibrary) {
 TEST_F(CacheCli, ListAndInfo) {
   detail::ProcessResult list = tool(cache_, {"list"});
   ASSERT_EQ(list.exit_code, 0) << list.output;
-  for (const std::string& key : keys_) EXPECT_NE(list.output.find(key.substr(0, 16)), std::string::npos) << list.output;
+  for (const std::string& key : keys_)
+    EXPECT_NE(list.output.find(key.substr(0, 16)), std::string::npos) << list.output;
   EXPECT_NE(list.output.find("cli_3"), std::string::npos) << list.output;
   detail::ProcessResult info = tool(cache_, {"info"});
   ASSERT_EQ(info.exit_code, 0) << info.output;
@@ -54,7 +56,8 @@ TEST_F(CacheCli, VerifyFindsAndRemovesBrokenEntries) {
   fs::resize_file(cache_.entry(keys_[1]) / "kernel.so", 100);
   detail::ProcessResult broken = tool(cache_, {"verify"});
   EXPECT_EQ(broken.exit_code, 1) << broken.output;
-  EXPECT_NE(broken.output.find(keys_[1] + ": kernel.so does not match"), std::string::npos) << broken.output;
+  EXPECT_NE(broken.output.find(keys_[1] + ": kernel.so does not match"), std::string::npos)
+      << broken.output;
   detail::ProcessResult fixed = tool(cache_, {"verify", "--remove-broken"});
   EXPECT_EQ(fixed.exit_code, 0) << fixed.output;
   EXPECT_FALSE(fs::exists(cache_.entry(keys_[1])));

@@ -1,10 +1,10 @@
 // The disk cache under damage and hostile permissions: every case is detected, handled as
 // docs/cache.md says, and the kernel still computes the right result.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -62,7 +62,8 @@ class CacheCorruption : public ::testing::Test {
   void expect_rebuilt(const std::string& reason) {
     Attempt attempt = compile_fresh(program_, kScale);
     EXPECT_EQ(attempt.source, CompileSource::kBuilt) << reason;
-    EXPECT_NE(attempt.warnings.find("removing broken cache entry"), std::string::npos) << attempt.warnings;
+    EXPECT_NE(attempt.warnings.find("removing broken cache entry"), std::string::npos)
+        << attempt.warnings;
     EXPECT_NE(attempt.warnings.find(reason), std::string::npos) << attempt.warnings;
     EXPECT_EQ(entry_problem(cache_, key_), "");
     EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
@@ -150,13 +151,15 @@ TEST_F(CacheCorruption, GroupWritableCacheRoot) {
   fs::permissions(cache_.root(), fs::perms::group_write, fs::perm_options::add);
   Attempt attempt = compile_fresh(program_, kScale);
   EXPECT_EQ(attempt.source, CompileSource::kBuilt);
-  EXPECT_NE(attempt.warnings.find("refusing to use the disk cache"), std::string::npos) << attempt.warnings;
+  EXPECT_NE(attempt.warnings.find("refusing to use the disk cache"), std::string::npos)
+      << attempt.warnings;
   EXPECT_THROW((void)DiskCache(cache_.root()).list(false), Error);  // the CLI reports it
 }
 
 TEST_F(CacheCorruption, AbandonedStagingDirectoryIsReclaimed) {
   // What a process killed between writing and publishing leaves: a half-written staging dir.
-  const fs::path staging = cache_.root() / "v1" / "tmp" / (key_.substr(0, 16) + ".99999.0123456789abcdef");
+  const fs::path staging =
+      cache_.root() / "v1" / "tmp" / (key_.substr(0, 16) + ".99999.0123456789abcdef");
   fs::create_directories(staging);
   std::ofstream(staging / "kernel.so") << "half";
   // A young one may belong to a process between mkdir and flock: it stays.

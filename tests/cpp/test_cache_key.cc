@@ -45,8 +45,8 @@ TEST(CacheKey, SameProgramInTwoProcesses) {
   for (int child = 0; child < 2; ++child) {
     const fs::path file = dir.path() / fmt::format("key{}", child);
     ::setenv(kChildKeyFile, file.c_str(), 1);
-    detail::ProcessResult result =
-        detail::run_process({self, "--gtest_filter=KeyHelper.SameKeyInThisProcess"}, std::chrono::seconds(120));
+    detail::ProcessResult result = detail::run_process(
+        {self, "--gtest_filter=KeyHelper.SameKeyInThisProcess"}, std::chrono::seconds(120));
     ::unsetenv(kChildKeyFile);
     ASSERT_EQ(result.exit_code, 0) << result.output;
     keys.push_back(detail::read_file(file));
@@ -72,7 +72,8 @@ TEST(CacheKey, EveryByteOfTheSourceMatters) {
   for (size_t i = 0; i < program.source.size(); ++i) {
     Program changed = program;
     changed.source[i] = static_cast<char>(changed.source[i] ^ 0x01);
-    EXPECT_TRUE(keys.insert(cache_key(changed)).second) << "flipping source byte " << i << " kept the key";
+    EXPECT_TRUE(keys.insert(cache_key(changed)).second)
+        << "flipping source byte " << i << " kept the key";
   }
 }
 
@@ -112,7 +113,9 @@ TEST(CacheKey, FormatVersionAndToolchainMatter) {
   const std::string base = detail::compute_cache_key(program, options, "cc 13.2");
   EXPECT_EQ(detail::compute_cache_key(program, options, "cc 13.2"), base);
   EXPECT_NE(detail::compute_cache_key(program, options, "cc 13.3"), base);
-  EXPECT_NE(detail::compute_cache_key(program, options, "cc 13.2", CompiledArtifact::kFormatVersion + 1), base);
+  EXPECT_NE(
+      detail::compute_cache_key(program, options, "cc 13.2", CompiledArtifact::kFormatVersion + 1),
+      base);
 }
 
 TEST(CacheKey, EveryHeaderInTheIncludeDirsMatters) {
@@ -147,14 +150,16 @@ TEST(CacheKey, EveryHeaderInTheIncludeDirsMatters) {
 }
 
 TEST(CacheKey, CudaTargetArchMatters) {
-  const Program program = ProgramBuilder("scale")
-                              .source("extern \"C\" __global__ void scale(float* x, int n) {\n"
-                                      "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
-                                      "  if (i < n) x[i] *= 2.0f;\n"
-                                      "}\n")
-                              .tensor("x", "float32", {"n"})
-                              .launch(Launch("scale").with_grid({"ceildiv(n, 128)"}).with_block({128}))
-                              .build();
+  const Program program =
+      ProgramBuilder("scale")
+          .source(
+              "extern \"C\" __global__ void scale(float* x, int n) {\n"
+              "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+              "  if (i < n) x[i] *= 2.0f;\n"
+              "}\n")
+          .tensor("x", "float32", {"n"})
+          .launch(Launch("scale").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+          .build();
   CompileOptions sm80, sm90, sm90a;
   sm80.target = "cuda -arch=sm_80";
   sm90.target = "sm_90";
