@@ -57,7 +57,9 @@ struct CompileReport {
   Kernel kernel;
   bool cache_hit = false;  // memory or disk
 };
-CompileReport compile_reporting_hits(const Program& program, const CompileOptions& options);
+// compile() for par_compile: reports cache hits, and runs an in-process compiler (NVRTC) in a
+// worker process so that N compiles really run N at a time.
+CompileReport par_compile_one(const Program& program, const CompileOptions& options);
 
 // The pool behind par_compile: runs task(0..count-1) on num_workers threads (<= 0: usable
 // cores), results in input order. describe(i) names item i in error messages.
@@ -170,7 +172,7 @@ class Jit {
               return detail::CompileReport{it->second, true};
           }
           detail::CompileReport report =
-              detail::compile_reporting_hits(std::apply(state_->fn, configs[i]), state_->options);
+              detail::par_compile_one(std::apply(state_->fn, configs[i]), state_->options);
           std::lock_guard lock(state_->mutex);
           state_->memo.try_emplace(configs[i], report.kernel);
           return report;

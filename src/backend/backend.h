@@ -27,6 +27,12 @@ struct Target {
   friend bool operator==(const Target&, const Target&) = default;
 };
 
+// Where a backend that compiles inside this process (NVRTC) runs its compiler. NVRTC compiles
+// in one process barely overlap (measured: 2.3x on 16 threads, 10.8x on 16 processes), so
+// par_compile asks for worker processes; a single compile() stays in-process (no spawn).
+// Not part of the cache key: both places produce the same binary.
+enum class CompilerPlacement { kInProcess, kWorkerProcess };
+
 // The options after env vars and defaults are applied; what a backend builds with.
 struct ResolvedOptions {
   std::string backend;
@@ -36,6 +42,7 @@ struct ResolvedOptions {
   bool verbose = false;
   std::map<std::string, std::string> pass_configs;
   std::vector<std::string> compile_flags;  // Program's then the options'
+  CompilerPlacement compiler_placement = CompilerPlacement::kInProcess;
 };
 
 // Runs the launches of one loaded artifact. launch() is the hot path: no heap, no locks.

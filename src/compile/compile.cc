@@ -134,8 +134,10 @@ struct Prepared {
   std::string key;
 };
 
-Prepared prepare(const Program& program, const CompileOptions& options) {
+Prepared prepare(const Program& program, const CompileOptions& options,
+                 CompilerPlacement placement = CompilerPlacement::kInProcess) {
   Prepared prepared{program, resolve_options(program, options), nullptr, {}};
+  prepared.options.compiler_placement = placement;
   prepared.backend = &backend_named(prepared.options.backend);
   prepared.key = key_memo().key_for(program, prepared.options, *prepared.backend);
   return prepared;
@@ -231,9 +233,10 @@ std::string compile_cache_key(const Program& program, const CompileOptions& opti
   return prepare(program, options).key;
 }
 
-CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options) {
+CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options,
+                                    CompilerPlacement placement) {
   const auto start = std::chrono::steady_clock::now();
-  const Prepared prepared = prepare(program, options);
+  const Prepared prepared = prepare(program, options, placement);
   CompileOutcome outcome;
   bool built = false;
   outcome.kernel = MemoryCache::global().get_or_build(

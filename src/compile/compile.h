@@ -31,6 +31,8 @@ struct CompileOutcome {
 };
 
 // compile() with the source of the Kernel reported (par_compile counts cache hits).
-CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options);
+// `placement` says where an in-process compiler (NVRTC) runs when the Kernel must be built.
+CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options,
+                                    CompilerPlacement placement = CompilerPlacement::kInProcess);
 
 }  // namespace tilejit::detail

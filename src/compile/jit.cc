@@ -11,8 +11,9 @@ std::string cache_key(const Program& program, const CompileOptions& options) {
 
 namespace detail {
 
-CompileReport compile_reporting_hits(const Program& program, const CompileOptions& options) {
-  CompileOutcome outcome = compile_with_outcome(program, options);
+CompileReport par_compile_one(const Program& program, const CompileOptions& options) {
+  CompileOutcome outcome =
+      compile_with_outcome(program, options, CompilerPlacement::kWorkerProcess);
   return {std::move(outcome.kernel), outcome.source != CompileSource::kBuilt};
 }
 

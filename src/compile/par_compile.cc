@@ -90,8 +90,7 @@ std::vector<Kernel> par_compile_tasks(size_t count,
 std::vector<Kernel> par_compile(std::span<const Program> programs, const CompileOptions& options,
                                 int num_workers, bool ignore_error) {
   return detail::par_compile_tasks(
-      programs.size(),
-      [&](size_t i) { return detail::compile_reporting_hits(programs[i], options); },
+      programs.size(), [&](size_t i) { return detail::par_compile_one(programs[i], options); },
       [&](size_t i) { return fmt::format("Program {} '{}'", i, programs[i].name); }, num_workers,
       ignore_error);
 }

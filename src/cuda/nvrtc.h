@@ -65,6 +65,7 @@ struct NvrtcOptions {
   std::map<std::string, std::string> defines;
   std::vector<std::string> flags;  // passed through after tilejit's own
   bool verbose = false;            // adds -lineinfo
+  bool list_dependencies = false;  // fill NvrtcOutput::dependencies (costs a trace file)
 };
 
 struct NvrtcOutput {
@@ -73,6 +74,7 @@ struct NvrtcOutput {
   std::string target;       // what NVRTC compiled for: "sm_90a" or "compute_90"
   std::vector<std::string> options;
   std::string log;
+  std::vector<std::string> dependencies;  // headers NVRTC opened, when list_dependencies
 };
 
 // The options compile_cuda() hands NVRTC (also recorded in the artifact's metadata).
