@@ -33,6 +33,8 @@ struct CompileOptions {
   std::optional<bool> verbose;    // "" = TILELANG_VERBOSE
   std::map<std::string, std::string> pass_configs;  // recorded in the cache key
   std::vector<std::string> compile_flags;           // appended to the Program's own
+
+  friend bool operator==(const CompileOptions&, const CompileOptions&) = default;
 };
 
 // What a backend built: serializable, so the disk cache can store it and export() can hand

@@ -59,6 +59,7 @@ size_t MemoryCache::size() const {
 void MemoryCache::clear() {
   std::lock_guard lock(mutex_);
   entries_.clear();
+  generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 }  // namespace tilejit::detail

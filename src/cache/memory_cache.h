@@ -3,6 +3,8 @@
 // compile in flight for it (a shared future) instead of compiling again.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -27,8 +29,12 @@ class MemoryCache {
   std::optional<Kernel> find(const std::string& key) const;
   size_t size() const;
   void clear();
+  // Changes on every clear(): caches layered above this one (compile()'s per-thread memo)
+  // compare it to drop what they remembered before the clear.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
+  std::atomic<uint64_t> generation_{0};
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_future<Kernel>> entries_;
 };

@@ -2,10 +2,12 @@
 #include "compile/compile.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -17,6 +19,8 @@
 #include "cache/memory_cache.h"
 #include "compile/kernel_state.h"
 #include "tilejit/errors.h"
+
+extern char** environ;  // POSIX: the process environment
 
 namespace tilejit::detail {
 namespace {
@@ -127,6 +131,94 @@ KeyMemo& key_memo() {
   return *memo;
 }
 
+// The environment variables that resolve_options() reads.
+constexpr std::array<const char*, 3> kOptionEnvVars = {
+    "TILELANG_TARGET", "TILELANG_EXECUTION_BACKEND", "TILELANG_VERBOSE"};
+
+using OptionEnvironment = std::array<std::optional<std::string_view>, kOptionEnvVars.size()>;
+
+// The values of kOptionEnvVars (nullopt when unset), in one pass over the environment: three
+// getenv() calls would scan it three times, which dominated a memory hit.
+OptionEnvironment option_environment() {
+  OptionEnvironment values;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    // The first character rules out almost every entry without a call.
+    if ((*entry)[0] != 'T' || std::strncmp(*entry, "TILELANG_", 9) != 0) continue;
+    const std::string_view text(*entry);
+    for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
+      const std::string_view name = kOptionEnvVars[i];
+      if (text.size() > name.size() && text.starts_with(name) && text[name.size()] == '=') {
+        values[i] = text.substr(name.size() + 1);
+      }
+    }
+  }
+  return values;
+}
+
+// compile() on a memory hit without resolving options or computing a key: each thread
+// remembers the last Programs it compiled, with the CompileOptions and the option environment
+// variables of that call, and the Kernel. A hit costs comparing those (no lock: the table is
+// the thread's own). MemoryCache::clear() invalidates it through the cache's generation.
+// Programs that may include user headers never enter it: their key covers header contents,
+// which can change while the Program stays equal.
+class HitMemo {
+ public:
+  static HitMemo& for_this_thread() {
+    thread_local HitMemo memo;
+    return memo;
+  }
+
+  const Kernel* find(const Program& program, const CompileOptions& options) const {
+    const Entry& entry = entries_[slot(program)];
+    if (entry.generation != MemoryCache::global().generation() || !entry.kernel) return nullptr;
+    if (!(entry.options == options) || !(entry.program == program)) return nullptr;
+    if (option_environment() != entry.environment) return nullptr;
+    return &entry.kernel;
+  }
+
+  void remember(const Program& program, const CompileOptions& options, uint64_t generation,
+                const Kernel& kernel) {
+    if (!program.include_dirs.empty() || has_include_flag(program.compile_flags) ||
+        has_include_flag(options.compile_flags)) {
+      return;
+    }
+    Entry& entry = entries_[slot(program)];
+    entry.generation = generation;
+    entry.program = program;
+    entry.options = options;
+    for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
+      const std::optional<std::string_view> value = option_environment()[i];
+      entry.environment_text[i] = value ? std::string(*value) : std::string();
+      entry.environment[i] =
+          value ? std::optional<std::string_view>(entry.environment_text[i]) : std::nullopt;
+    }
+    entry.kernel = kernel;
+  }
+
+ private:
+  static constexpr size_t kSlots = 8;  // direct-mapped: a new Program replaces its slot's
+  struct Entry {
+    uint64_t generation = 0;
+    Program program;
+    CompileOptions options;
+    OptionEnvironment environment;  // views of environment_text
+    std::array<std::string, kOptionEnvVars.size()> environment_text;
+    Kernel kernel;
+  };
+
+  static size_t slot(const Program& program) {
+    return (std::hash<std::string>{}(program.name) ^ program.source.size()) % kSlots;
+  }
+  static bool has_include_flag(const std::vector<std::string>& flags) {
+    return std::any_of(flags.begin(), flags.end(), [](const std::string& flag) {
+      return flag.starts_with("-I") || flag.starts_with("-isystem") ||
+             flag.starts_with("--include-path");
+    });
+  }
+
+  std::array<Entry, kSlots> entries_;
+};
+
 struct Prepared {
   const Program& program;
   ResolvedOptions options;
@@ -235,13 +327,20 @@ std::string compile_cache_key(const Program& program, const CompileOptions& opti
 
 CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options,
                                     CompilerPlacement placement) {
+  HitMemo& memo = HitMemo::for_this_thread();
+  if (const Kernel* kernel = memo.find(program, options)) {
+    return {*kernel, CompileSource::kMemoryCache};
+  }
   const auto start = std::chrono::steady_clock::now();
+  const uint64_t generation = MemoryCache::global().generation();
   const Prepared prepared = prepare(program, options, placement);
   CompileOutcome outcome;
   bool built = false;
   outcome.kernel = MemoryCache::global().get_or_build(
       prepared.key, [&] { return load_or_build(prepared, &outcome.source); }, &built);
   if (!built) outcome.source = CompileSource::kMemoryCache;
+  // A verbose compile reports every call, hits included, so it stays on the full path.
+  if (!prepared.options.verbose) memo.remember(program, options, generation, outcome.kernel);
   if (prepared.options.verbose) {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

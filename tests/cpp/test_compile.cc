@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "backend/backend.h"
@@ -153,6 +154,70 @@ TEST(Compile, BuildsAndMemoizes) {
   EXPECT_EQ(third.source, detail::CompileSource::kDiskCache);
   expect_axpy_correct(third.kernel, 3);
   EXPECT_EQ(third.kernel.get_device_source(), first.kernel.get_device_source());
+}
+
+// A memory hit skips option resolution and the key (a per-thread memo); it must still notice
+// every change that makes a different Kernel: the Program, the options, the environment.
+TEST(Compile, MemoryHitFollowsProgramOptionsAndEnvironment) {
+  ScopedCacheDir cache;
+  ScopedEnv t("TILELANG_TARGET", nullptr), v("TILELANG_VERBOSE", nullptr);
+  const Program program = axpy_program(9);
+  const detail::CompileOutcome first = detail::compile_with_outcome(program, {});
+  EXPECT_EQ(first.source, detail::CompileSource::kBuilt);
+  const detail::CompileOutcome hit = detail::compile_with_outcome(program, {});
+  EXPECT_EQ(hit.source, detail::CompileSource::kMemoryCache);
+  EXPECT_EQ(&hit.kernel.state(), &first.kernel.state());
+
+  Program edited = program;
+  edited.source.replace(edited.source.find("9.0f"), 4, "8.0f");  // same name, same size
+  const detail::CompileOutcome other = detail::compile_with_outcome(edited, {});
+  EXPECT_EQ(other.source, detail::CompileSource::kBuilt);
+  expect_axpy_correct(other.kernel, 8);
+  expect_axpy_correct(compile(program), 9);
+
+  CompileOptions b_is_output;
+  b_is_output.out_idx = std::vector<int>{1};
+  EXPECT_EQ(compile(program, b_is_output).out_idx(), std::vector<int>{1});
+  EXPECT_EQ(compile(program).out_idx(), std::vector<int>{2});
+
+  {
+    // The same Program and options under another TILELANG_TARGET are resolved again.
+    ScopedEnv hip("TILELANG_TARGET", "hip");
+    EXPECT_THROW((void)compile(program), ArgumentError);
+  }
+  {
+    ScopedEnv verbose("TILELANG_VERBOSE", "1");
+    ::testing::internal::CaptureStderr();
+    (void)compile(program);
+    (void)compile(program);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    size_t lines = 0;
+    for (size_t at = log.find("memory cache hit"); at != std::string::npos;
+         at = log.find("memory cache hit", at + 1)) {
+      ++lines;
+    }
+    EXPECT_EQ(lines, 2u) << log;
+  }
+  EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kMemoryCache);
+  detail::MemoryCache::global().clear();
+  EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kDiskCache);
+}
+
+// Header contents are part of the key: an edited header must never be served from memory.
+TEST(Compile, EditedHeaderIsNeverAMemoryHit) {
+  ScopedCacheDir cache;
+  detail::TempDir dir("tilejit-test-include");
+  const std::filesystem::path header = dir.path() / "axpy_offset.h";
+  auto write_offset = [&](const char* text) {
+    std::ofstream(header) << "#define AXPY_OFFSET " << text << "\n";
+  };
+  write_offset("1.5f");
+  const Program program = axpy_program(10, dir.path().string());
+  expect_axpy_correct(compile(program), 10, 1.5f);
+  write_offset("2.5f");
+  expect_axpy_correct(compile(program), 10, 2.5f);
+  write_offset("1.5f");
+  EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kMemoryCache);
 }
 
 TEST(Compile, DisableCacheWritesNothing) {
