@@ -40,7 +40,7 @@ struct CompileOptions {
 // What a backend built: serializable, so the disk cache can store it and export() can hand
 // it to a user. The seed's CompiledArtifact.
 struct CompiledArtifact {
-  static constexpr int kFormatVersion = 1;
+  static constexpr int kFormatVersion = 2;  // 2: dependencies
 
   std::string backend;                          // "nvrtc", "nvcc", "cpu", ...
   std::string target;                           // canonical target text ("cuda -arch=sm_90a", "c")
@@ -50,6 +50,7 @@ struct CompiledArtifact {
   std::string host_source;                      // generated host code (the launch plan, for nvrtc)
   std::string device_source;                    // what the device compiler saw
   std::map<std::string, std::string> metadata;  // toolchain versions, options, compile log
+  std::vector<std::string> dependencies;  // headers read from the user include dirs (absolute)
 
   // Writes/reads a directory: artifact.json, program.json, the binary and the sources.
   void save(const std::filesystem::path& dir) const;

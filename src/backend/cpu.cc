@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
@@ -141,8 +142,11 @@ class CpuBackend final : public Backend {
     }
     // The resolved flags already hold the Program's own flags followed by the options'.
     for (const std::string& flag : options.compile_flags) argv.push_back(flag);
-    argv.insert(argv.end(),
-                {"-o", library_path.string(), source_path.string(), host_path.string(), "-lm"});
+    // -MF holds the dependencies of the last source on the command line only (GCC and Clang
+    // alike), so the Program's own source goes last.
+    const auto dependency_path = dir.path() / "dependencies.d";
+    argv.insert(argv.end(), {"-MD", "-MF", dependency_path.string(), "-o", library_path.string(),
+                             host_path.string(), source_path.string(), "-lm"});
 
     if (options.verbose) fmt::print(stderr, "tilejit: {}\n", join(argv));
     const ProcessResult result = run_process(argv, kCompileTimeout);
@@ -168,6 +172,7 @@ class CpuBackend final : public Backend {
     artifact.metadata["host_compiler_version"] = compiler.version;
     artifact.metadata["compile_command"] = join(argv);
     artifact.metadata["compile_log"] = result.output;
+    artifact.dependencies = user_headers_from_make_file(dependency_path, program, options);
     return artifact;
   }
 

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
@@ -142,7 +143,9 @@ class HipBackend final : public Backend {
       argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
     }
     for (const std::string& flag : options.compile_flags) argv.push_back(flag);
-    argv.insert(argv.end(), {"-o", library.string(), (dir.path() / kHostSourceName).string()});
+    const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
+    argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
+                             (dir.path() / kHostSourceName).string()});
     const ProcessResult result = run_process(argv, kCompileTimeout);
     if (result.timed_out || result.exit_code != 0) {
       throw CompileError(fmt::format("{}: hipcc failed on {}", program.name, kDeviceSourceName),
@@ -160,6 +163,7 @@ class HipBackend final : public Backend {
     artifact.device_source = program.source;
     artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(argv, " "));
     artifact.metadata["compile_log"] = result.output;
+    artifact.dependencies = user_headers_from_make_file(dependency_file, program, options);
     return artifact;
   }
 

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
@@ -211,7 +212,9 @@ class NvccBackend final : public Backend {
     }
     // The resolved flags hold the Program's own flags followed by the options'.
     for (const std::string& flag : options.compile_flags) argv.push_back(flag);
-    argv.insert(argv.end(), {"-o", library.string(), (dir.path() / kHostSourceName).string()});
+    const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
+    argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
+                             (dir.path() / kHostSourceName).string()});
 
     if (options.verbose) fmt::print(stderr, "tilejit: {}\n", fmt::join(argv, " "));
     const ProcessResult result = run_process(argv, kCompileTimeout);
@@ -240,6 +243,7 @@ class NvccBackend final : public Backend {
     artifact.metadata["arch"] = arch.sm();
     artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(argv, " "));
     artifact.metadata["compile_log"] = result.output;
+    artifact.dependencies = user_headers_from_make_file(dependency_file, program, options);
     return artifact;
   }
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/dependencies.h"
 #include "cuda/driver.h"
 #include "cuda/l2.h"
 #include "cuda/launch.h"
@@ -374,6 +375,8 @@ class NvrtcBackend final : public Backend {
     nvrtc_options.defines = program.defines;
     nvrtc_options.flags = options.compile_flags;
     nvrtc_options.verbose = options.verbose;
+    const std::vector<std::filesystem::path> header_dirs = user_include_dirs(program, options);
+    nvrtc_options.list_dependencies = !header_dirs.empty();
     // The plan is rendered (and every kernel signature resolved) before compiling, so that a
     // malformed Program fails fast with a ProgramError rather than after a slow compile.
     std::string host_source = render_program_plan(program);
@@ -392,6 +395,7 @@ class NvrtcBackend final : public Backend {
     artifact.metadata["arch"] = out.target;
     artifact.metadata["options"] = fmt::format("{}", fmt::join(out.options, " "));
     artifact.metadata["log"] = out.log;
+    artifact.dependencies = headers_under(out.dependencies, header_dirs);
     return artifact;
   }
 

@@ -51,9 +51,10 @@ std::string optional_file(const std::map<std::string, std::string>& files,
 std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& artifact) {
   std::map<std::string, std::string> files;
   json header = {
-      {"format", "tilejit.artifact"},        {"format_version", CompiledArtifact::kFormatVersion},
-      {"backend", artifact.backend},         {"target", artifact.target},
-      {"binary_kind", artifact.binary_kind}, {"metadata", artifact.metadata},
+      {"format", "tilejit.artifact"},          {"format_version", CompiledArtifact::kFormatVersion},
+      {"backend", artifact.backend},           {"target", artifact.target},
+      {"binary_kind", artifact.binary_kind},   {"metadata", artifact.metadata},
+      {"dependencies", artifact.dependencies},
   };
   if (!artifact.binary.empty()) {
     header["binary_file"] = binary_file_name(artifact.binary_kind);
@@ -85,6 +86,7 @@ CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& f
     artifact.target = header.at("target").get<std::string>();
     artifact.binary_kind = header.at("binary_kind").get<std::string>();
     artifact.metadata = header.at("metadata").get<std::map<std::string, std::string>>();
+    artifact.dependencies = header.at("dependencies").get<std::vector<std::string>>();
     if (header.contains("binary_file")) {
       artifact.binary = file_named(files, header.at("binary_file").get<std::string>());
     }

@@ -35,6 +35,8 @@ namespace {
 
 constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kStagingDir = "tmp";
+constexpr const char* kDependencyDir = "deps";  // <base key>.json: headers a build read
+constexpr const char* kDependencyFormat = "tilejit.dependencies/1";
 constexpr const char* kManifestFormat = "tilejit.cache-entry/1";
 // A staging directory younger than this is never reclaimed, even when unlocked: its owner
 // may be between mkdir and flock.
@@ -630,7 +632,7 @@ std::vector<DiskCache::EntryInfo> DiskCache::list(bool verify) const {
   if (layout.access == Access::kUnsafe) throw Error("cache: " + layout.problem);
   if (layout.access != Access::kOk) return entries;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
     Opened shard =
         open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
     if (shard.access != Access::kOk) {
@@ -701,7 +703,7 @@ size_t DiskCache::clear() const {
   }
   size_t removed = 0;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
     Opened shard = open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard", false);
     if (shard.access != Access::kOk) continue;
     for (const std::string& key : list_dir(shard.fd.get())) {
@@ -713,8 +715,67 @@ size_t DiskCache::clear() const {
     }
     ::unlinkat(layout.version.get(), shard_name.c_str(), AT_REMOVEDIR);  // fails while not empty
   }
+  Opened dependencies =
+      open_dir_at(layout.version.get(), kDependencyDir, "dependency records", false);
+  if (dependencies.access == Access::kOk) {
+    for (const std::string& name : list_dir(dependencies.fd.get())) {
+      ::unlinkat(dependencies.fd.get(), name.c_str(), 0);
+    }
+  }
   reclaim_abandoned_staging(layout.staging.get());
   return removed;
+}
+
+std::optional<std::vector<std::string>> DiskCache::load_dependencies(
+    const std::string& base_key) const {
+  if (!is_key(base_key)) return std::nullopt;
+  Layout layout = open_layout(root_, false);
+  if (layout.access != Access::kOk) return std::nullopt;
+  Opened dir = open_dir_at(layout.version.get(), kDependencyDir, "dependency records", false);
+  if (dir.access != Access::kOk) return std::nullopt;
+  const std::string name = base_key + ".json";
+  FileRead file = read_file_at(dir.fd.get(), name, "dependency record " + name);
+  if (file.access != Access::kOk) {
+    if (file.access != Access::kMissing) warn("ignoring dependency record: {}", file.problem);
+    return std::nullopt;
+  }
+  const json record = json::parse(file.bytes, nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object() || record.value("format", "") != kDependencyFormat ||
+      record.value("base_key", "") != base_key || !record.contains("headers") ||
+      !record["headers"].is_array() ||
+      !std::all_of(record["headers"].begin(), record["headers"].end(),
+                   [](const json& header) { return header.is_string(); })) {
+    warn("removing broken dependency record {}", name);
+    ::unlinkat(dir.fd.get(), name.c_str(), 0);
+    return std::nullopt;
+  }
+  return record["headers"].get<std::vector<std::string>>();
+}
+
+void DiskCache::store_dependencies(const std::string& base_key,
+                                   const std::vector<std::string>& headers) const {
+  if (!is_key(base_key)) return;
+  Layout layout = open_layout(root_, true);
+  if (layout.access != Access::kOk) return;  // store() has warned, or will
+  Opened dir = open_dir_at(layout.version.get(), kDependencyDir, "dependency records", true);
+  if (dir.access != Access::kOk) {
+    warn_once("dependency records not stored: {}", dir.problem);
+    return;
+  }
+  // Written whole into staging, then renamed over the old record: readers see one or the other.
+  const std::string staged = fmt::format("deps.{}.{}", ::getpid(), random_suffix());
+  const json record = {{"format", kDependencyFormat}, {"base_key", base_key}, {"headers", headers}};
+  std::string problem;
+  if (!write_file_at(layout.staging.get(), staged, record.dump(2) + "\n", &problem)) {
+    warn("dependency record not stored: {}", problem);
+    ::unlinkat(layout.staging.get(), staged.c_str(), 0);
+    return;
+  }
+  const std::string name = base_key + ".json";
+  if (::renameat(layout.staging.get(), staged.c_str(), dir.fd.get(), name.c_str()) != 0) {
+    warn("dependency record not stored: {}", std::strerror(errno));
+    ::unlinkat(layout.staging.get(), staged.c_str(), 0);
+  }
 }
 
 void DiskCache::evict_to(uint64_t max_bytes) const {

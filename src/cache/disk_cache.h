@@ -4,6 +4,7 @@
 //
 //   <root>/v1/<key[0:2]>/<key>/manifest.json   SHA-256 and size of every file below
 //                               artifact.json, program.json, kernel.so|kernel.cubin, ...
+//   <root>/v1/deps/<base key>.json             headers the last build of a Program read
 //   <root>/v1/tmp/                             private staging (and trash) directories
 //
 // No method throws for a problem with the cache itself: a broken, unsafe or unwritable
@@ -54,6 +55,14 @@ class DiskCache {
   // Removes the entry (used when a verified artifact still fails to load).
   void remove(const std::string& key) const;
 
+  // Dependency records: for a Program with user include directories, the headers its last
+  // build read, under the key of everything else (key.h). They tell a new process which
+  // header contents make up the full key before anything is compiled. nullopt when none is
+  // recorded; a malformed record is removed with a warning.
+  std::optional<std::vector<std::string>> load_dependencies(const std::string& base_key) const;
+  void store_dependencies(const std::string& base_key,
+                          const std::vector<std::string>& headers) const;
+
   struct EntryInfo {
     std::string key;
     uint64_t bytes = 0;
@@ -64,8 +73,8 @@ class DiskCache {
   };
   // Every entry with its size and last use, newest first; `verify` also checks every hash.
   std::vector<EntryInfo> list(bool verify) const;
-  // Removes every entry and every staging directory no live process holds; returns the
-  // number of entries removed.
+  // Removes every entry, every dependency record and every staging directory no live process
+  // holds; returns the number of entries removed.
   size_t clear() const;
   // Removes entries, least recently used first, until the total is at most `max_bytes`;
   // entries another process is reading are skipped.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -61,54 +62,13 @@ std::string sha256_hex(std::string_view bytes) {
   return Sha256().update(bytes).hex();
 }
 
-std::vector<fs::path> user_include_dirs(const Program& program, const ResolvedOptions& options) {
-  std::vector<fs::path> dirs(program.include_dirs.begin(), program.include_dirs.end());
-  const std::vector<std::string>& flags = options.compile_flags;
-  for (size_t i = 0; i < flags.size(); ++i) {
-    const std::string& flag = flags[i];
-    for (std::string_view prefix : {"--include-path=", "-isystem", "-I"}) {
-      if (!flag.starts_with(prefix)) continue;
-      std::string_view rest = std::string_view(flag).substr(prefix.size());
-      if (!rest.empty()) {
-        dirs.emplace_back(rest);
-      } else if (i + 1 < flags.size()) {
-        dirs.emplace_back(flags[++i]);
-      }
-      break;
-    }
-  }
-  return dirs;
-}
-
 namespace {
 
-// Hashes the relative path and contents of every regular file under `dir`, in sorted
-// order. Which headers a source really includes depends on macros and include order, so
-// every file is hashed: a change anywhere in a user include directory rebuilds.
-void hash_include_dir(Sha256& sha, const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    sha.field("include_dir_missing", dir.string());
-    return;
-  }
-  std::vector<fs::path> files;
-  for (auto it =
-           fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) files.push_back(it->path());
-  }
-  if (ec)
-    throw Error(fmt::format("cache key: cannot list include directory '{}': {}", dir.string(),
-                            ec.message()));
-  std::sort(files.begin(), files.end());
-  sha.field("include_dir", dir.string());
-  for (const fs::path& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw Error(fmt::format("cache key: cannot read header '{}'", file.string()));
-    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    sha.field("header", fs::relative(file, dir, ec).string());
-    sha.field("header_sha256", sha256_hex(contents));
-  }
+// Reads a whole file; nullopt when it cannot be opened (deleted since the build, say).
+std::optional<std::string> read_whole_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 }  // namespace
@@ -116,7 +76,7 @@ void hash_include_dir(Sha256& sha, const fs::path& dir) {
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
                               std::string_view toolchain_fingerprint, int artifact_format_version) {
   Sha256 sha;
-  sha.field("key_format", "tilejit.cache-key/1");
+  sha.field("key_format", "tilejit.cache-key/2");
   sha.field("artifact_format", std::to_string(artifact_format_version));
   sha.field("tilejit_version", TILEJIT_VERSION);
   sha.field("program", program.to_json());
@@ -128,7 +88,34 @@ std::string compute_cache_key(const Program& program, const ResolvedOptions& opt
     sha.field("pass_config", name).field("=", value);
   for (int index : options.out_idx) sha.field("out_idx", std::to_string(index));
   sha.field("toolchain", toolchain_fingerprint);
-  for (const fs::path& dir : user_include_dirs(program, options)) hash_include_dir(sha, dir);
+  return sha.hex();
+}
+
+std::string key_with_headers(std::string_view base_key, const std::vector<fs::path>& include_dirs,
+                             const std::vector<std::string>& headers) {
+  Sha256 sha;
+  sha.field("base_key", base_key);
+  for (const std::string& header : headers) {
+    sha.field("header", header);
+    if (std::optional<std::string> contents = read_whole_file(header)) {
+      sha.field("header_sha256", sha256_hex(*contents));
+    } else {
+      sha.field("header_missing", header);
+    }
+    // A file of the same relative path in an earlier directory would now be found first.
+    const fs::path file(header);
+    for (const fs::path& dir : include_dirs) {
+      const fs::path relative = file.lexically_relative(dir);
+      if (relative.empty() || *relative.begin() == "..") continue;
+      for (const fs::path& earlier : include_dirs) {
+        if (earlier == dir) break;
+        std::error_code ec;
+        if (fs::exists(earlier / relative, ec))
+          sha.field("shadowed_by", (earlier / relative).string());
+      }
+      break;
+    }
+  }
   return sha.hex();
 }
 

@@ -31,17 +31,20 @@ class Sha256 {
 
 std::string sha256_hex(std::string_view bytes);
 
-// The directories the compiler searches for the Program's own headers: Program::include_dirs
-// plus every -I/-isystem/--include-path directory in the resolved compile flags.
-std::vector<std::filesystem::path> user_include_dirs(const Program& program,
-                                                     const ResolvedOptions& options);
-
-// `program` must carry the resolved out_idx. `toolchain_fingerprint` is the backend's.
-// Reads every regular file under the user include directories (docs/cache.md says why all
-// of them): the key changes when any header there changes.
+// The key of everything but header contents: the canonical Program JSON (with the resolved
+// out_idx), the binary-affecting options, target, `toolchain_fingerprint` and the artifact
+// format. A Program without user include directories is cached under this key itself.
 // `artifact_format_version` is a parameter only so that tests can show it is part of the key.
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
                               std::string_view toolchain_fingerprint,
                               int artifact_format_version = CompiledArtifact::kFormatVersion);
+
+// The key of a Program with user include directories: `base_key` plus, for each header the
+// compiler read from them (`headers`: absolute paths), its path and the SHA-256 of its
+// contents (or that it is missing), and every file of the same relative path in an earlier
+// include directory, which the compiler would now find first.
+std::string key_with_headers(std::string_view base_key,
+                             const std::vector<std::filesystem::path>& include_dirs,
+                             const std::vector<std::string>& headers);
 
 }  // namespace tilejit::detail

@@ -51,6 +51,13 @@ std::optional<Kernel> MemoryCache::find(const std::string& key) const {
   return future.get();
 }
 
+void MemoryCache::insert(const std::string& key, const Kernel& kernel) {
+  std::promise<Kernel> ready;
+  ready.set_value(kernel);
+  std::lock_guard lock(mutex_);
+  entries_.try_emplace(key, ready.get_future().share());
+}
+
 size_t MemoryCache::size() const {
   std::lock_guard lock(mutex_);
   return entries_.size();

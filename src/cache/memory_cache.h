@@ -27,6 +27,8 @@ class MemoryCache {
   Kernel get_or_build(const std::string& key, const std::function<Kernel()>& build, bool* built);
 
   std::optional<Kernel> find(const std::string& key) const;
+  // Files an already built Kernel under another key too (no-op when the key has one).
+  void insert(const std::string& key, const Kernel& kernel);
   size_t size() const;
   void clear();
   // Changes on every clear(): caches layered above this one (compile()'s per-thread memo)

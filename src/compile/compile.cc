@@ -8,12 +8,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
+#include "backend/dependencies.h"
 #include "cache/disk_cache.h"
 #include "cache/key.h"
 #include "cache/memory_cache.h"
@@ -78,17 +80,13 @@ bool same_options(const ResolvedOptions& a, const ResolvedOptions& b) {
          a.compile_flags == b.compile_flags;
 }
 
-// Remembers the keys of recently compiled Programs. Printing a Program as JSON dominates the
-// cost of a memory hit (tens of microseconds); comparing it with a remembered copy costs far
-// less. Programs with user include directories always take the full path: their key covers
-// header contents, which can change while the Program stays equal.
+// Remembers the base keys (key.h) of recently compiled Programs. Printing a Program as JSON
+// dominates the cost of a key (tens of microseconds); comparing it with a remembered copy
+// costs far less. Header contents are not part of the base key, so every Program is welcome.
 class KeyMemo {
  public:
   std::string key_for(const Program& program, const ResolvedOptions& options,
                       const Backend& backend) {
-    if (!program.include_dirs.empty() || !user_include_dirs(program, options).empty()) {
-      return full_key(program, options, backend);
-    }
     const size_t hash =
         std::hash<std::string>{}(program.source) ^ (std::hash<std::string>{}(program.name) << 1);
     {
@@ -219,20 +217,73 @@ class HitMemo {
   std::array<Entry, kSlots> entries_;
 };
 
+// For Programs with user include directories: base key -> the headers their last build
+// read, in this process (the disk cache keeps the same records across processes).
+class DependencyMemo {
+ public:
+  std::optional<std::vector<std::string>> find(const std::string& base_key) const {
+    std::lock_guard lock(mutex_);
+    auto it = headers_.find(base_key);
+    if (it == headers_.end()) return std::nullopt;
+    return it->second;
+  }
+  void remember(const std::string& base_key, const std::vector<std::string>& headers) {
+    std::lock_guard lock(mutex_);
+    headers_[base_key] = headers;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::vector<std::string>> headers_;
+};
+
+DependencyMemo& dependency_memo() {
+  static DependencyMemo* memo = new DependencyMemo;  // leaked, like KeyMemo
+  return *memo;
+}
+
 struct Prepared {
   const Program& program;
   ResolvedOptions options;
   const Backend* backend = nullptr;
-  std::string key;
+  std::string base_key;
+  std::vector<std::filesystem::path> header_dirs;  // user include directories, search order
+  // The full key: the base key, or with header contents when there are header_dirs. Unknown
+  // (nullopt) while no build of this Program has recorded which headers it reads.
+  std::optional<std::string> key;
 };
 
 Prepared prepare(const Program& program, const CompileOptions& options,
                  CompilerPlacement placement = CompilerPlacement::kInProcess) {
-  Prepared prepared{program, resolve_options(program, options), nullptr, {}};
+  Prepared prepared{program, resolve_options(program, options), nullptr, {}, {}, std::nullopt};
   prepared.options.compiler_placement = placement;
   prepared.backend = &backend_named(prepared.options.backend);
-  prepared.key = key_memo().key_for(program, prepared.options, *prepared.backend);
+  prepared.base_key = key_memo().key_for(program, prepared.options, *prepared.backend);
+  prepared.header_dirs = user_include_dirs(program, prepared.options);
+  if (prepared.header_dirs.empty()) {
+    prepared.key = prepared.base_key;
+    return prepared;
+  }
+  std::optional<std::vector<std::string>> headers = dependency_memo().find(prepared.base_key);
+  if (!headers) {
+    if (std::optional<DiskCache> disk = DiskCache::from_env()) {
+      headers = disk->load_dependencies(prepared.base_key);
+      if (headers) dependency_memo().remember(prepared.base_key, *headers);
+    }
+  }
+  if (headers) prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
   return prepared;
+}
+
+// True when a header changed after `start`: the build may have read the old contents, so its
+// artifact must not be filed under the key of the new ones.
+bool header_changed_since(const std::vector<std::string>& headers,
+                          std::filesystem::file_time_type start) {
+  return std::any_of(headers.begin(), headers.end(), [&](const std::string& header) {
+    std::error_code ec;
+    const auto modified = std::filesystem::last_write_time(header, ec);
+    return ec || modified >= start;
+  });
 }
 
 const char* source_name(CompileSource source) {
@@ -252,30 +303,43 @@ const char* source_name(CompileSource source) {
 Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   std::optional<DiskCache> disk = DiskCache::from_env();
   DiskCache::Status status = DiskCache::Status::kMiss;
-  if (disk) {
-    DiskCache::Lookup found = disk->lookup(prepared.key);
+  if (disk && prepared.key) {
+    DiskCache::Lookup found = disk->lookup(*prepared.key);
     status = found.status;
     if (found.artifact) {
       try {
-        Kernel kernel = make_kernel(std::move(*found.artifact), prepared.key);
+        Kernel kernel = make_kernel(std::move(*found.artifact), *prepared.key);
         *source = CompileSource::kDiskCache;
         return kernel;
       } catch (const Error& e) {
         // Verified bytes that still do not load were built by a toolchain or driver that does
         // not match this machine's; the entry is useless here.
         std::fprintf(stderr, "tilejit: warning: cache: entry %s does not load (%s); rebuilding\n",
-                     prepared.key.c_str(), e.what());
-        disk->remove(prepared.key);
+                     prepared.key->c_str(), e.what());
+        disk->remove(*prepared.key);
       }
     }
   }
   Program program = prepared.program;
   program.out_idx = prepared.options.out_idx;
   program.validate();
+  const auto start = std::filesystem::file_time_type::clock::now();
   CompiledArtifact artifact = prepared.backend->build(program, prepared.options);
-  if (disk && status != DiskCache::Status::kUnsafe) disk->store(prepared.key, artifact);
+  // The headers this build read decide the key it is filed under.
+  std::string key = prepared.base_key;
+  bool storable = disk && status != DiskCache::Status::kUnsafe;
+  if (!prepared.header_dirs.empty()) {
+    key = key_with_headers(prepared.base_key, prepared.header_dirs, artifact.dependencies);
+    if (header_changed_since(artifact.dependencies, start)) {
+      storable = false;
+    } else {
+      dependency_memo().remember(prepared.base_key, artifact.dependencies);
+      if (storable) disk->store_dependencies(prepared.base_key, artifact.dependencies);
+    }
+  }
+  if (storable) disk->store(key, artifact);
   *source = CompileSource::kBuilt;
-  return make_kernel(std::move(artifact), prepared.key);
+  return make_kernel(std::move(artifact), key);
 }
 
 }  // namespace
@@ -322,7 +386,10 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
 }
 
 std::string compile_cache_key(const Program& program, const CompileOptions& options) {
-  return prepare(program, options).key;
+  Prepared prepared = prepare(program, options);
+  if (prepared.key) return *prepared.key;
+  // Which headers make up the key is known only once a build has listed them.
+  return compile(program, options).cache_key();
 }
 
 CompileOutcome compile_with_outcome(const Program& program, const CompileOptions& options,
@@ -336,9 +403,15 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
   const Prepared prepared = prepare(program, options, placement);
   CompileOutcome outcome;
   bool built = false;
+  // While the headers are unknown, concurrent first compiles of one Program meet on its base
+  // key; the Kernel is then also filed under its full key, which later calls compute.
+  const std::string memory_key = prepared.key ? *prepared.key : "headers?" + prepared.base_key;
   outcome.kernel = MemoryCache::global().get_or_build(
-      prepared.key, [&] { return load_or_build(prepared, &outcome.source); }, &built);
+      memory_key, [&] { return load_or_build(prepared, &outcome.source); }, &built);
   if (!built) outcome.source = CompileSource::kMemoryCache;
+  if (built && outcome.kernel.cache_key() != memory_key) {
+    MemoryCache::global().insert(outcome.kernel.cache_key(), outcome.kernel);
+  }
   // A verbose compile reports every call, hits included, so it stays on the full path.
   if (!prepared.options.verbose) memo.remember(program, options, generation, outcome.kernel);
   if (prepared.options.verbose) {
@@ -347,7 +420,7 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
     std::fprintf(stderr, "tilejit: %s: %s in %.2f ms (backend %s, target %s, key %.16s)\n",
                  program.name.c_str(), source_name(outcome.source), ms,
                  prepared.options.backend.c_str(), prepared.options.target.str().c_str(),
-                 prepared.key.c_str());
+                 outcome.kernel.cache_key().c_str());
   }
   return outcome;
 }

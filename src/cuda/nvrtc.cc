@@ -1,12 +1,18 @@
 #include "cuda/nvrtc.h"
 
 #include <dlfcn.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tilejit/errors.h"
 
@@ -112,6 +118,54 @@ const LoadedNvrtc& loaded_nvrtc() {
   static const LoadedNvrtc loaded = load_nvrtc();
   return loaded;
 }
+
+// NVRTC has no -MD: the headers it opened are listed only in its device time trace, as
+// "Processing Header File" events. The trace goes to a private temporary directory (NVRTC
+// appends ".json" to the name it is given) that the destructor removes.
+class DependencyTrace {
+ public:
+  DependencyTrace() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "tilejit-nvrtc-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw Error(fmt::format("cannot create a temporary directory for NVRTC's trace: {}",
+                              std::strerror(errno)));
+    }
+    dir_ = pattern;
+  }
+  ~DependencyTrace() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  DependencyTrace(const DependencyTrace&) = delete;
+  DependencyTrace& operator=(const DependencyTrace&) = delete;
+
+  std::string option() const { return "--fdevice-time-trace=" + (dir_ / "trace").string(); }
+
+  // Every header file the trace names, in the order NVRTC finished them.
+  std::vector<std::string> headers() const {
+    std::vector<std::string> headers;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+      std::ifstream in(entry.path());
+      const nlohmann::json trace = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (!trace.is_object() || !trace.contains("traceEvents")) {
+        throw Error(
+            fmt::format("NVRTC's time trace {} is not the expected JSON", entry.path().string()));
+      }
+      for (const nlohmann::json& event : trace["traceEvents"]) {
+        if (event.value("name", "") != "Processing Header File") continue;
+        if (auto args = event.find("args"); args != event.end() && args->contains("detail")) {
+          headers.push_back(args->at("detail").get<std::string>());
+        }
+      }
+    }
+    return headers;
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
 
 // The first lines of the log that report errors, for what().
 std::string summarize_errors(const std::string& log) {
@@ -275,10 +329,17 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   auto destroy = [&api](nvrtcProgram* p) { api.nvrtcDestroyProgram(p); };
   std::unique_ptr<nvrtcProgram, decltype(destroy)> guard(&program, destroy);
 
+  std::optional<DependencyTrace> trace;
   std::vector<const char*> argv;
-  argv.reserve(out.options.size());
+  argv.reserve(out.options.size() + 1);
   for (const std::string& option : out.options) {
     argv.push_back(option.c_str());
+  }
+  std::string trace_option;
+  if (options.list_dependencies) {
+    trace.emplace();
+    trace_option = trace->option();
+    argv.push_back(trace_option.c_str());
   }
   nvrtcResult compiled =
       api.nvrtcCompileProgram(program, static_cast<int>(argv.size()), argv.data());
@@ -295,6 +356,9 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
                                    api.version_string(), options.source_name, out.target,
                                    api.nvrtcGetErrorString(compiled), summarize_errors(out.log)),
                        out.log, out.options, options.source_name);
+  }
+  if (trace) {
+    out.dependencies = trace->headers();
   }
   size_t size = 0;
   (ptx ? api.nvrtcGetPTXSize : api.nvrtcGetCUBINSize)(program, &size);

@@ -9,6 +9,7 @@
 #include "cache/key.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
+#include "compile/kernel_state.h"
 
 namespace tilejit {
 namespace {
@@ -118,35 +119,124 @@ TEST(CacheKey, FormatVersionAndToolchainMatter) {
       base);
 }
 
-TEST(CacheKey, EveryHeaderInTheIncludeDirsMatters) {
-  detail::TempDir dir("tilejit-key-headers");
-  const fs::path include = dir.path() / "include";
-  fs::create_directories(include / "nested");
-  write_text(include / "axpy_offset.h", "#define AXPY_OFFSET 1.0f\n");
-  write_text(include / "nested" / "other.h", "/* not included */\n");
-  const Program program = axpy_program(7, include.string());
-  const std::string original = cache_key(program);
+// A header tree: axpy_offset.h includes nested/inner.h; nested/other.h is never included.
+struct HeaderTree {
+  detail::TempDir dir{"tilejit-key-headers"};
+  fs::path include = dir.path() / "include";
 
-  write_text(include / "axpy_offset.h", "#define AXPY_OFFSET 2.0f\n");
+  HeaderTree() {
+    fs::create_directories(include / "nested");
+    write_text(include / "axpy_offset.h",
+               "#include \"nested/inner.h\"\n#define AXPY_OFFSET (AXPY_INNER + 1.0f)\n");
+    write_text(include / "nested" / "inner.h", "#define AXPY_INNER 0.5f\n");
+    write_text(include / "nested" / "other.h", "/* not included */\n");
+  }
+};
+
+// The headers in the key are the ones the compiler reported reading (its -MD output), found
+// through the dependency record of the first build.
+TEST(CacheKey, HeadersTheCompilerReadMatterAndNoOthers) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  const Program program = axpy_program(7, tree.include.string());
+  const std::string original = cache_key(program);  // no record yet: this compiles once
+  const Kernel kernel = compile(program);
+  EXPECT_EQ(kernel.cache_key(), original);
+  EXPECT_EQ(kernel.state().artifact.dependencies,
+            (std::vector<std::string>{(tree.include / "axpy_offset.h").string(),
+                                      (tree.include / "nested" / "inner.h").string()}));
+  testing::expect_axpy_correct(kernel, 7, 1.5f);
+
+  write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 2.5f\n");
   const std::string edited = cache_key(program);
-  EXPECT_NE(edited, original);
-  write_text(include / "nested" / "other.h", "/* not included, edited */\n");
-  EXPECT_NE(cache_key(program), edited);  // every file counts (docs/cache.md says why)
-  write_text(include / "axpy_offset.h", "#define AXPY_OFFSET 1.0f\n");
-  write_text(include / "nested" / "other.h", "/* not included */\n");
+  EXPECT_NE(edited, original);  // a header included by an included header
+  testing::expect_axpy_correct(compile(program), 7, 3.5f);
+  write_text(tree.include / "nested" / "other.h", "/* never included, edited */\n");
+  EXPECT_EQ(cache_key(program), edited);
+  write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 0.5f\n");
   EXPECT_EQ(cache_key(program), original);  // contents, not timestamps
+  fs::remove(tree.include / "nested" / "inner.h");
+  EXPECT_NE(cache_key(program), original);  // a header gone is a change too
+}
 
-  // A directory passed as -I in compile_flags is a user include directory too.
-  const fs::path flagged = dir.path() / "flagged";
-  fs::create_directories(flagged);
-  write_text(flagged / "h.h", "int x;\n");
-  CompileOptions options;
-  options.compile_flags = {"-I" + flagged.string()};
-  const std::string with_flag = cache_key(program, options);
-  write_text(flagged / "h.h", "int y;\n");
-  EXPECT_NE(cache_key(program, options), with_flag);
-  options.compile_flags = {"-I", flagged.string()};
-  EXPECT_EQ(cache_key(program, options), cache_key(program, options));
+TEST(CacheKey, AHeaderShadowingAnIncludedOneInAnEarlierDirectoryMatters) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  const fs::path first = tree.dir.path() / "first";
+  fs::create_directories(first);
+  Program program = axpy_program(7, first.string());
+  program.include_dirs.push_back(tree.include.string());
+  const std::string original = cache_key(program);
+  testing::expect_axpy_correct(compile(program), 7, 1.5f);
+  write_text(first / "axpy_offset.h", "#define AXPY_OFFSET 4.0f\n");  // found first now
+  EXPECT_NE(cache_key(program), original);
+  testing::expect_axpy_correct(compile(program), 7, 4.0f);
+}
+
+TEST(CacheKey, IncludeFlagsNameUserHeaderDirectoriesToo) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  Program program = axpy_program(7, tree.include.string());
+  program.include_dirs.clear();
+  for (const std::vector<std::string>& flags :
+       {std::vector<std::string>{"-I" + tree.include.string()},
+        std::vector<std::string>{"-I", tree.include.string()},
+        std::vector<std::string>{"-isystem", tree.include.string()}}) {
+    CompileOptions options;
+    options.compile_flags = flags;
+    const std::string key = cache_key(program, options);
+    write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 9.0f\n");
+    EXPECT_NE(cache_key(program, options), key) << flags[0];
+    testing::expect_axpy_correct(compile(program, options), 7, 10.0f);
+    write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 0.5f\n");
+    EXPECT_EQ(cache_key(program, options), key) << flags[0];
+  }
+}
+
+// A new process reads the dependency record: it knows the key without compiling.
+TEST(KeyHelper, IncludeKeyInThisProcess) {
+  const char* include = std::getenv("TILEJIT_TEST_INCLUDE_DIR");
+  if (include == nullptr) GTEST_SKIP() << "run by CacheKey.DependencyRecordServesANewProcess";
+  write_text(std::getenv(kChildKeyFile), cache_key(axpy_program(7, include)));
+}
+
+TEST(CacheKey, DependencyRecordServesANewProcess) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  const Program program = axpy_program(7, tree.include.string());
+  const std::string key = compile(program).cache_key();
+  const fs::path records = cache.root() / "v1" / "deps";
+  ASSERT_EQ(std::distance(fs::directory_iterator(records), fs::directory_iterator()), 1);
+
+  const fs::path file = tree.dir.path() / "child-key";
+  ::setenv(kChildKeyFile, file.c_str(), 1);
+  ::setenv("TILEJIT_TEST_INCLUDE_DIR", tree.include.c_str(), 1);
+  ::setenv("TILELANG_VERBOSE", "1", 1);
+  const detail::ProcessResult result = detail::run_process(
+      {fs::read_symlink("/proc/self/exe").string(), "--gtest_filter=KeyHelper.IncludeKey*"},
+      std::chrono::seconds(120));
+  ::unsetenv(kChildKeyFile);
+  ::unsetenv("TILEJIT_TEST_INCLUDE_DIR");
+  ::unsetenv("TILELANG_VERBOSE");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(detail::read_file(file), key);
+  EXPECT_EQ(result.output.find("tilejit: axpy:"), std::string::npos)
+      << "the child compiled instead of reading the record:\n"
+      << result.output;
+
+  // A record that is not one is removed, and the key is found again by compiling.
+  for (const auto& record : fs::directory_iterator(records)) write_text(record.path(), "{oops");
+  ::setenv(kChildKeyFile, file.c_str(), 1);
+  ::setenv("TILEJIT_TEST_INCLUDE_DIR", tree.include.c_str(), 1);
+  const detail::ProcessResult again = detail::run_process(
+      {fs::read_symlink("/proc/self/exe").string(), "--gtest_filter=KeyHelper.IncludeKey*"},
+      std::chrono::seconds(120));
+  ::unsetenv(kChildKeyFile);
+  ::unsetenv("TILEJIT_TEST_INCLUDE_DIR");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(detail::read_file(file), key);
+  EXPECT_NE(again.output.find("removing broken dependency record"), std::string::npos)
+      << again.output;
 }
 
 TEST(CacheKey, CudaTargetArchMatters) {

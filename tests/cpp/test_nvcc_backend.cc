@@ -69,6 +69,31 @@ TEST(NvccBackend, BuildsOneSharedLibraryFromTheDeviceSourceAndTheGeneratedWrappe
   EXPECT_EQ(artifact.metadata.at("arch"), "sm_90a");
 }
 
+TEST(NvccBackend, ArtifactListsTheUserHeadersNvccRead) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  detail::TempDir dir("tilejit-nvcc-deps");
+  std::filesystem::create_directories(dir.path() / "detail");
+  detail::write_file(dir.path() / "scale.h", "#include \"detail/factor.h\"\n");
+  detail::write_file(dir.path() / "detail" / "factor.h", "#define FACTOR 1.25f\n");
+  detail::write_file(dir.path() / "unused.h", "#error never included\n");
+  const Program program =
+      ProgramBuilder("scale_nvcc_deps")
+          .source(
+              "#include \"scale.h\"\n"
+              "extern \"C\" __global__ void scale(float* x, int n) {\n"
+              "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+              "  if (i < n) x[i] *= FACTOR;\n"
+              "}\n")
+          .tensor("x", "float32", {"n"})
+          .launch(Launch("scale").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+          .include_dir(dir.path().string())
+          .build();
+  const Kernel kernel = compile(program, nvcc_options("cuda -arch=sm_90"));
+  EXPECT_EQ(kernel.artifact().dependencies,
+            (std::vector<std::string>{(dir.path() / "detail" / "factor.h").string(),
+                                      (dir.path() / "scale.h").string()}));
+}
+
 TEST(NvccBackend, GencodeFollowsTheTargetAndUserFlagsAndDefinesReachNvcc) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   Program program = testing::cuda_golden_cases()[0].program;

@@ -3,13 +3,19 @@
 // needs the driver skips with the NotAvailableError message.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "backend/backend.h"
+#include "backend/dependencies.h"
 #include "call/binder.h"
 #include "cuda/driver.h"
 #include "cuda/launch.h"
@@ -246,6 +252,64 @@ TEST(Nvrtc, BackendBuildsACubinArtifact) {
             std::string::npos)
       << artifact.host_source;
   EXPECT_EQ(artifact.device_source, artifact.program.source);
+}
+
+// A header tree for dependency tests: scale.h includes detail/factor.h; unused.h is never
+// included.
+struct CudaHeaderTree {
+  std::filesystem::path root =
+      std::filesystem::temp_directory_path() / fmt::format("tilejit-nvrtc-deps-{}", ::getpid());
+  CudaHeaderTree() {
+    std::filesystem::create_directories(root / "detail");
+    std::ofstream(root / "scale.h") << "#include \"detail/factor.h\"\n"
+                                       "#define SCALE (FACTOR * 3.0f)\n";
+    std::ofstream(root / "detail" / "factor.h") << "#define FACTOR 1.25f\n";
+    std::ofstream(root / "unused.h") << "#error never included\n";
+  }
+  ~CudaHeaderTree() { std::filesystem::remove_all(root); }
+  std::vector<std::string> expected() const {
+    return {(root / "detail" / "factor.h").string(), (root / "scale.h").string()};
+  }
+};
+
+constexpr const char* kScaleWithHeaders =
+    "#include \"scale.h\"\n"
+    "#include <cuda/std/cstdint>\n"
+    "extern \"C\" __global__ void scale(float* x, int n) {\n"
+    "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "  if (i < n) x[i] *= SCALE;\n"
+    "}\n";
+
+TEST(Nvrtc, ListsTheHeadersItOpenedWhenAsked) {
+  REQUIRE_NVRTC();
+  CudaHeaderTree tree;
+  cuda::NvrtcOptions options;
+  options.arch = CudaArch::parse("sm_90");
+  options.include_dirs = {tree.root.string()};
+  EXPECT_TRUE(cuda::compile_cuda(kScaleWithHeaders, options).dependencies.empty());
+  options.list_dependencies = true;
+  const cuda::NvrtcOutput out = cuda::compile_cuda(kScaleWithHeaders, options);
+  EXPECT_EQ(detail::headers_under(out.dependencies, {tree.root}), tree.expected());
+  // Every header NVRTC opened is listed, the toolkit's too (the backend filters them).
+  EXPECT_TRUE(std::any_of(
+      out.dependencies.begin(), out.dependencies.end(),
+      [](const std::string& path) { return path.find("cuda/std/cstdint") != std::string::npos; }))
+      << fmt::format("{}", fmt::join(out.dependencies, "\n"));
+}
+
+TEST(Nvrtc, ArtifactListsTheUserHeadersOnly) {
+  REQUIRE_NVRTC();
+  CudaHeaderTree tree;
+  const Program program =
+      ProgramBuilder("scale")
+          .source(kScaleWithHeaders)
+          .tensor("x", "float32", {"n"})
+          .launch(Launch("scale").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+          .include_dir(tree.root.string())
+          .build();
+  const CompiledArtifact artifact =
+      detail::backend_named("nvrtc").build(program, options_for("sm_90"));
+  EXPECT_EQ(artifact.dependencies, tree.expected());
 }
 
 // Building and loading need no driver (so a CUDA Program compiles, caches and exports on a
