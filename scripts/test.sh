@@ -5,7 +5,8 @@
 # scripts/gpu-check.sh runs them on a GPU machine.
 #
 #   scripts/test.sh            # everything
-#   TILEJIT_SKIP_PYTHON=1 scripts/test.sh   # C++ only
+#   TILEJIT_SKIP_PYTHON=1 scripts/test.sh   # no Python suite
+#   TILEJIT_SKIP_TSAN=1 scripts/test.sh     # no ThreadSanitizer build (scripts/tsan.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,4 +31,8 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
   (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
+fi
+
+if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then
+  bash scripts/tsan.sh "$root/build/tsan"
 fi

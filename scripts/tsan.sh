@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds tilejit with ThreadSanitizer and runs the tests that exercise compile()'s threads:
-# the memory cache's in-flight builds, par_compile's pool, jit's memo.
+# the memory cache's in-flight builds, par_compile's pool, jit's memo, the NVRTC worker pool.
+# scripts/test.sh (and so CI) runs it last.
 #
 #   scripts/tsan.sh [build-dir]        (default: build-tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-tsan}
-tests=(test_compile test_par_compile test_jit)
+tests=(test_compile test_par_compile test_jit test_nvrtc_worker)
 
 # WERROR off: GCC warns (-Wtsan) on atomic_thread_fence, which TSan does not model.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILEJIT_SANITIZE=thread -DTILEJIT_WERROR=OFF \
