@@ -7,7 +7,7 @@
 //                              {.out_idx = std::vector<int>{-1}});
 //   tilejit::Kernel k = matmul(1024, 1024, 512);   // compiled (or loaded from the cache)
 //   auto outs = k({A, B});
-//   matmul.parse_cache_key(1024, 1024, 512);        // the cache key, without compiling
+//   matmul.parse_cache_key(1024, 1024, 512);        // the cache key (see cache_key())
 //   auto kernels = matmul.par_compile({{128, 128, 64}, {256, 256, 64}});
 //
 // Eager mode: a function from the call's argument specs (tensor dtypes, shapes, devices;
@@ -48,7 +48,10 @@ struct ArgSpec {
 };
 using ArgSpecs = std::vector<ArgSpec>;
 
-// The cache key compile(program, options) uses: SHA-256 hex (docs/cache.md). Builds nothing.
+// The cache key compile(program, options) uses: SHA-256 hex (docs/cache.md). Builds nothing,
+// with one exception: a Program with user include directories that was never compiled here or
+// into the disk cache is compiled (and stored) once, because its key covers the headers the
+// compiler reads, which only a build reports.
 std::string cache_key(const Program& program, const CompileOptions& options = {});
 
 namespace detail {
@@ -149,7 +152,8 @@ class Jit {
     return kernel;
   }
 
-  // The cache key of the Program these arguments produce (no compile).
+  // The cache key of the Program these arguments produce (tilejit::cache_key: no compile but
+  // for the first key of a Program with user include directories).
   template <class... A>
   requires(!kEager && std::is_constructible_v<Args, A...>) std::string parse_cache_key(A&&... args)
   const {
