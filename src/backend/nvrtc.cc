@@ -1,5 +1,6 @@
-// The nvrtc backend: NVRTC in process -> cubin (PTX when NVRTC predates the device), loaded
-// context-independently with cuLibraryLoadData, launched from a precomputed plan in C++.
+// The nvrtc backend: NVRTC (in process; in worker processes for par_compile) -> cubin (PTX when
+// NVRTC predates the device), loaded context-independently with cuLibraryLoadData, launched
+// from a precomputed plan in C++.
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "cuda/l2.h"
 #include "cuda/launch.h"
 #include "cuda/nvrtc.h"
+#include "cuda/nvrtc_worker.h"
 #include "cuda/tma.h"
 #include "tilejit/errors.h"
 
@@ -380,7 +382,9 @@ class NvrtcBackend final : public Backend {
     // The plan is rendered (and every kernel signature resolved) before compiling, so that a
     // malformed Program fails fast with a ProgramError rather than after a slow compile.
     std::string host_source = render_program_plan(program);
-    NvrtcOutput out = compile_cuda(program.source, nvrtc_options);
+    NvrtcOutput out = options.compiler_placement == CompilerPlacement::kWorkerProcess
+                          ? compile_cuda_in_worker(program.source, nvrtc_options)
+                          : compile_cuda(program.source, nvrtc_options);
 
     CompiledArtifact artifact;
     artifact.backend = "nvrtc";
