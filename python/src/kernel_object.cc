@@ -21,6 +21,7 @@
 #include "bindings.h"
 #include "call/binder.h"
 #include "casters.h"
+#include "compile/compile.h"
 #include "compile/kernel_state.h"
 #include "dlpack_exchange.h"
 #include "errors.h"
@@ -409,7 +410,7 @@ void bind_kernel(nb::module_& m) {
       [](nb::handle cls, const Program& program, std::optional<std::vector<int>> out_idx,
          std::string execution_backend, std::string target, std::string target_host,
          std::optional<bool> verbose, std::map<std::string, std::string> pass_configs,
-         std::vector<std::string> compile_flags) {
+         std::vector<std::string> compile_flags, bool worker_process) {
         CompileOptions options = make_options(std::move(out_idx), std::move(execution_backend),
                                               std::move(target), std::move(target_host), verbose,
                                               std::move(pass_configs), std::move(compile_flags));
@@ -418,15 +419,21 @@ void bind_kernel(nb::module_& m) {
           // Compiling takes milliseconds to seconds: other Python threads run meanwhile, which
           // is what par_compile's worker threads rely on.
           nb::gil_scoped_release release;
-          kernel = tilejit::compile(program, options);
+          kernel = detail::compile_with_outcome(program, options,
+                                                worker_process
+                                                    ? detail::CompilerPlacement::kWorkerProcess
+                                                    : detail::CompilerPlacement::kInProcess)
+                       .kernel;
         }
         return make_kernel_object(cls, std::move(kernel));
       },
       "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
       "target_host"_a = "", "verbose"_a = nb::none(),
       "pass_configs"_a = std::map<std::string, std::string>{},
-      "compile_flags"_a = std::vector<std::string>{},
-      "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`.");
+      "compile_flags"_a = std::vector<std::string>{}, "_worker_process"_a = false,
+      "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`. "
+      "`_worker_process` (par_compile's) runs an in-process compiler (NVRTC) in a worker process "
+      "instead, so that compiles on several threads overlap.");
 }
 
 }  // namespace tilejit::python

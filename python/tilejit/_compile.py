@@ -74,7 +74,9 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
                 ignore_error: bool = False) -> list[Optional[Kernel]]:
     """Compiles several Programs in parallel; results are in input order.
 
-    Each compile runs in a worker thread with the GIL released. A progress bar is drawn when
+    Each compile runs in a worker thread with the GIL released; NVRTC compiles run in worker
+    processes (tilejit-nvrtc-worker, beside the extension module), since NVRTC barely overlaps
+    compiles within one process. A progress bar is drawn when
     tqdm is installed. With ``ignore_error`` a failed Program yields None and its error is
     logged as a warning; otherwise the first failure (in input order) is raised once every
     compile has finished.
@@ -88,7 +90,7 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     kernels: list[Optional[Kernel]] = [None] * len(programs)
     errors: list[Optional[Error]] = [None] * len(programs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tilejit-compile") as pool:
-        futures = {pool.submit(_core.compile, Kernel, program, **options): i
+        futures = {pool.submit(_core.compile, Kernel, program, _worker_process=True, **options): i
                    for i, program in enumerate(programs)}
         for future in _progress(as_completed(futures), total=len(futures)):
             i = futures[future]
