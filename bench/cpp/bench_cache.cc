@@ -118,13 +118,17 @@ double bare_compile_ms(const Backend& backend, const Program& program) {
 }
 
 // One cold compile through tilejit: key, build, store, and load where a device allows.
-double cold_compile_ms(const Backend& backend, const Program& program) {
+// `placement` is where NVRTC runs when there is no device (par_compile asks for workers).
+double cold_compile_ms(
+    const Backend& backend, const Program& program,
+    tilejit::detail::CompilerPlacement placement = tilejit::detail::CompilerPlacement::kInProcess) {
   tilejit::detail::MemoryCache::global().clear();
   const auto start = Clock::now();
   if (backend.can_load) {
     (void)tilejit::compile(program, backend.options);
   } else {
-    const auto resolved = tilejit::detail::resolve_options(program, backend.options);
+    auto resolved = tilejit::detail::resolve_options(program, backend.options);
+    resolved.compiler_placement = placement;
     Program with_outputs = program;
     with_outputs.out_idx = resolved.out_idx;
     const std::string key = tilejit::cache_key(program, backend.options);
@@ -238,7 +242,8 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
       tilejit::detail::par_compile_tasks(
           programs.size(),
           [&](size_t i) {
-            (void)cold_compile_ms(backend, programs[i]);
+            (void)cold_compile_ms(backend, programs[i],
+                                  tilejit::detail::CompilerPlacement::kWorkerProcess);
             return tilejit::detail::CompileReport{};
           },
           [](size_t i) { return std::to_string(i); }, workers, false);
