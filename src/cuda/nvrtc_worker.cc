@@ -364,17 +364,21 @@ class Pool {
       for (pollfd& fd : fds) fd.revents = 0;  // EINTR or ENOMEM: rely on the retry instead
     }
     const auto now = Clock::now();
-    size_t kept = 0;
+    // Into a new vector: moving idle_[i] onto itself would empty its executable string (a
+    // self-move leaves a std::string unspecified), and the next check would retire a healthy
+    // worker. That cost a respawn every second compile before.
+    std::vector<Worker> usable;
+    usable.reserve(idle_.size());
     for (size_t i = 0; i < idle_.size(); ++i) {
       if (idle_[i].executable != executable || now - idle_[i].idle_since >= kRetireIdleAfter ||
           fds[i].revents != 0) {
         retired.push_back(std::move(idle_[i]));
         --live_;
       } else {
-        idle_[kept++] = std::move(idle_[i]);
+        usable.push_back(std::move(idle_[i]));
       }
     }
-    idle_.resize(kept);
+    idle_ = std::move(usable);
   }
 
   std::mutex mutex_;

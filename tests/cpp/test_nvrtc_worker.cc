@@ -226,6 +226,22 @@ TEST(NvrtcWorker, SameOutputAsInProcess) {
   EXPECT_TRUE(zombie_children().empty());
 }
 
+// One thread compiling one after another keeps using one warm worker: starting a worker (and
+// NVRTC in it) per compile would cost more than the parallelism gains. Caught: a self-move in
+// the pool emptied an idle worker's record and retired it every second compile.
+TEST(NvrtcWorker, SequentialCompilesReuseOneWorker) {
+  REQUIRE_NVRTC();
+  (void)cuda::compile_cuda_in_worker(kernel_source(0), kernel_options(0));
+  const cuda::NvrtcWorkerStats before = cuda::nvrtc_worker_stats();
+  ASSERT_FALSE(before.idle_pids.empty());
+  for (int index = 1; index < 6; ++index) {
+    (void)cuda::compile_cuda_in_worker(kernel_source(index), kernel_options(index));
+    const cuda::NvrtcWorkerStats now = cuda::nvrtc_worker_stats();
+    EXPECT_EQ(now.spawned, before.spawned) << "compile " << index << " started a new worker";
+    EXPECT_EQ(now.idle_pids, before.idle_pids) << "compile " << index;
+  }
+}
+
 TEST(NvrtcWorker, ListDependenciesCrossesLikeInProcess) {
   REQUIRE_NVRTC();
   NvrtcOptions options = kernel_options(2);
