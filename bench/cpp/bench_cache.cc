@@ -31,6 +31,7 @@
 #include "compile/toolchain.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
+#include "cuda/nvrtc_worker.h"
 #include "tilejit/tilejit.h"
 
 extern char** environ;
@@ -248,6 +249,7 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
         [](size_t i) { return std::to_string(i); }, workers, false);
     return ms_since(start);
   };
+  const double first = par_ms(cores, CompilerPlacement::kWorkerProcess);
   const double parallel = par_ms(cores, CompilerPlacement::kWorkerProcess);
   const double serial = par_ms(1, CompilerPlacement::kWorkerProcess);
   fmt::print(
@@ -255,6 +257,11 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
       "cores (goal >= 12x)\n",
       kernels, cores, parallel, serial, serial / parallel, cores);
   if (name == "nvrtc") {
+    const tilejit::cuda::NvrtcWorkerStats stats = tilejit::cuda::nvrtc_worker_stats();
+    fmt::print(
+        "  the first par_compile in this process, which starts the NVRTC workers: {:.0f} ms "
+        "({:.1f}x); workers started in all: {}\n",
+        first, serial / first, stats.spawned);
     const double threads = par_ms(cores, CompilerPlacement::kInProcess);
     const double one_thread = par_ms(1, CompilerPlacement::kInProcess);
     fmt::print(
