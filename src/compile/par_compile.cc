@@ -1,6 +1,5 @@
 // par_compile(): a pool of compile threads. Each compile() releases every lock before it
 // builds, so N workers run N compilers at once.
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,19 +11,13 @@
 
 #include <fmt/format.h>
 
+#include "compile/toolchain.h"
 #include "tilejit/errors.h"
 #include "tilejit/jit.h"
 
 namespace tilejit {
 namespace detail {
 namespace {
-
-int usable_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 void write_stderr(const std::string& text) {
   (void)!::write(STDERR_FILENO, text.data(), text.size());

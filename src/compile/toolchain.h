@@ -33,6 +33,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::sec
 // executable), if any.
 std::optional<std::filesystem::path> find_program(std::string_view name);
 
+// The CPUs this process may run on (its affinity mask), at least 1: par_compile's default
+// number of workers and the cap of the NVRTC worker pool.
+int usable_cores();
+
 // The host compilers: CC / CXX from the environment, else cc / c++ on PATH.
 struct HostCompiler {
   std::string c_compiler;

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -12,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -22,11 +20,11 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "compile/toolchain.h"
 #include "cuda/nvrtc_worker_protocol.h"
 #include "tilejit/errors.h"
 
@@ -43,13 +41,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kRetireIdleAfter = worker::kIdleTimeout - std::chrono::seconds(10);
 // A worker whose socket closed is exiting; how long to wait for its exit status before killing.
 constexpr auto kExitGrace = std::chrono::seconds(2);
-
-int usable_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 void warn_once(const std::string& line) {
   static std::mutex mutex;
@@ -386,7 +377,7 @@ class Pool {
   std::vector<Worker> idle_;
   std::vector<pid_t> busy_;
   int live_ = 0;  // idle, busy and being spawned
-  const int cap_ = usable_cores();
+  const int cap_ = detail::usable_cores();
   pid_t owner_ = ::getpid();
   uint64_t spawned_ = 0;
   uint64_t retried_ = 0;
