@@ -104,6 +104,13 @@ std::vector<std::string> headers_under(const std::vector<std::string>& paths,
 std::vector<std::string> user_headers_from_make_file(const fs::path& dependency_file,
                                                      const Program& program,
                                                      const ResolvedOptions& options) {
+  if (!fs::exists(dependency_file)) {
+    throw Error(fmt::format(
+        "program '{}': the compiler wrote no dependency file for -MD -MF {}; tilejit keys the "
+        "cache on the headers a build reads and needs a compiler that reports them (GCC, Clang, "
+        "nvcc, hipcc)",
+        program.name, dependency_file.string()));
+  }
   return headers_under(parse_make_dependencies(read_file(dependency_file)),
                        user_include_dirs(program, options));
 }

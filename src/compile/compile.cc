@@ -130,8 +130,10 @@ KeyMemo& key_memo() {
 }
 
 // The environment variables that resolve_options() reads.
-constexpr std::array<const char*, 3> kOptionEnvVars = {
-    "TILELANG_TARGET", "TILELANG_EXECUTION_BACKEND", "TILELANG_VERBOSE"};
+constexpr const char* kTargetEnv = "TILELANG_TARGET";
+constexpr const char* kBackendEnv = "TILELANG_EXECUTION_BACKEND";
+constexpr const char* kVerboseEnv = "TILELANG_VERBOSE";
+constexpr std::array<const char*, 3> kOptionEnvVars = {kTargetEnv, kBackendEnv, kVerboseEnv};
 
 using OptionEnvironment = std::array<std::optional<std::string_view>, kOptionEnvVars.size()>;
 
@@ -157,7 +159,7 @@ OptionEnvironment option_environment() {
 // remembers the last Programs it compiled, with the CompileOptions and the option environment
 // variables of that call, and the Kernel. A hit costs comparing those (no lock: the table is
 // the thread's own). MemoryCache::clear() invalidates it through the cache's generation.
-// Programs that may include user headers never enter it: their key covers header contents,
+// Programs with user include directories never enter it: their key covers header contents,
 // which can change while the Program stays equal.
 class HitMemo {
  public:
@@ -170,25 +172,23 @@ class HitMemo {
     const Entry& entry = entries_[slot(program)];
     if (entry.generation != MemoryCache::global().generation() || !entry.kernel) return nullptr;
     if (!(entry.options == options) || !(entry.program == program)) return nullptr;
-    if (option_environment() != entry.environment) return nullptr;
+    const OptionEnvironment now = option_environment();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (now[i].has_value() != entry.environment[i].has_value()) return nullptr;
+      if (now[i] && *now[i] != *entry.environment[i]) return nullptr;
+    }
     return &entry.kernel;
   }
 
   void remember(const Program& program, const CompileOptions& options, uint64_t generation,
                 const Kernel& kernel) {
-    if (!program.include_dirs.empty() || has_include_flag(program.compile_flags) ||
-        has_include_flag(options.compile_flags)) {
-      return;
-    }
     Entry& entry = entries_[slot(program)];
     entry.generation = generation;
     entry.program = program;
     entry.options = options;
-    for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
-      const std::optional<std::string_view> value = option_environment()[i];
-      entry.environment_text[i] = value ? std::string(*value) : std::string();
-      entry.environment[i] =
-          value ? std::optional<std::string_view>(entry.environment_text[i]) : std::nullopt;
+    const OptionEnvironment now = option_environment();
+    for (size_t i = 0; i < now.size(); ++i) {
+      entry.environment[i] = now[i] ? std::optional<std::string>(*now[i]) : std::nullopt;
     }
     entry.kernel = kernel;
   }
@@ -199,19 +199,12 @@ class HitMemo {
     uint64_t generation = 0;
     Program program;
     CompileOptions options;
-    OptionEnvironment environment;  // views of environment_text
-    std::array<std::string, kOptionEnvVars.size()> environment_text;
+    std::array<std::optional<std::string>, kOptionEnvVars.size()> environment;
     Kernel kernel;
   };
 
   static size_t slot(const Program& program) {
     return (std::hash<std::string>{}(program.name) ^ program.source.size()) % kSlots;
-  }
-  static bool has_include_flag(const std::vector<std::string>& flags) {
-    return std::any_of(flags.begin(), flags.end(), [](const std::string& flag) {
-      return flag.starts_with("-I") || flag.starts_with("-isystem") ||
-             flag.starts_with("--include-path");
-    });
   }
 
   std::array<Entry, kSlots> entries_;
@@ -357,7 +350,7 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
   const std::string language_kind(to_string(program.language));
 
   std::string target_text = options.target;
-  if (target_text.empty()) target_text = env_string("TILELANG_TARGET");
+  if (target_text.empty()) target_text = env_string(kTargetEnv);
   if (target_text.empty()) target_text = "auto";
   Target target = Target::parse(target_text);
   if (target.kind == "auto") target.kind = language_kind;
@@ -368,13 +361,13 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
   }
 
   resolved.backend = options.execution_backend;
-  if (resolved.backend.empty()) resolved.backend = env_string("TILELANG_EXECUTION_BACKEND");
+  if (resolved.backend.empty()) resolved.backend = env_string(kBackendEnv);
   if (resolved.backend.empty() || resolved.backend == "auto")
     resolved.backend = default_backend_for(target);
   resolved.target = backend_named(resolved.backend).resolve_target(target);
 
   resolved.target_host = options.target_host;
-  resolved.verbose = options.verbose.has_value() ? *options.verbose : env_flag("TILELANG_VERBOSE");
+  resolved.verbose = options.verbose.has_value() ? *options.verbose : env_flag(kVerboseEnv);
   resolved.pass_configs = options.pass_configs;
   resolved.out_idx = options.out_idx
                          ? normalize_out_idx(*options.out_idx, program, "compile option")
@@ -413,7 +406,9 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
     MemoryCache::global().insert(outcome.kernel.cache_key(), outcome.kernel);
   }
   // A verbose compile reports every call, hits included, so it stays on the full path.
-  if (!prepared.options.verbose) memo.remember(program, options, generation, outcome.kernel);
+  if (!prepared.options.verbose && prepared.header_dirs.empty()) {
+    memo.remember(program, options, generation, outcome.kernel);
+  }
   if (prepared.options.verbose) {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

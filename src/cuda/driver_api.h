@@ -186,6 +186,7 @@ enum CUtensorMapFloatOOBfill : int {
 // NVRTC.
 using nvrtcResult = int;
 inline constexpr nvrtcResult NVRTC_SUCCESS = 0;
+inline constexpr nvrtcResult NVRTC_ERROR_INVALID_OPTION = 5;
 inline constexpr nvrtcResult NVRTC_ERROR_COMPILATION = 6;
 struct _nvrtcProgram;
 using nvrtcProgram = _nvrtcProgram*;

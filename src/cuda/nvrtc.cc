@@ -1,7 +1,6 @@
 #include "cuda/nvrtc.h"
 
 #include <dlfcn.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "compile/toolchain.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::cuda {
@@ -121,37 +121,23 @@ const LoadedNvrtc& loaded_nvrtc() {
 
 // NVRTC has no -MD: the headers it opened are listed only in its device time trace, as
 // "Processing Header File" events. The trace goes to a private temporary directory (NVRTC
-// appends ".json" to the name it is given) that the destructor removes.
+// appends ".json" to the name it is given).
 class DependencyTrace {
  public:
-  DependencyTrace() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "tilejit-nvrtc-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw Error(fmt::format("cannot create a temporary directory for NVRTC's trace: {}",
-                              std::strerror(errno)));
-    }
-    dir_ = pattern;
-  }
-  ~DependencyTrace() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  DependencyTrace(const DependencyTrace&) = delete;
-  DependencyTrace& operator=(const DependencyTrace&) = delete;
-
-  std::string option() const { return "--fdevice-time-trace=" + (dir_ / "trace").string(); }
+  std::string option() const { return "--fdevice-time-trace=" + (dir_.path() / "trace").string(); }
 
   // Every header file the trace names, in the order NVRTC finished them.
-  std::vector<std::string> headers() const {
+  std::vector<std::string> headers(const NvrtcApi& api) const {
     std::vector<std::string> headers;
+    bool found = false;
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path(), ec)) {
+      found = true;
       std::ifstream in(entry.path());
       const nlohmann::json trace = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
       if (!trace.is_object() || !trace.contains("traceEvents")) {
-        throw Error(
-            fmt::format("NVRTC's time trace {} is not the expected JSON", entry.path().string()));
+        throw Error(fmt::format("NVRTC {}'s time trace {} is not the JSON tilejit reads",
+                                api.version_string(), entry.path().string()));
       }
       for (const nlohmann::json& event : trace["traceEvents"]) {
         if (event.value("name", "") != "Processing Header File") continue;
@@ -160,11 +146,21 @@ class DependencyTrace {
         }
       }
     }
+    // No list would key the Program as if it read no header: refuse rather than go stale.
+    if (!found) throw Error(unsupported(api));
     return headers;
   }
 
+  static std::string unsupported(const NvrtcApi& api) {
+    return fmt::format(
+        "NVRTC {} did not report which headers it read (--fdevice-time-trace); the cache key of "
+        "a Program with include directories needs that list. Use an NVRTC that supports the "
+        "option (CUDA 12.8 or newer), or the nvcc backend",
+        api.version_string());
+  }
+
  private:
-  std::filesystem::path dir_;
+  detail::TempDir dir_{"tilejit-nvrtc-trace"};
 };
 
 // The first lines of the log that report errors, for what().
@@ -351,6 +347,10 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
     api.nvrtcGetProgramLog(program, out.log.data());
     out.log.resize(log_size - 1);  // the terminating NUL
   }
+  if (compiled == NVRTC_ERROR_INVALID_OPTION && trace) {
+    throw CompileError(DependencyTrace::unsupported(api), out.log, out.options,
+                       options.source_name);
+  }
   if (compiled != NVRTC_SUCCESS) {
     throw CompileError(fmt::format("NVRTC {} failed to compile {} for {} ({}):{}",
                                    api.version_string(), options.source_name, out.target,
@@ -358,7 +358,7 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
                        out.log, out.options, options.source_name);
   }
   if (trace) {
-    out.dependencies = trace->headers();
+    out.dependencies = trace->headers(api);
   }
   size_t size = 0;
   (ptx ? api.nvrtcGetPTXSize : api.nvrtcGetCUBINSize)(program, &size);

@@ -282,38 +282,31 @@ Response decode_response(std::string_view payload) {
   }
   const uint8_t kind = in.u8();
   std::string message = in.string();
+  auto rebuilt = [&](auto error) {
+    in.finish();
+    response.error = std::make_exception_ptr(std::move(error));
+    return response;
+  };
   switch (static_cast<ErrorKind>(kind)) {
     case ErrorKind::kCompileError: {
       std::string log = in.string();
       std::vector<std::string> options = in.strings();
       std::string source_name = in.string();
-      in.finish();
-      response.error = std::make_exception_ptr(CompileError(
-          std::move(message), std::move(log), std::move(options), std::move(source_name)));
-      return response;
+      return rebuilt(CompileError(std::move(message), std::move(log), std::move(options),
+                                  std::move(source_name)));
     }
     case ErrorKind::kCudaError: {
       const int32_t code = in.i32();
-      in.finish();
-      response.error = std::make_exception_ptr(CudaError(std::move(message), code));
-      return response;
+      return rebuilt(CudaError(std::move(message), code));
     }
     case ErrorKind::kProgramError:
-      in.finish();
-      response.error = std::make_exception_ptr(ProgramError(message));
-      return response;
+      return rebuilt(ProgramError(message));
     case ErrorKind::kArgumentError:
-      in.finish();
-      response.error = std::make_exception_ptr(ArgumentError(message));
-      return response;
+      return rebuilt(ArgumentError(message));
     case ErrorKind::kNotAvailableError:
-      in.finish();
-      response.error = std::make_exception_ptr(NotAvailableError(message));
-      return response;
+      return rebuilt(NotAvailableError(message));
     case ErrorKind::kError:
-      in.finish();
-      response.error = std::make_exception_ptr(Error(message));
-      return response;
+      return rebuilt(Error(message));
   }
   in.malformed(fmt::format("unknown error kind {}", kind));
 }

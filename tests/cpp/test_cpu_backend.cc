@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <random>
 #include <thread>
 #include <vector>
@@ -158,12 +159,18 @@ TEST(CpuBackend, OutIdxNegativeIndicesAndShapesFromSymbols) {
   }
 }
 
-TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
-  const Program program = example("vector_add");
+// What compile() resolves for examples/vector_add.json on the cpu backend.
+detail::ResolvedOptions vector_add_build_options() {
   detail::ResolvedOptions options;
   options.backend = "cpu";
   options.target = detail::Target{"c", ""};
   options.out_idx = {2};
+  return options;
+}
+
+TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
+  const Program program = example("vector_add");
+  const detail::ResolvedOptions options = vector_add_build_options();
   const detail::Backend& backend = detail::backend_named("cpu");
   CompiledArtifact artifact = backend.build(program, options);
   EXPECT_EQ(artifact.binary_kind, "shared_library");
@@ -182,10 +189,7 @@ TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
 
 TEST(CpuBackend, AnArtifactOfAnotherKindIsRefusedAtLoad) {
   const Program program = example("vector_add");
-  detail::ResolvedOptions options;
-  options.backend = "cpu";
-  options.target = detail::Target{"c", ""};
-  options.out_idx = {2};
+  const detail::ResolvedOptions options = vector_add_build_options();
   CompiledArtifact artifact = detail::backend_named("cpu").build(program, options);
   artifact.binary_kind = "cubin";
   try {
@@ -196,6 +200,32 @@ TEST(CpuBackend, AnArtifactOfAnotherKindIsRefusedAtLoad) {
     EXPECT_NE(message.find("vector_add"), std::string::npos) << message;
     EXPECT_NE(message.find("cpu backend loads shared libraries"), std::string::npos) << message;
     EXPECT_NE(message.find("'cubin'"), std::string::npos) << message;
+  }
+}
+
+// The cache key needs the headers a build read; a compiler that ignores -MD -MF must not pass
+// for one that read none.
+TEST(CpuBackend, ACompilerThatWritesNoDependencyFileIsAnErrorSayingWhy) {
+  detail::TempDir dir("tilejit-test-cc");
+  const std::filesystem::path wrapper = dir.path() / "cc-without-md";
+  detail::write_file(wrapper,
+                     "#!/bin/bash\n"
+                     "args=(); skip=0\n"
+                     "for a in \"$@\"; do\n"
+                     "  if [ $skip = 1 ]; then skip=0; continue; fi\n"
+                     "  case \"$a\" in -MD) ;; -MF) skip=1 ;; *) args+=(\"$a\") ;; esac\n"
+                     "done\n"
+                     "exec cc \"${args[@]}\"\n");
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  detail::ResolvedOptions options = vector_add_build_options();
+  options.target_host = wrapper.string();
+  try {
+    (void)detail::backend_named("cpu").build(example("vector_add"), options);
+    FAIL() << "a build without a dependency list was accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("vector_add"), std::string::npos) << message;
+    EXPECT_NE(message.find("wrote no dependency file"), std::string::npos) << message;
   }
 }
 

@@ -12,6 +12,7 @@
 
 #if __has_include(<cuda.h>)
 #include <cuda.h>
+#include <nvrtc.h>
 #define TILEJIT_HAVE_CUDA_H 1
 #endif
 
@@ -46,6 +47,9 @@ static_assert(sizeof(tj::CUtensorMapDataType) == sizeof(::CUtensorMapDataType));
 
 // Results.
 SAME_VALUE(CUDA_SUCCESS);
+SAME_VALUE(NVRTC_SUCCESS);
+SAME_VALUE(NVRTC_ERROR_INVALID_OPTION);
+SAME_VALUE(NVRTC_ERROR_COMPILATION);
 SAME_VALUE(CUDA_ERROR_INVALID_VALUE);
 SAME_VALUE(CUDA_ERROR_NOT_INITIALIZED);
 SAME_VALUE(CUDA_ERROR_NO_DEVICE);
