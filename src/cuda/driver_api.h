@@ -220,6 +220,8 @@ using PFN_cuLibraryLoadData = CUresult (*)(CUlibrary* library, const void* code,
                                            unsigned int numLibraryOptions);
 using PFN_cuLibraryUnload = CUresult (*)(CUlibrary library);
 using PFN_cuLibraryGetKernel = CUresult (*)(CUkernel* kernel, CUlibrary library, const char* name);
+using PFN_cuKernelGetAttribute = CUresult (*)(int* value, CUfunction_attribute attrib,
+                                              CUkernel kernel, CUdevice dev);
 using PFN_cuKernelSetAttribute = CUresult (*)(CUfunction_attribute attrib, int value,
                                               CUkernel kernel, CUdevice dev);
 using PFN_cuLaunchKernelEx = CUresult (*)(const CUlaunchConfig* config, CUfunction f,
