@@ -410,6 +410,8 @@ class NvrtcBackend final : public Backend {
     nvrtc_options.verbose = options.verbose;
     const std::vector<std::filesystem::path> header_dirs = user_include_dirs(program, options);
     nvrtc_options.list_dependencies = !header_dirs.empty();
+    // Header-heavy sources are the ones with user include dirs (TileLang's tl_templates, CUTLASS).
+    if (!header_dirs.empty()) nvrtc_options.pch_dir = options.nvrtc_pch_dir;
     // The plan is rendered (and every kernel signature resolved) before compiling, so that a
     // malformed Program fails fast with a ProgramError rather than after a slow compile.
     std::string host_source = render_program_plan(program);
@@ -430,6 +432,7 @@ class NvrtcBackend final : public Backend {
     artifact.metadata["arch"] = out.target;
     artifact.metadata["options"] = fmt::format("{}", fmt::join(out.options, " "));
     artifact.metadata["log"] = out.log;
+    artifact.metadata["pch"] = out.pch;
     artifact.dependencies = headers_under(out.dependencies, header_dirs);
     return artifact;
   }

@@ -188,6 +188,8 @@ using nvrtcResult = int;
 inline constexpr nvrtcResult NVRTC_SUCCESS = 0;
 inline constexpr nvrtcResult NVRTC_ERROR_INVALID_OPTION = 5;
 inline constexpr nvrtcResult NVRTC_ERROR_COMPILATION = 6;
+inline constexpr nvrtcResult NVRTC_ERROR_NO_PCH_CREATE_ATTEMPTED = 13;
+inline constexpr nvrtcResult NVRTC_ERROR_PCH_CREATE_HEAP_EXHAUSTED = 14;
 struct _nvrtcProgram;
 using nvrtcProgram = _nvrtcProgram*;
 
@@ -263,5 +265,7 @@ using PFN_nvrtcCompileProgram = nvrtcResult (*)(nvrtcProgram prog, int numOption
                                                 const char* const* options);
 using PFN_nvrtcGetSize = nvrtcResult (*)(nvrtcProgram prog, size_t* size);
 using PFN_nvrtcGetBytes = nvrtcResult (*)(nvrtcProgram prog, char* out);
+using PFN_nvrtcGetPCHCreateStatus = nvrtcResult (*)(nvrtcProgram prog);
+using PFN_nvrtcSetPCHHeapSize = nvrtcResult (*)(size_t size);
 
 }  // namespace tilejit::cuda
