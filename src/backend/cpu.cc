@@ -14,8 +14,8 @@
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace {

@@ -22,7 +22,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cache/artifact_io.h"
+#include "artifact/artifact_io.h"
 #include "cache/key.h"
 #include "compile/compile.h"
 #include "tilejit/errors.h"

@@ -1,4 +1,4 @@
-#include "compile/toolchain.h"
+#include "toolchain/toolchain.h"
 
 #include <fcntl.h>
 #include <poll.h>
