@@ -28,7 +28,8 @@ void delete_host_tensor(dlpack::DLManagedTensorVersioned* self) {
   delete block;
 }
 
-Tensor empty_host(DataType dtype, std::span<const int64_t> shape) {
+// Checks every extent of a shape Tensor::empty is to allocate; the element count.
+int64_t checked_element_count(std::span<const int64_t> shape) {
   int64_t count = 1;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] < 0) {
@@ -38,6 +39,11 @@ Tensor empty_host(DataType dtype, std::span<const int64_t> shape) {
       throw ArgumentError("Tensor::empty: the element count overflows int64");
     }
   }
+  return count;
+}
+
+Tensor empty_host(DataType dtype, std::span<const int64_t> shape) {
+  const int64_t count = checked_element_count(shape);
   const int64_t bytes = dtype.storage_bytes(count);
   // aligned_alloc wants a multiple of the alignment; a zero-size tensor still gets a valid,
   // non-null pointer so that it passes the Binder's null check.
@@ -80,6 +86,7 @@ Tensor Tensor::empty(DataType dtype, std::span<const int64_t> shape, Device devi
     case dlpack::kDLCPU:
       return empty_host(dtype, shape);
     case dlpack::kDLCUDA:
+      checked_element_count(shape);
       return Tensor(cuda::allocate_tensor(dtype, shape, device));
     default:
       throw NotAvailableError(
