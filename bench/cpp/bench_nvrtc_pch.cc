@@ -20,7 +20,7 @@
 #include <fmt/format.h>
 
 #include "cache/memory_cache.h"
-#include "compile/toolchain.h"
+#include "toolchain/toolchain.h"
 #include "tilejit/tilejit.h"
 
 namespace {

@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "compile/toolchain.h"
 #include "cuda/nvrtc_pch.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::cuda {
 namespace {

@@ -15,9 +15,9 @@
 
 #include <fmt/format.h>
 
-#include "cache/key.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/sha256.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::cuda {
 namespace {

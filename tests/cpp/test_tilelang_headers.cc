@@ -11,7 +11,7 @@
 #include <string>
 
 #include "cache_test_support.h"
-#include "compile/toolchain.h"
+#include "toolchain/toolchain.h"
 #include "tilejit/tilejit.h"
 
 namespace tilejit {
