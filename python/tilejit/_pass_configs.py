@@ -85,7 +85,8 @@ def for_lowering(pass_configs: Optional[Mapping[Any, Any]],
     for key, value in (pass_configs or {}).items():
         name = key_name(key)
         if name in known:
-            config[name] = value
+            # TileLang's PassContext takes the extra device flags as a list only.
+            config[name] = _split_flags(value) if name == DEVICE_COMPILE_FLAGS else value
         else:
             warn_once(name, "is not a pass config of this TileLang/TVM (see "
                             "tilelang.transform.PassConfigKey)")

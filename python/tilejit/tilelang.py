@@ -85,8 +85,8 @@ def prim_func_of(func: Any) -> tirx.PrimFunc:
             prim_func = get_tir()
         except TypeError as error:
             raise ProgramError(
-                f"the @tilelang.jit function '{getattr(func, '__name__', func)}' needs arguments "
-                f"to produce its PrimFunc ({error}); pass func.get_tir(*args) instead") from None
+                f"a @tilelang.jit function needs arguments to produce its PrimFunc ({error}); "
+                f"pass func.get_tir(*args) instead") from None
         if isinstance(prim_func, tirx.PrimFunc):
             return prim_func
     raise ProgramError(f"expected a TileLang PrimFunc or @tilelang.jit function, got "
@@ -532,10 +532,22 @@ def from_tilelang(func: Any, target: Any = None, pass_configs: Optional[Mapping[
     reads TILELANG_TARGET). ``pass_configs`` go to TileLang's lowering; fast math and
     'tl.device_compile_flags' also become device-compiler flags of the Program, as do
     ``compile_flags``. ``out_idx`` (or the PrimFunc's T.empty outputs) becomes the Program's.
-    The name defaults to the function's global symbol. Raises ProgramError for what cannot be
-    converted.
+    A ``@tilelang.jit`` function contributes its decorator's out_idx, pass_configs and
+    compile_flags (the explicit arguments win). The name defaults to the function's global
+    symbol. Raises ProgramError for what cannot be converted.
     """
     prim_func = prim_func_of(func)
+    if prim_func is not func:
+        # A @tilelang.jit function: its decorator's options, under the explicit ones.
+        if out_idx is None:
+            out_idx = getattr(func, "out_idx", None)
+        pass_configs = {**(getattr(func, "pass_configs", None) or {}), **(pass_configs or {})}
+        decorator_flags = getattr(func, "compile_flags", None) or []
+        if isinstance(decorator_flags, str):
+            decorator_flags = [decorator_flags]
+        if isinstance(compile_flags, str):
+            compile_flags = [compile_flags]
+        compile_flags = list(decorator_flags) + list(compile_flags or [])
     out_idx, configs, flags = _merged_options(prim_func, out_idx, pass_configs, compile_flags)
     artifact = lower(prim_func, target, configs)
     if isinstance(out_idx, int):

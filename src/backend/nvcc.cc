@@ -211,7 +211,13 @@ class NvccBackend final : public Backend {
       argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
     }
     // The resolved flags hold the Program's own flags followed by the options'.
-    for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+    for (const std::string& flag : options.compile_flags) {
+      // NVRTC's -default-device makes unannotated functions device functions, which JIT mode
+      // needs (TileLang's Programs carry it); nvcc compiles offline, has no such flag and needs
+      // none.
+      if (flag == "-default-device" || flag == "--device-as-default-execution-space") continue;
+      argv.push_back(flag);
+    }
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
     argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
                              (dir.path() / kHostSourceName).string()});
