@@ -70,6 +70,10 @@ def _device_source(kernel_source: str) -> str:
 # Host-side packed calls that set things up rather than launch a kernel.
 _TMA_CREATE = ("__tvm_tensormap_create_tiled", "__tvm_tensormap_create_im2col")
 _SETUP_CALLS = ("__tvm_set_device",) + _TMA_CREATE
+# T.annotate_l2_hit_ratio: the host sets an access policy window on the stream before the
+# launches it covers and resets it after them.
+_L2_SET = "__tvm_cuda_stream_set_access_policy_window"
+_L2_RESET = "__tvm_cuda_stream_reset_access_policy_window"
 
 
 # ---- inputs: functions, targets, pass configs ------------------------------------------------
@@ -424,25 +428,6 @@ def _descriptor(name: str, args: Sequence[Any], data_vars: dict[Any, str],
                          pixels_per_column=_int(pixels, f"{what} pixels_per_column"))
 
 
-def _l2_windows(host_attrs: Mapping[str, Any], names: _Names,
-                params: Sequence[Any]) -> list[Any]:
-    """T.annotate_l2_hit_ratio's map, {buffer: (hit_ratio, bytes)}, as windows."""
-    l2_map = host_attrs.get("l2_persistent_map")
-    if not l2_map:
-        return []
-    tensors = {p.name for p in params if not p.is_scalar()}
-    windows = []
-    for buffer, value in dict(l2_map).items():
-        buffer = str(buffer)
-        if buffer not in tensors:
-            raise ProgramError(f"L2 persistence map: '{buffer}' is not a tensor parameter")
-        hit_ratio, num_bytes = value[0], value[1]
-        ratio = float(hit_ratio.value if hasattr(hit_ratio, "value") else hit_ratio)
-        windows.append(L2Window(buffer, _expr(num_bytes, names, f"L2 window on '{buffer}'"),
-                                hit_ratio=ratio))
-    return windows
-
-
 def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
              compile_flags: list[str]) -> Program:
     names = _Names()
@@ -458,12 +443,28 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
     descriptors: dict[str, Any] = {}
     for var, args in descriptor_vars.items():
         names.add(var, var.name, "descriptor", f"TMA descriptor '{var.name}'")
-    l2_windows = _l2_windows(host_attrs, names, params)
-
     launches = []
+    l2_windows: list[Any] = []  # the stream's access policy window for the next launches
     for call in calls:
         callee = str(call.args[0].value)
         if callee in _SETUP_CALLS:
+            continue
+        if callee == _L2_SET:
+            address, num_bytes, hit_ratio = call.args[1:4]
+            what = "L2 persistence window"
+            if not isinstance(address, tirx.Var) or address not in data_vars:
+                raise ProgramError(f"{what}: its base `{address}` is not the start of a tensor "
+                                   f"parameter")
+            if call in nested:
+                raise ProgramError(f"{what} on '{data_vars[address]}' is set inside a host-side "
+                                   f"branch or loop; tilejit sets windows per launch")
+            # A stream has one window: a second one replaces the first.
+            l2_windows = [L2Window(data_vars[address],
+                                   _expr(num_bytes, names, f"{what} on '{data_vars[address]}'"),
+                                   hit_ratio=float(hit_ratio.value))]
+            continue
+        if callee == _L2_RESET:
+            l2_windows = []
             continue
         if callee not in devices:
             raise ProgramError(f"the host function calls '{callee}', which is not a device kernel "
@@ -493,10 +494,16 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
                                f"launch parameters {tags}")
         grid: list[Any] = [1, 1, 1]
         block: list[Any] = [1, 1, 1]
+        cluster = [1, 1, 1]
+        if "cluster_dims" in attrs:
+            dims = [_int(d, f"kernel '{callee}' cluster_dims") for d in attrs["cluster_dims"]]
+            cluster[:len(dims)] = dims
         dynamic_smem: Any = 0
         for tag, value in zip(tags, launch_values):
             what = f"kernel '{callee}' {tag}"
-            if tag.startswith("blockIdx."):
+            if ".cluster_dim_" in tag:
+                cluster["xyz".index(tag[-1])] = _int(value, what)
+            elif tag.startswith("blockIdx."):
                 grid["xyz".index(tag[-1])] = _expr(value, names, what)
             elif tag.startswith("threadIdx."):
                 block["xyz".index(tag[-1])] = _expr(value, names, what)
@@ -505,15 +512,11 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
             else:
                 raise ProgramError(f"kernel '{callee}': launch parameter '{tag}' has no tilejit "
                                    f"equivalent")
-        cluster = [1, 1, 1]
-        if "cluster_dims" in attrs:
-            dims = [_int(d, f"kernel '{callee}' cluster_dims") for d in attrs["cluster_dims"]]
-            cluster[:len(dims)] = dims
         launches.append(Launch(callee, grid=grid, block=block, dynamic_smem=dynamic_smem,
                                cluster=cluster,
                                cooperative=bool(attrs.get("use_cooperative_groups", False)),
                                pdl="has_cuda_pdl_sync" in attrs, args=arg_names,
-                               l2_windows=l2_windows))
+                               l2_windows=list(l2_windows)))
     if not launches:
         raise ProgramError(f"'{name}': the lowered host function launches no device kernel")
     return Program(name, _device_source(artifact.kernel_source), params=params, launches=launches,

@@ -38,6 +38,7 @@ KERNELS = {
     "matmul": lambda: kernels.matmul(512, 768, 256),
     "row_sum": lambda: kernels.row_sum(320, 128),
     "scaled_add_dynamic": lambda: kernels.scaled_add_dynamic(),
+    "convolution": lambda: kernels.convolution(2, 64, 16, 16, 128, 3),
 }
 
 
@@ -128,6 +129,35 @@ def test_dynamic_dimension_becomes_a_shape_variable(programs):
     assert launch.args == ["A", "B", "C", "N", "alpha"]
 
 
+def test_im2col_convolution_converts(programs):
+    program = programs["convolution"]
+    data, weights = program.tma_descriptors
+    # NHWC data [2, 16, 16, 64] gathered by im2col: innermost first, 64 channels of 2 bytes.
+    assert (data.name, data.buffer, data.kind, data.rank) == ("data_desc", "data", "im2col", 4)
+    assert data.global_dims == [64, 16, 16, 2]
+    assert data.global_strides == [64 * 2, 16 * 64 * 2, 16 * 16 * 64 * 2]
+    # The weights [3, 3, 64, 128] through a reshaped [576, 128] view.
+    assert (weights.kind, weights.buffer, weights.global_dims) == ("tiled", "kernel", [128, 576])
+    (launch,) = program.launches
+    assert launch.args == ["data_desc", "kernel_flat_desc", "out"]
+    assert launch.grid == [1, 2 * 16 * 16 // 64, 1]
+
+
+def test_l2_cluster_and_pdl_convert():
+    l2 = tilejit.Program.from_tilelang(kernels.add_l2_persistent(256, 384, 0.25), target=TARGET)
+    (window,) = l2.launches[0].l2_windows
+    assert (window.param, window.num_bytes, window.hit_ratio) == ("A", 256 * 384 * 4, 0.25)
+    cluster = tilejit.Program.from_tilelang(kernels.add_in_clusters(256, 512, (2, 1, 1)),
+                                            target=TARGET)
+    assert cluster.launches[0].cluster == [2, 1, 1]
+    assert cluster.launches[0].grid == [4, 2, 1]
+    pdl = tilejit.Program.from_tilelang(kernels.add_with_pdl(256, 256), target=TARGET)
+    assert pdl.launches[0].pdl
+    assert not cluster.launches[0].pdl and l2.launches[0].l2_windows != []
+    for program in (l2, cluster, pdl):
+        tilejit.compile(program, target=TARGET, execution_backend="nvrtc")
+
+
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_json_round_trip(programs, name):
     program = programs[name]
@@ -144,6 +174,8 @@ def test_compiles_with_nvrtc_for_sm90a(programs, name):
     assert len(kernel._compiled.binary) > 1000
     plan = kernel.get_host_source()
     assert programs[name].launches[0].kernel in plan
+    if name == "convolution":
+        assert "data_desc = cuTensorMapEncodeIm2col(buffer=data" in plan
     if name == "matmul":
         assert plan.count("cuTensorMapEncodeTiled") == 2
         assert "tma[0] A_desc = cuTensorMapEncodeTiled(buffer=A" in plan

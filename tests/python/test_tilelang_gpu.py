@@ -132,3 +132,34 @@ def test_flash_attention_forward(torch, arch, tilelang_kernel, backend):
     scores = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) / math.sqrt(dim)
     reference = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), v.float())
     torch.testing.assert_close(ours.float(), reference, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_im2col_convolution(torch, arch, tilelang_kernel, backend):
+    torch.manual_seed(6)
+    n, c, h, w, f, k = 2, 64, 16, 16, 128, 3
+    data = torch.randn(n, h, w, c, device="cuda", dtype=torch.float16)
+    weights = torch.randn(k, k, c, f, device="cuda", dtype=torch.float16)
+    func = kernels.convolution(n, c, h, w, f, k, S=1, D=1, P=1)
+    ours, theirs = run_both("convolution", func, [2], (data, weights), backend, arch,
+                            tilelang_kernel)
+    assert_same_bits(torch, ours, theirs)
+    reference = torch.nn.functional.conv2d(data.permute(0, 3, 1, 2).float(),
+                                           weights.permute(3, 2, 0, 1).float(), stride=1,
+                                           padding=1, dilation=1).permute(0, 2, 3, 1)
+    torch.testing.assert_close(ours.float(), reference, rtol=1e-2, atol=1e-1)
+
+
+@pytest.mark.parametrize("make", [lambda: kernels.add_l2_persistent(512, 384, 0.5),
+                                  lambda: kernels.add_in_clusters(512, 384, (2, 1, 1)),
+                                  lambda: kernels.add_with_pdl(512, 384)],
+                         ids=["l2_persistent", "cluster", "pdl"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_launch_attributes(torch, arch, tilelang_kernel, backend, make):
+    torch.manual_seed(7)
+    a, b = (torch.randn(512, 384, device="cuda") for _ in range(2))
+    func = make()
+    name = str(func.attrs["global_symbol"])
+    ours, theirs = run_both(name, func, [2], (a, b), backend, arch, tilelang_kernel)
+    assert_same_bits(torch, ours, theirs)
+    assert torch.equal(ours, a + b)

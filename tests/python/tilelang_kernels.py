@@ -132,3 +132,78 @@ def flash_attention(batch, heads, seq_len, dim, block_M=64, block_N=64, num_stag
             T.copy(O_shared, Output[bz, bx * block_M:(bx + 1) * block_M, by, :])
 
     return mha_fwd
+
+
+def convolution(N, C, H, W, F, K, S=1, D=1, P=1, block_M=64, block_N=128, block_K=32,
+                num_stages=2, threads=128, dtype="float16", accum_dtype="float32"):
+    """2-D convolution, NHWC data and KKCF weights, as an implicit GEMM whose data tiles
+    T.im2col gathers (on sm_90a through an im2col TMA descriptor)."""
+    KH = KW = K
+    OH = (H + 2 * P - D * (K - 1) - 1) // S + 1
+    OW = (W + 2 * P - D * (K - 1) - 1) // S + 1
+
+    @T.prim_func
+    def convolution(data: T.Tensor((N, H, W, C), dtype),
+                    kernel: T.Tensor((KH, KW, C, F), dtype),
+                    out: T.Tensor((N, OH, OW, F), dtype)):
+        with T.Kernel(T.ceildiv(F, block_N), T.ceildiv(N * OH * OW, block_M),
+                      threads=threads) as (bx, by):
+            data_shared = T.alloc_shared((block_M, block_K), dtype)
+            kernel_shared = T.alloc_shared((block_K, block_N), dtype)
+            out_local = T.alloc_fragment((block_M, block_N), accum_dtype)
+            kernel_flat = T.Tensor((KH * KW * C, F), dtype, kernel.data)
+            out_flat = T.Tensor((N * OH * OW, F), dtype, out.data)
+            T.clear(out_local)
+            for k_iter in T.Pipelined(T.ceildiv(KH * KW * C, block_K), num_stages=num_stages):
+                T.im2col(data, data_shared, by, k_iter, KH, S, D, P)
+                T.copy(kernel_flat[k_iter * block_K, bx * block_N], kernel_shared)
+                T.gemm(data_shared, kernel_shared, out_local)
+            T.copy(out_local, out_flat[by * block_M, bx * block_N])
+
+    return convolution
+
+
+def add_l2_persistent(M, N, hit_ratio=0.5, block=128, dtype="float32"):
+    """C = A + B with A marked to persist in L2 (T.annotate_l2_hit_ratio)."""
+
+    @T.prim_func
+    def add_l2_persistent(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype),
+                          C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block), T.ceildiv(M, block), threads=128) as (bx, by):
+            T.annotate_l2_hit_ratio({A: hit_ratio})
+            for i, j in T.Parallel(block, block):
+                C[by * block + i, bx * block + j] = (A[by * block + i, bx * block + j] +
+                                                     B[by * block + i, bx * block + j])
+
+    return add_l2_persistent
+
+
+def add_in_clusters(M, N, cluster=(2, 1, 1), block=128, dtype="float32"):
+    """C = A + B, launched in thread block clusters (Hopper)."""
+
+    @T.prim_func
+    def add_in_clusters(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype),
+                        C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block), T.ceildiv(M, block), threads=128,
+                      cluster_dims=cluster) as (bx, by):
+            for i, j in T.Parallel(block, block):
+                C[by * block + i, bx * block + j] = (A[by * block + i, bx * block + j] +
+                                                     B[by * block + i, bx * block + j])
+
+    return add_in_clusters
+
+
+def add_with_pdl(M, N, block=128, dtype="float32"):
+    """C = A + B as a programmatic-dependent-launch kernel (T.pdl_sync / T.pdl_trigger)."""
+
+    @T.prim_func
+    def add_with_pdl(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype),
+                     C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block), T.ceildiv(M, block), threads=128) as (bx, by):
+            T.pdl_sync()
+            for i, j in T.Parallel(block, block):
+                C[by * block + i, bx * block + j] = (A[by * block + i, bx * block + j] +
+                                                     B[by * block + i, bx * block + j])
+            T.pdl_trigger()
+
+    return add_with_pdl
