@@ -150,14 +150,15 @@ def test_im2col_convolution(torch, arch, tilelang_kernel, backend):
     torch.testing.assert_close(ours.float(), reference, rtol=1e-2, atol=1e-1)
 
 
-@pytest.mark.parametrize("make", [lambda: kernels.add_l2_persistent(512, 384, 0.5),
-                                  lambda: kernels.add_in_clusters(512, 384, (2, 1, 1)),
-                                  lambda: kernels.add_with_pdl(512, 384)],
+# 384 x 512: a grid of 4 x 3 blocks, whose x extent the cluster of 2 divides.
+@pytest.mark.parametrize("make", [lambda: kernels.add_l2_persistent(384, 512, 0.5),
+                                  lambda: kernels.add_in_clusters(384, 512, (2, 1, 1)),
+                                  lambda: kernels.add_with_pdl(384, 512)],
                          ids=["l2_persistent", "cluster", "pdl"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_launch_attributes(torch, arch, tilelang_kernel, backend, make):
     torch.manual_seed(7)
-    a, b = (torch.randn(512, 384, device="cuda") for _ in range(2))
+    a, b = (torch.randn(384, 512, device="cuda") for _ in range(2))
     func = make()
     name = str(func.attrs["global_symbol"])
     ours, theirs = run_both(name, func, [2], (a, b), backend, arch, tilelang_kernel)
