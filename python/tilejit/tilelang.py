@@ -253,7 +253,9 @@ def _expr(value: Any, names: _Names, what: str, depth: int = 0) -> Union[int, st
                            f"parameter of the function, and the host computes it from something "
                            f"tilejit cannot express")
     if isinstance(value, tirx.Cast):
-        if not (value.dtype.startswith("int") or value.dtype.startswith("uint")):
+        # Integer casts (int64 shapes to int32 launch values) are dropped: tilejit evaluates in
+        # int64 and reports overflow instead of wrapping.
+        if not str(value.dtype).startswith(("int", "uint")):
             raise ProgramError(f"{what}: a cast to {value.dtype} in `{value}`")
         return _expr(value.value, names, what, depth + 1)
     if kind in _BINARY or kind in _FUNCTIONS:

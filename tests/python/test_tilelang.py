@@ -201,6 +201,13 @@ def test_compile_takes_a_tilelang_jit_function():
     assert kernel.params[0].shape == [256, 128]
 
 
+def test_par_compile_takes_prim_funcs():
+    add, row_sum = tilejit.par_compile([KERNELS["elementwise_add"](), KERNELS["row_sum"]()],
+                                       target=TARGET, execution_backend="nvrtc")
+    assert (add.program.name, row_sum.program.name) == ("elementwise_add", "row_sum")
+    assert row_sum.params[1].shape == [320]
+
+
 def test_tilelang_jit_function_that_needs_arguments_is_a_clear_error():
     @tilelang.jit
     def add(M, N):
