@@ -65,7 +65,10 @@ class JITImpl:
             raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
         functools.update_wrapper(self, func)
         if is_tilelang_function(func) and hasattr(func, "get_tir"):
-            # A @tilelang.jit function: its get_tir(*args) makes the PrimFunc for a config.
+            # A @tilelang.jit function: its get_tir(*args) makes the PrimFunc for a config,
+            # and its out_idx stands unless this decorator gives one.
+            if out_idx is None:
+                out_idx = getattr(func, "out_idx", None)
             func = func.get_tir
         self.func = func
         self.out_idx = out_idx

@@ -228,6 +228,17 @@ def test_tilejit_jit_on_functions_returning_prim_funcs():
     assert add(128, 128).params[0].shape == [128, 128]
 
 
+def test_tilejit_jit_on_a_tilelang_jit_function():
+    @tilejit.jit(target=TARGET, execution_backend="nvrtc")
+    @tilelang.jit(out_idx=[-1])
+    def add(M, N):
+        return kernels.elementwise_add(M, N)
+
+    kernel = add(256, 128)
+    assert kernel.params[0].shape == [256, 128]
+    assert kernel.out_idx == [2]  # the TileLang decorator's
+
+
 def test_target_forms():
     assert front.resolve_target("sm_90a")[1] == "sm_90a"
     assert front.resolve_target("cuda -arch=sm_80")[1] == "sm_80"
