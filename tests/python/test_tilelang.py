@@ -213,7 +213,8 @@ def test_tilelang_jit_function_that_needs_arguments_is_a_clear_error():
     def add(M, N):
         return kernels.elementwise_add(M, N)
 
-    with pytest.raises(tilejit.ProgramError, match=r"needs arguments .*; pass func.get_tir\(\*args\)"):
+    with pytest.raises(tilejit.ProgramError,
+                       match=r"needs arguments .*; pass func.get_tir\(\*args\)"):
         tilejit.Program.from_tilelang(add, target=TARGET)
 
 
