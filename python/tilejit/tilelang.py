@@ -4,10 +4,10 @@ TileLang lowers the kernel (``tilelang.lower``, its own passes, under a PassCont
 ``pass_configs``); this module then reads from the lowered modules what TileLang's host
 wrappers read (the seed's TLCUDASourceWrapper / TLNVRTCSourceWrapper) and writes it down as a
 Program: the device source, the params with their symbolic shapes, one Launch per
-``call_packed`` of a device kernel in the host function (grid, block and dynamic shared memory
-from its launch arguments; cluster, cooperative and PDL from the kernel's attributes), the TMA
-descriptors of ``tma_descriptor_args``, the L2 persistence map, TileLang's include dirs and
-compile flags. The Program needs neither Python nor TileLang to run: save it with
+``call_packed`` of a device kernel in the host function (grid, block, dynamic shared memory
+and cluster from its launch arguments; cooperative and PDL from the kernel's attributes), the
+TMA descriptors of ``tma_descriptor_args``, the L2 windows the host sets around launches,
+TileLang's include dirs and compile flags. The Program needs neither Python nor TileLang to run: save it with
 ``to_json()`` and run it from C++ or the CLI.
 
     import tilejit
@@ -268,8 +268,8 @@ def _expr(value: Any, names: _Names, what: str, depth: int = 0) -> Union[int, st
                        f"+ - * floor / % min max over shape variables)")
 
 
-def _params(func: tirx.PrimFunc, names: _Names) -> tuple[list[Any], dict[Any, str]]:
-    """tilejit params for the function's params; the data pointer of each tensor by name."""
+def _params(func: tirx.PrimFunc, names: _Names) -> list[Any]:
+    """tilejit params for the function's params; each tensor's data pointer goes into names."""
     # Shape and stride variables first, so that a tensor's expressions can refer to them.
     for param in func.params:
         buffer = func.buffer_map.get(param)
@@ -279,7 +279,6 @@ def _params(func: tirx.PrimFunc, names: _Names) -> tuple[list[Any], dict[Any, st
             if isinstance(dim, tirx.Var):
                 names.add(dim, dim.name, "symbol", f"buffer '{buffer.name}' dimension {i}")
     params = []
-    data_vars: dict[Any, str] = {}
     for param in func.params:
         buffer = func.buffer_map.get(param)
         if buffer is None:
@@ -299,8 +298,7 @@ def _params(func: tirx.PrimFunc, names: _Names) -> tuple[list[Any], dict[Any, st
             tensor = Tensor(buffer.name, dtype, shape)  # compact row-major: checked as such
         params.append(tensor)
         names.add(buffer.data, buffer.name, "tensor", what)
-        data_vars[buffer.data] = buffer.name
-    return params, data_vars
+    return params
 
 
 def _compact_strides(shape: Sequence[Union[int, str]]) -> list[Union[int, str]]:
@@ -359,13 +357,18 @@ def _packed_calls(host: tirx.PrimFunc, names: _Names) -> tuple[list[Any], set[An
     return calls, nested
 
 
-def _launch_attrs(device: tirx.PrimFunc) -> dict[str, Any]:
-    attrs = device.attrs or {}
+def _attrs(func: tirx.PrimFunc) -> dict[str, Any]:
+    attrs = func.attrs or {}
     return {str(k): attrs[k] for k in attrs.keys()}
 
 
-def _descriptor(name: str, args: Sequence[Any], data_vars: dict[Any, str],
-                buffers: dict[str, Any], names: _Names) -> Any:
+def _tensor_at(address: Any, names: _Names) -> Optional[str]:
+    """The tensor param whose data pointer ``address`` is, if it is one."""
+    name = names.lookup(address) if isinstance(address, tirx.Var) else None
+    return name if name is not None and names.kinds[name] == "tensor" else None
+
+
+def _descriptor(name: str, args: Sequence[Any], buffers: dict[str, Any], names: _Names) -> Any:
     what = f"TMA descriptor '{name}'"
     create = str(args[0].value) if isinstance(args[0], tirx.StringImm) else str(args[0])
     if create not in _TMA_CREATE:
@@ -373,11 +376,10 @@ def _descriptor(name: str, args: Sequence[Any], data_vars: dict[Any, str],
     im2col = create == "__tvm_tensormap_create_im2col"
     dtype_code = _int(args[2], f"{what} data type")
     rank = _int(args[3], f"{what} rank")
-    address = args[4]
-    if not isinstance(address, tirx.Var) or address not in data_vars:
-        raise ProgramError(f"{what}: its global address `{address}` is not the start of a tensor "
+    buffer = _tensor_at(args[4], names)
+    if buffer is None:
+        raise ProgramError(f"{what}: its global address `{args[4]}` is not the start of a tensor "
                            f"parameter (tilejit encodes descriptors over whole parameters)")
-    buffer = data_vars[address]
     dtype = str(buffers[buffer].dtype)
     expected = _TMA_DTYPE.get(dtype)
     if expected != dtype_code:
@@ -433,18 +435,19 @@ def _descriptor(name: str, args: Sequence[Any], data_vars: dict[Any, str],
 def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
              compile_flags: list[str]) -> Program:
     names = _Names()
-    params, data_vars = _params(func, names)
+    params = _params(func, names)
     buffers = {b.name: b for b in func.buffer_map.values()}
     host = _single(artifact.host_mod, "host")
-    host_attrs = _launch_attrs(host)
+    host_attrs = _attrs(host)
     devices = {gv.name_hint: f for gv, f in artifact.device_mod.functions.items()}
     calls, nested = _packed_calls(host, names)
 
     tma_args = host_attrs.get("tma_descriptor_args") or {}
-    descriptor_vars = {var: list(args) for var, args in dict(tma_args).items()}
-    descriptors: dict[str, Any] = {}
-    for var, args in descriptor_vars.items():
+    descriptor_args: dict[str, list[Any]] = {}
+    for var, args in dict(tma_args).items():
         names.add(var, var.name, "descriptor", f"TMA descriptor '{var.name}'")
+        descriptor_args[var.name] = list(args)
+    descriptors: dict[str, Any] = {}
     launches = []
     l2_windows: list[Any] = []  # the stream's access policy window for the next launches
     for call in calls:
@@ -454,15 +457,15 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
         if callee == _L2_SET:
             address, num_bytes, hit_ratio = call.args[1:4]
             what = "L2 persistence window"
-            if not isinstance(address, tirx.Var) or address not in data_vars:
+            tensor = _tensor_at(address, names)
+            if tensor is None:
                 raise ProgramError(f"{what}: its base `{address}` is not the start of a tensor "
                                    f"parameter")
             if call in nested:
-                raise ProgramError(f"{what} on '{data_vars[address]}' is set inside a host-side "
-                                   f"branch or loop; tilejit sets windows per launch")
+                raise ProgramError(f"{what} on '{tensor}' is set inside a host-side branch or "
+                                   f"loop; tilejit sets windows per launch")
             # A stream has one window: a second one replaces the first.
-            l2_windows = [L2Window(data_vars[address],
-                                   _expr(num_bytes, names, f"{what} on '{data_vars[address]}'"),
+            l2_windows = [L2Window(tensor, _expr(num_bytes, names, f"{what} on '{tensor}'"),
                                    hit_ratio=float(hit_ratio.value))]
             continue
         if callee == _L2_RESET:
@@ -475,7 +478,7 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
             raise ProgramError(f"the launch of '{callee}' is inside a host-side branch or loop; "
                                f"tilejit launches a fixed sequence of kernels")
         device = devices[callee]
-        attrs = _launch_attrs(device)
+        attrs = _attrs(device)
         count = len(device.params)
         args, launch_values = list(call.args[1:1 + count]), list(call.args[1 + count:])
         arg_names = []
@@ -486,7 +489,7 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
                 raise ProgramError(f"{what} is `{arg}`, computed on the host; tilejit passes "
                                    f"params, shape variables and TMA descriptors only")
             if names.kinds[arg_name] == "descriptor" and arg_name not in descriptors:
-                descriptors[arg_name] = _descriptor(arg_name, descriptor_vars[arg], data_vars,
+                descriptors[arg_name] = _descriptor(arg_name, descriptor_args[arg_name],
                                                     buffers, names)
             arg_names.append(arg_name)
         tags = [str(t) for t in attrs.get("tirx.kernel_launch_params",
