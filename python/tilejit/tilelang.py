@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import tilelang
@@ -530,6 +531,20 @@ def _convert(artifact: Any, func: tirx.PrimFunc, name: str, out_idx: Any,
                    compile_flags=TILELANG_FLAGS + compile_flags)
 
 
+# Conversions already made in this process: (structural hash of the PrimFunc, the options) ->
+# [(PrimFunc, Program)]. A repeated tilejit.compile(prim_func) then skips TileLang's lowering
+# (up to seconds) and goes straight to tilejit's memory cache, as TileLang's own cache does.
+_converted: dict[Any, list[tuple[Any, Program]]] = {}
+_converted_lock = threading.Lock()
+
+
+def _memo_key(prim_func: Any, arch: str, configs: Mapping[Any, Any], out_idx: Any,
+              flags: Sequence[str], name: str) -> Any:
+    options = repr((arch, sorted((str(k), repr(v)) for k, v in configs.items()), out_idx,
+                    list(flags), name))
+    return tvm.ir.structural_hash(prim_func), options
+
+
 def from_tilelang(func: Any, target: Any = None, pass_configs: Optional[Mapping[Any, Any]] = None,
                   out_idx: Any = None, compile_flags: Union[Sequence[str], str, None] = None,
                   name: Optional[str] = None) -> Program:
@@ -557,11 +572,20 @@ def from_tilelang(func: Any, target: Any = None, pass_configs: Optional[Mapping[
             compile_flags = [compile_flags]
         compile_flags = list(decorator_flags) + list(compile_flags or [])
     out_idx, configs, flags = _merged_options(prim_func, out_idx, pass_configs, compile_flags)
-    artifact = lower(prim_func, target, configs)
     if isinstance(out_idx, int):
         out_idx = [out_idx]
     if name is None:
         attrs = prim_func.attrs or {}
         name = str(attrs["global_symbol"]) if "global_symbol" in attrs else "main"
-    return _convert(artifact, prim_func, name, out_idx,
-                    _pass_configs.device_flags(configs) + flags)
+    _, arch = resolve_target(target)
+    key = _memo_key(prim_func, arch, configs, out_idx, flags, name)
+    with _converted_lock:
+        for seen, program in _converted.get(key, ()):
+            if tvm.ir.structural_equal(seen, prim_func):
+                return program
+    artifact = lower(prim_func, target, configs)
+    program = _convert(artifact, prim_func, name, out_idx,
+                       _pass_configs.device_flags(configs) + flags)
+    with _converted_lock:
+        _converted.setdefault(key, []).append((prim_func, program))
+    return program

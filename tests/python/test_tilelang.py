@@ -182,6 +182,20 @@ def test_compiles_with_nvrtc_for_sm90a(programs, name):
         assert "box_dims=[32, 128]" in plan and "box_dims=[64, 32]" in plan
 
 
+def test_a_structurally_equal_prim_func_is_not_lowered_again(programs, monkeypatch):
+    def no_lowering(*args, **kwargs):
+        raise AssertionError("lowered again")
+
+    monkeypatch.setattr(front, "lower", no_lowering)
+    # A new PrimFunc object, equal to the fixture's: the conversion is reused.
+    assert tilejit.Program.from_tilelang(KERNELS["matmul"](), target=TARGET) == programs["matmul"]
+    # Other options or another function: lowered.
+    with pytest.raises(AssertionError, match="lowered again"):
+        tilejit.Program.from_tilelang(KERNELS["matmul"](), target="sm_80")
+    with pytest.raises(AssertionError, match="lowered again"):
+        tilejit.Program.from_tilelang(kernels.matmul(512, 768, 512), target=TARGET)
+
+
 def test_compile_takes_a_prim_func():
     kernel = tilejit.compile(kernels.elementwise_add(512, 384), out_idx=-1, target=TARGET,
                              execution_backend="nvrtc")
