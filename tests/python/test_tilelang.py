@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import types
 import warnings
 
 import pytest
@@ -290,6 +291,27 @@ def test_dtype_without_a_tilejit_equivalent_is_a_named_error():
                        match="tensor parameter 'A': dtype 'float8_e8m0fnu' has no tilejit"):
         tilejit.Program.from_tilelang(kernels.elementwise_add(128, 128, dtype="float8_e8m0fnu"),
                                       target=TARGET)
+
+
+@pytest.mark.parametrize("wrap", ["loop", "branch"])
+def test_launch_under_host_control_flow_is_a_named_error(wrap):
+    # TileLang's own kernels launch unconditionally; a host module that loops or branches
+    # around a launch (built here from a real one) has no Program form.
+    tirx = tilelang.tvm.tirx
+    func = kernels.elementwise_add(256, 256)
+    artifact = front.lower(func, TARGET)
+    ((global_var, host),) = artifact.host_mod.functions.items()
+    if wrap == "loop":
+        body = tirx.For(tirx.Var("i", "int32"), 0, 2, tirx.ForKind.SERIAL, host.body)
+    else:
+        body = tirx.IfThenElse(tirx.Var("flag", "bool"), host.body, None)
+    changed = types.SimpleNamespace(kernel_source=artifact.kernel_source,
+                                    device_mod=artifact.device_mod,
+                                    host_mod=tilelang.tvm.IRModule({global_var:
+                                                                    host.with_body(body)}))
+    with pytest.raises(tilejit.ProgramError,
+                       match="launch of 'elementwise_add_kernel' is inside a host-side branch"):
+        front._convert(changed, func, "elementwise_add", None, [])
 
 
 def test_non_cuda_target_is_a_named_error():
