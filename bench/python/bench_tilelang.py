@@ -192,8 +192,8 @@ def main() -> int:
     def one(paths: list[str], backend: str, pch: str, cache: str) -> float:
         return compile_in_fresh_process(paths, arch, backend, cache, pch)[-1]
 
-    row("tilejit nvrtc, TILEJIT_NVRTC_PCH=0", lambda: one([gemm_json], "nvrtc", "0", fresh_cache()),
-        "s", compile_base, tl_nvrtc)
+    row("tilejit nvrtc, TILEJIT_NVRTC_PCH=0",
+        lambda: one([gemm_json], "nvrtc", "0", fresh_cache()), "s", compile_base, tl_nvrtc)
     row("tilejit nvrtc + PCH (builds the PCH)",
         lambda: one([gemm_json], "nvrtc", "1", pch_cache), "s", compile_base, tl_nvrtc)
     row("tilejit nvrtc + PCH cached: GEMM variant",
