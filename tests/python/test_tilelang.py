@@ -130,6 +130,17 @@ def test_dynamic_dimension_becomes_a_shape_variable(programs):
     assert launch.args == ["A", "B", "C", "N", "alpha"]
 
 
+def test_dynamic_gemm_has_symbolic_tma_dims():
+    program = tilejit.Program.from_tilelang(
+        kernels.matmul(tilelang.language.dynamic("M"), 768, 256), target=TARGET)
+    assert program.params[0].shape == ["M", 256] and program.params[2].shape == ["M", 768]
+    (launch,) = program.launches
+    assert launch.grid == [6, "(M + 127) / 128", 1]
+    assert launch.args == ["A_desc", "B_desc", "C", "M"]
+    a, b = program.tma_descriptors
+    assert a.global_dims == [256, "M"] and b.global_dims == [768, 256]
+
+
 def test_im2col_convolution_converts(programs):
     program = programs["convolution"]
     data, weights = program.tma_descriptors

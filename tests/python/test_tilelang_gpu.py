@@ -95,6 +95,21 @@ def test_hopper_gemm_with_tma(torch, arch, tilelang_kernel, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_hopper_gemm_with_a_dynamic_m(torch, arch, tilelang_kernel, backend):
+    torch.manual_seed(8)
+    func = kernels.matmul(tilelang.language.dynamic("M"), 768, 256)
+    kernel = tilejit.compile(func, out_idx=[2], target=arch, execution_backend=backend)
+    theirs_kernel = tilelang_kernel("gemm_dynamic_m", func, [2])
+    # One kernel, TMA descriptors re-encoded for each M.
+    for m in (640, 256):
+        a = torch.randn(m, 256, device="cuda", dtype=torch.float16)
+        b = torch.randn(256, 768, device="cuda", dtype=torch.float16)
+        ours = kernel(a, b)
+        assert_same_bits(torch, ours, theirs_kernel(a, b))
+        torch.testing.assert_close(ours.float(), a.float() @ b.float(), rtol=1e-2, atol=1e-1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_row_sum(torch, arch, tilelang_kernel, backend):
     torch.manual_seed(3)
     a = torch.randn(1024, 128, device="cuda")
