@@ -47,8 +47,11 @@ def _program_from_tilelang(func, target=None, pass_configs=None, out_idx=None, c
                            name=None):
     """Lowers a TileLang PrimFunc (or @tilelang.jit function) with TileLang and converts it into
     a Program; see :func:`tilejit.tilelang.from_tilelang`. Imports TileLang."""
-    from .tilelang import from_tilelang
-
+    try:
+        from .tilelang import from_tilelang
+    except ImportError as error:
+        raise NotAvailableError(f"Program.from_tilelang needs TileLang ({error}); "
+                                f"pip install tilejit[tilelang]") from error
     return from_tilelang(func, target=target, pass_configs=pass_configs, out_idx=out_idx,
                          compile_flags=compile_flags, name=name)
 

@@ -27,6 +27,17 @@ def test_import_tilejit_does_not_import_tilelang():
     assert result.stdout.strip() == "[]"
 
 
+def test_from_tilelang_without_tilelang_is_a_clear_error():
+    # A process where `import tilelang` fails, as where it is not installed.
+    code = ("import sys; sys.modules['tilelang'] = None; import tilejit\n"
+            "try:\n    tilejit.Program.from_tilelang(object())\n"
+            "except tilejit.NotAvailableError as e:\n    print(e)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "needs TileLang" in result.stdout and "tilejit[tilelang]" in result.stdout
+
+
 def test_unknown_key_with_a_program_warns_once_and_changes_nothing():
     program = vector_add_program()
     plain = tilejit.compile(program, target="c")
