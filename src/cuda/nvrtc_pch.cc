@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,9 @@ namespace fs = std::filesystem;
 
 // A directory younger than this may belong to a process that has not locked it yet.
 constexpr auto kStaleAfter = std::chrono::seconds(5);
+// PCHs of TileLang's headers are about 270 MB each: a process keeps this many, the least
+// recently used going first.
+constexpr size_t kMaxRecorded = 4;
 // What NVRTC writes into the log when it loaded a PCH (--pch-messages, on by default).
 constexpr std::string_view kUsedMessage = "using precompiled header file";
 
@@ -59,6 +63,7 @@ struct Recorded {
   std::string file;
   FileIdentity identity;
   std::vector<std::pair<std::string, std::string>> headers;  // path, content digest
+  uint64_t last_use = 0;
 };
 
 void warn(const std::string& message) {
@@ -78,11 +83,22 @@ class Store {
     return directory_;
   }
 
-  const Recorded* find(const std::string& key) const {
+  const Recorded* find(const std::string& key) {
     auto it = recorded_.find(key);
-    return it == recorded_.end() ? nullptr : &it->second;
+    if (it == recorded_.end()) return nullptr;
+    it->second.last_use = ++uses_;
+    return &it->second;
   }
-  void record(const std::string& key, Recorded recorded) { recorded_[key] = std::move(recorded); }
+  void record(const std::string& key, Recorded recorded) {
+    while (recorded_.size() >= kMaxRecorded) {
+      auto oldest = std::min_element(recorded_.begin(), recorded_.end(), [](auto& a, auto& b) {
+        return a.second.last_use < b.second.last_use;
+      });
+      forget(oldest->first);
+    }
+    recorded.last_use = ++uses_;
+    recorded_[key] = std::move(recorded);
+  }
   void forget(const std::string& key) {
     auto it = recorded_.find(key);
     if (it == recorded_.end()) return;
@@ -155,6 +171,7 @@ class Store {
   std::string directory_;
   int lock_fd_ = -1;
   std::map<std::string, Recorded> recorded_;
+  uint64_t uses_ = 0;
 };
 
 Store& store() {

@@ -4,6 +4,7 @@
 // used; TILEJIT_NVRTC_PCH=0 turns it off. No GPU needed: NVRTC compiles without one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -191,6 +192,26 @@ TEST_F(NvrtcPch, OffWithTheEnvironmentVariableAndWithoutIncludeDirs) {
                       .build();
   EXPECT_EQ(pch_of(compile_nvrtc(plain)), "");
   EXPECT_TRUE(pch_files(cache_.root()).empty());
+}
+
+// A PCH of TileLang's headers is about 270 MB: a process keeps its four most recently used.
+TEST_F(NvrtcPch, AProcessKeepsAtMostFourPchs) {
+  REQUIRE_NVRTC_PCH();
+  std::vector<std::string> files;
+  for (int prefix = 0; prefix < 5; ++prefix) {
+    Program p = program(include_, 1);
+    p.name = fmt::format("pch_prefix_{}", prefix);
+    p.source = fmt::format("#define PREFIX {}\n", prefix) + p.source;  // another PCH each
+    Kernel kernel = compile_nvrtc(p);
+    ASSERT_TRUE(pch_of(kernel).starts_with("created ")) << pch_of(kernel);
+    files.push_back(pch_of(kernel).substr(8));
+  }
+  EXPECT_FALSE(fs::exists(files[0]));
+  std::vector<fs::path> kept(files.begin() + 1, files.end());
+  std::vector<fs::path> found = pch_files(cache_.root());
+  std::sort(kept.begin(), kept.end());
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, kept);
 }
 
 // par_compile's NVRTC workers are NVRTC instances of their own: a worker writes its PCH into a
