@@ -28,6 +28,8 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q pytest numpy
+  # tests/python/test_torch_op.py: torch ops, torch.compile (inductor uses g++ on the CPU).
+  "$venv/bin/python" -m pip install -q torch
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
   (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")

@@ -132,6 +132,18 @@ void* explicit_stream(PyObject* value) {
       type_name_of(value));
 }
 
+// torch.Tensor's exchange API when torch is imported (never imports it), else null.
+const DLPackExchangeAPI* torch_exchange_api() {
+  nb::object torch = nb::steal(PyImport_GetModule(nb::str("torch").ptr()));
+  if (!torch.is_valid()) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  nb::object tensor_type = nb::getattr(torch, "Tensor", nb::none());
+  if (!PyType_Check(tensor_type.ptr())) return nullptr;
+  return exchange_api_of(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()));
+}
+
 bool is_cuda(const dlpack::DLDevice& device) {
   return device.device_type == dlpack::kDLCUDA || device.device_type == dlpack::kDLCUDAManaged;
 }
@@ -217,6 +229,14 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
           plan, i,
           "expected a tensor (an object with __dlpack__) or a number, got " + type_name_of(value));
     }
+  }
+
+  // No tensor argument says which framework the outputs belong to: torch's, when the process
+  // has imported torch (docs/torch.md), on the device tilejit places such calls on (device 0).
+  const dlpack::DLDevice no_tensor_device{plan.runs_on_host ? dlpack::kDLCPU : dlpack::kDLCUDA, 0};
+  if (framework_type == nullptr && plan.num_outputs > 0) {
+    framework = torch_exchange_api();
+    if (framework != nullptr && !plan.runs_on_host) stream_device = &no_tensor_device;
   }
 
   // The stream is read just in time, every call, as the framework's current stream for the

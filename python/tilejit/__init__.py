@@ -32,6 +32,7 @@ from ._core import (
     Tensor,
     TmaDescriptor,
 )
+from ._capture import CaptureError
 from ._compile import compile, par_compile
 from .jit import JITImpl, jit
 from .kernel import Kernel
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError",
+    "CaptureError",
     "CompileError",
     "CudaError",
     "Error",
