@@ -270,6 +270,43 @@ def test_jit_torch_op_traces_once_for_every_size():
         a, b = torch.randn(n), torch.randn(n)
         torch.testing.assert_close(compiled(a, b), (a + b) * a)
     assert counter.frame_count == 1
+    a = torch.randn(7)
+    result = torch.library.opcheck(torch.ops.tilejit_test.jit_add, (a, torch.randn(7)))
+    assert all(v == "SUCCESS" for v in result.values()), result
+
+
+def test_one_kernel_per_device_architecture(monkeypatch):
+    """The op's device-to-kernel choice, with torch's CUDA device queries stood in for: CI has
+    no GPU (test_gpu_one_variant_per_device_architecture runs it on real devices)."""
+    import contextlib
+
+    from tilejit.torch_op import DeviceVariants
+
+    capabilities = {0: (9, 0), 1: (8, 0), 2: (9, 0), 3: (8, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capabilities[index])
+    current = []
+    monkeypatch.setattr(torch.cuda, "device",
+                        lambda index: contextlib.nullcontext(current.append(index)))
+
+    class Built:  # what DeviceVariants reads of a Kernel
+        def __init__(self, target):
+            self.backend, self.target = "nvrtc", target
+            self.program = vector_add_program()
+
+    given = Built("cuda -arch=sm_90a")
+    rebuilt = []
+
+    def recompile():
+        rebuilt.append(Built(f"built under device {current[-1]}"))
+        return rebuilt[-1]
+
+    variants = DeviceVariants(given, recompile)
+    kernels = [variants.for_device(torch.device("cuda", i)) for i in (0, 1, 2, 3, 1)]
+    assert kernels[0] is given and kernels[2] is given  # sm_90 devices: the kernel given
+    assert len(rebuilt) == 1 and current == [1]  # sm_80: built once, under its own device
+    assert kernels[1] is rebuilt[0] and kernels[3] is rebuilt[0] and kernels[4] is rebuilt[0]
+    assert variants.for_device(torch.device("cpu")) is given
+    assert DeviceVariants(given, None).for_device(torch.device("cuda", 1)) is given
 
 
 def test_outputs_only_kernel_returns_torch_when_torch_is_imported():
@@ -315,8 +352,14 @@ def cuda_add():
     return tilejit.compile(cuda_add_program(), out_idx=[-1], torch_op="tilejit_gpu::add")
 
 
+def inductor_on_cuda():
+    """torch.compile's default backend generates Triton kernels for CUDA tensors."""
+    pytest.importorskip("triton", reason="inductor on CUDA needs triton, which is not installed")
+
+
 @pytest.mark.gpu
 def test_gpu_eager_opcheck_and_compile(cuda_add):
+    inductor_on_cuda()
     op = torch.ops.tilejit_gpu.add
     for n in (1, 1000, 40_001):
         a, b = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
@@ -338,6 +381,7 @@ def test_gpu_eager_opcheck_and_compile(cuda_add):
 
 @pytest.mark.gpu
 def test_gpu_reduce_overhead_replays(cuda_add):
+    inductor_on_cuda()
     torch._dynamo.reset()
     op = torch.ops.tilejit_gpu.add
     compiled = torch.compile(lambda x, y: op(x, y) * 2.0, mode="reduce-overhead", fullgraph=True)
