@@ -102,14 +102,16 @@ class OutputShapes:
     def _fail(self, index: int, what: str) -> None:
         raise ArgumentError(f"{self.name}: argument '{self.inputs[index].name}' (#{index}): {what}")
 
-    def _agree(self, index: int, what: str, expected: Any, got: Any) -> None:
+    def _agree(self, index: int, what: str, expected: Any, got: Any, shown: str = "") -> None:
+        """Checks expected == got now (ints) or at run time (SymInts); ``shown`` describes the
+        expected value in the message ("n = 5 (bound from 'A' dim 0)")."""
+        message = f"{what}: expected {shown or expected}, got {got}"
         if isinstance(expected, int) and isinstance(got, int):
             if expected != got:
-                self._fail(index, f"{what}: expected {expected}, got {got}")
+                self._fail(index, message)
         else:
             torch._check(expected == got, lambda: f"{self.name}: argument "
-                         f"'{self.inputs[index].name}' (#{index}): {what}: expected {expected}, "
-                         f"got {got}")
+                         f"'{self.inputs[index].name}' (#{index}): {message}")
 
     def __call__(self, args: Sequence[Any]) -> list[torch.Tensor]:
         if len(args) != len(self.inputs):
@@ -118,7 +120,7 @@ class OutputShapes:
         env: dict[str, Any] = {}
         origin: dict[str, str] = {}
         derived: list[tuple[int, int, Tree, Any]] = []
-        device = None
+        device, device_origin = None, ""
         for i, (param, value) in enumerate(zip(self.inputs, args)):
             if param.is_scalar():
                 if isinstance(value, torch.Tensor):
@@ -127,9 +129,9 @@ class OutputShapes:
             if not isinstance(value, torch.Tensor):
                 self._fail(i, f"expected a {param.dtype} tensor, got {type(value).__name__}")
             if device is None:
-                device = value.device
+                device, device_origin = value.device, param.name
             elif value.device != device:
-                self._fail(i, f"expected device {device} (where '{self.inputs[0].name}' is), "
+                self._fail(i, f"expected device {device} (where '{device_origin}' is), "
                               f"got {value.device}")
             if value.dtype != self.dtypes[param.name]:
                 self._fail(i, f"expected dtype {param.dtype}, got {_dtype_name(value.dtype)}")
@@ -152,7 +154,12 @@ class OutputShapes:
                 else:
                     env[param.name] = args[i]
         for i, d, tree, size in derived:
-            self._agree(i, f"dim {d}", evaluate(tree, env), size)
+            unbound = [v for v in _variables(tree) if v not in env]
+            if unbound:
+                self._fail(i, f"dim {d}: the shape symbol '{unbound[0]}' is bound by no input")
+            expected = evaluate(tree, env)
+            shown = f"{tree} = {expected} (bound from {origin[tree]})" if tree in origin else ""
+            self._agree(i, f"dim {d}", expected, size, shown)
         if device is None:
             raise ArgumentError(f"{self.name}: a torch op needs at least one tensor input to "
                                 f"place its outputs")

@@ -165,6 +165,12 @@ def test_bad_inputs_give_the_argument_error_text(ops):
     compiled = torch.compile(lambda a, b: ops["add"](a, b), backend="aot_eager", fullgraph=True)
     with pytest.raises(Exception, match="argument 'B' \\(#1\\): expected 1 dimensions, got 2"):
         compiled(torch.randn(4), torch.randn(4, 1))
+    torch._dynamo.reset()
+    static = torch.compile(lambda a, b: ops["add"](a, b), backend="aot_eager", fullgraph=True,
+                           dynamic=False)
+    with pytest.raises(Exception, match=r"argument 'B' \(#1\): dim 0: expected n = 4 "
+                                        r"\(bound from 'A' dim 0\), got 5"):
+        static(torch.randn(4), torch.randn(5))
 
 
 def test_registration_errors(ops):
