@@ -50,7 +50,8 @@ class JITImpl:
     Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
     ``target_host``, ``verbose``, ``pass_configs``, ``debug_root_path``, ``compile_flags``,
     ``func``, ``func_source``, ``signature`` and ``mode`` ("auto" until the first call decides:
-    eager when any argument is a tensor, lazy otherwise).
+    eager when any argument is a tensor, lazy otherwise); ``torch_op`` is the registered torch
+    operator when ``torch_op=`` named one.
     """
 
     def __init__(self, func: Callable[..., Program], *, out_idx: OutIdx = None,

@@ -400,7 +400,7 @@ def test_gpu_reduce_overhead_replays(cuda_add):
 @pytest.mark.gpu
 def test_gpu_launch_inside_a_captured_graph_replays(cuda_add):
     a, b = torch.randn(2048, device="cuda"), torch.randn(2048, device="cuda")
-    cuda_add(a, b)  # warm-up outside the capture
+    cuda_add.warmup(shapes=[{"n": 2048}])  # first-use work, outside the capture
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         c = torch.ops.tilejit_gpu.add(a, b)
