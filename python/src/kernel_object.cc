@@ -132,16 +132,27 @@ void* explicit_stream(PyObject* value) {
       type_name_of(value));
 }
 
-// torch.Tensor's exchange API when torch is imported (never imports it), else null.
-const DLPackExchangeAPI* torch_exchange_api() {
+// torch, when the process has imported it (never imports it), for calls with no tensor
+// argument: its exchange API and, for CUDA kernels, its current device.
+struct TorchDefault {
+  const DLPackExchangeAPI* api = nullptr;
+  int32_t cuda_device = 0;
+};
+TorchDefault torch_default(bool cuda) {
+  TorchDefault result;
   nb::object torch = nb::steal(PyImport_GetModule(nb::str("torch").ptr()));
   if (!torch.is_valid()) {
     PyErr_Clear();
-    return nullptr;
+    return result;
   }
   nb::object tensor_type = nb::getattr(torch, "Tensor", nb::none());
-  if (!PyType_Check(tensor_type.ptr())) return nullptr;
-  return exchange_api_of(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()));
+  if (!PyType_Check(tensor_type.ptr())) return result;
+  result.api = exchange_api_of(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()));
+  // Without a usable CUDA torch, device 0 stays, and tilejit's own launch reports what is missing.
+  if (result.api != nullptr && cuda && nb::cast<bool>(torch.attr("cuda").attr("is_available")())) {
+    result.cuda_device = nb::cast<int32_t>(torch.attr("cuda").attr("current_device")());
+  }
+  return result;
 }
 
 bool is_cuda(const dlpack::DLDevice& device) {
@@ -232,10 +243,12 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   }
 
   // No tensor argument says which framework the outputs belong to: torch's, when the process
-  // has imported torch (docs/torch.md), on the device tilejit places such calls on (device 0).
-  const dlpack::DLDevice no_tensor_device{plan.runs_on_host ? dlpack::kDLCPU : dlpack::kDLCUDA, 0};
+  // has imported torch (docs/torch.md), on torch's current device.
+  dlpack::DLDevice no_tensor_device{plan.runs_on_host ? dlpack::kDLCPU : dlpack::kDLCUDA, 0};
   if (framework_type == nullptr && plan.num_outputs > 0) {
-    framework = torch_exchange_api();
+    const TorchDefault torch = torch_default(!plan.runs_on_host);
+    framework = torch.api;
+    no_tensor_device.device_id = torch.cuda_device;
     if (framework != nullptr && !plan.runs_on_host) stream_device = &no_tensor_device;
   }
 
@@ -262,7 +275,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
 
   std::vector<Tensor> outputs;
   if (plan.num_outputs > 0 && framework != nullptr) {
-    const ExchangeAllocator allocator(framework);
+    const ExchangeAllocator allocator(framework, no_tensor_device.device_id);
     outputs = plan.kernel(list.span(), StreamRef(stream), &allocator);
   } else if (plan.runs_on_host) {
     // Only tilejit's own allocator runs inside: no Python is touched without the GIL.

@@ -466,9 +466,16 @@ def test_gpu_outputs_only_kernel_returns_a_torch_cuda_tensor():
         "iota_cuda", source,
         params=[tilejit.Scalar("n", "int32"), tilejit.Tensor("out", "float32", ["n"])],
         launches=[tilejit.Launch("iota", grid=["ceildiv(n, 128)"], block=[128])], out_idx=[1])
-    out = tilejit.compile(program)(1000)
-    assert isinstance(out, torch.Tensor) and out.device.type == "cuda"
+    kernel = tilejit.compile(program)
+    out = kernel(1000)
+    assert isinstance(out, torch.Tensor)
+    assert out.device == torch.device("cuda", torch.cuda.current_device())
     torch.testing.assert_close(out, torch.arange(1000, dtype=torch.float32, device="cuda"))
+    if torch.cuda.device_count() > 1:  # the current device, not device 0
+        with torch.cuda.device(1):
+            out = kernel(77)
+        assert out.device == torch.device("cuda", 1)
+        torch.testing.assert_close(out, torch.arange(77, dtype=torch.float32, device="cuda:1"))
 
 
 @pytest.mark.gpu
