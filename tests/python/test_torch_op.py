@@ -122,6 +122,18 @@ def test_fake_tensors_give_symbolic_output_shapes(ops):
     assert y.dtype == torch.float32 and y.device.type == "cpu"
 
 
+def test_shape_expressions_evaluate_as_tilejit_defines_them():
+    from tilejit.torch_op import evaluate
+
+    assert tilejit._core.expr_tree("ceildiv(n, 128)") == ("ceildiv", "n", 128)
+    assert tilejit._core.expr_tree(7) == 7 and tilejit._core.expr_tree("m") == "m"
+    tree = tilejit._core.expr_tree("max(ceildiv(n, 4) * 2 - m, n % 3) + min(n / 5, m)")
+    for n in (-9, -1, 0, 1, 5, 17, 1000):
+        for m in (-4, 0, 3, 250):
+            ceil = -(-n // 4)
+            assert evaluate(tree, {"n": n, "m": m}) == max(ceil * 2 - m, n % 3) + min(n // 5, m)
+
+
 def _compile_counting(fn, backend="aot_eager"):
     from torch._dynamo.testing import CompileCounterWithBackend
 
