@@ -396,6 +396,11 @@ def register_jit(jit: Any, name: str, *, mutates_args: MutatesArgs = None, backw
 
     def fake(*args: Any) -> Any:
         kernel_program = jit.get_tir(*args)
+        if not isinstance(kernel_program, Program):
+            raise ArgumentError(
+                f"@tilejit.jit '{jit.__name__}' as a torch op must return a tilejit.Program, got "
+                f"{type(kernel_program).__name__}; compile a TileLang kernel with "
+                f"tilejit.compile(..., torch_op=...) instead")
         params = kernel_program.params
         out_idx = jit.out_idx if jit.out_idx is not None else kernel_program.out_idx
         out_idx = [out_idx] if isinstance(out_idx, int) else list(out_idx or [])
