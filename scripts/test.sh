@@ -28,7 +28,8 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q pytest numpy
-  # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed).
+  # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed;
+  # test_torch_op.py runs torch.compile, whose inductor uses g++ on the CPU).
   "$venv/bin/python" -m pip install -q torch tilelang==0.1.15
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
