@@ -262,12 +262,15 @@ TEST(CodegenCuda, InitOptsInToEveryDynamicSharedMemorySizeUnder48KBToo) {
   const size_t init = wrapper.find("extern \"C\" int init(void)");
   ASSERT_NE(init, std::string::npos) << wrapper;
   const std::string body = wrapper.substr(init, wrapper.find("\n}\n", init) - init);
-  EXPECT_NE(body.find("(const void*)a, cudaFuncAttributeMaxDynamicSharedMemorySize, 45056"),
+  // Kernel handles are numbered in launch order: a, b, c.
+  EXPECT_NE(body.find("(const void*)tj_kernels[0], cudaFuncAttributeMaxDynamicSharedMemorySize,\n"
+                      "      45056)"),
             std::string::npos)
       << body;
   EXPECT_EQ(body.find("40960"), std::string::npos) << body;
-  EXPECT_EQ(body.find("(const void*)b"), std::string::npos) << body;
-  EXPECT_NE(body.find("tj_allow_max_dynamic_smem((const void*)c, \"c\")"), std::string::npos)
+  EXPECT_EQ(body.find("(const void*)tj_kernels[1]"), std::string::npos) << body;
+  EXPECT_NE(body.find("tj_allow_max_dynamic_smem((const void*)tj_kernels[2], \"c\")"),
+            std::string::npos)
       << body;
   size_t count = 0;
   for (size_t at = body.find("MaxDynamicSharedMemorySize"); at != std::string::npos;
@@ -423,19 +426,29 @@ TEST(CodegenCompile, EveryCudaWrapperBuildsASharedLibraryWithNvcc) {
   for (const GoldenCase& c : testing::cuda_golden_cases()) {
     SCOPED_TRACE(c.name);
     detail::TempDir dir("tilejit-test-nvcc");
+    // As the nvcc backend builds: the device source alone to a cubin, embedded in the wrapper.
     detail::write_file(dir.path() / "kernel.cu", c.program.source);
+    const fs::path cubin = dir.path() / "kernel.cubin";
+    run_output({nvcc->string(), "--cubin", "-std=c++17", "-gencode", "arch=compute_90a,code=sm_90a",
+                "-Werror", "all-warnings", "-I" + kRepoInclude.string(), "-o", cubin.string(),
+                (dir.path() / "kernel.cu").string()});
     detail::write_file(dir.path() / "host.cu",
-                       detail::generate_cuda_wrapper(c.program, "kernel.cu"));
+                       detail::generate_cuda_wrapper(c.program, "kernel.cu") +
+                           detail::embed_cuda_device_image(detail::read_file(cubin), "kernel.cu"));
     detail::write_file(dir.path() / "lib.h",
                        detail::generate_wrapper_header(c.program, HostApi::kCuda));
     // The header must agree with the definitions: include it into the same translation unit.
     detail::write_file(dir.path() / "check.cu", "#include \"lib.h\"\n#include \"host.cu\"\n");
     const fs::path library = dir.path() / "lib.so";
-    run_output({nvcc->string(), "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-gencode",
-                "arch=compute_90a,code=sm_90a", "-Werror", "all-warnings",
-                "-I" + kRepoInclude.string(), "-o", library.string(),
-                (dir.path() / "check.cu").string()});
+    run_output({nvcc->string(), "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-Werror",
+                "all-warnings", "-o", library.string(), (dir.path() / "check.cu").string()});
     ASSERT_TRUE(fs::exists(library));
+    // init() looks each launched kernel up in the cubin by name (cudaLibraryGetKernel): the
+    // cubin's string table has it.
+    const std::string image = detail::read_file(cubin);
+    for (const Launch& launch : c.program.launches) {
+      EXPECT_NE(image.find('\0' + launch.kernel + '\0'), std::string::npos) << launch.kernel;
+    }
     // The entry points are exported with C linkage.
     void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(handle, nullptr) << dlerror();
