@@ -236,7 +236,9 @@ class NvccBackend final : public Backend {
                         (dir.path() / kDeviceSourceName).string()});
     const std::string device_log = run_nvcc(program, device_argv, options, kDeviceSourceName);
 
-    // Step 2: the host wrapper with the cubin embedded; no device code, so no -gencode.
+    // Step 2: the host wrapper with the cubin embedded. It has no device code, so nvcc compiles
+    // it as plain C++ (`-x c++`: no cudafe++ pass, a fifth of the time) and links the CUDA
+    // runtime statically as for a .cu file.
     const std::string embedded_source =
         host_source + embed_cuda_device_image(read_file(image), kDeviceSourceName);
     write_file(dir.path() / kHostSourceName, embedded_source);
@@ -250,6 +252,8 @@ class NvccBackend final : public Backend {
                                                 host.cxx_compiler,
                                                 "-o",
                                                 library.string(),
+                                                "-x",
+                                                "c++",
                                                 (dir.path() / kHostSourceName).string()};
     const std::string host_log = run_nvcc(program, host_argv, options, kHostSourceName);
 

@@ -441,7 +441,8 @@ TEST(CodegenCompile, EveryCudaWrapperBuildsASharedLibraryWithNvcc) {
     detail::write_file(dir.path() / "check.cu", "#include \"lib.h\"\n#include \"host.cu\"\n");
     const fs::path library = dir.path() / "lib.so";
     run_output({nvcc->string(), "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-Werror",
-                "all-warnings", "-o", library.string(), (dir.path() / "check.cu").string()});
+                "all-warnings", "-o", library.string(), "-x", "c++",
+                (dir.path() / "check.cu").string()});
     ASSERT_TRUE(fs::exists(library));
     // init() looks each launched kernel up in the cubin by name (cudaLibraryGetKernel): the
     // cubin's string table has it.
