@@ -587,6 +587,7 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     out_.line(
         "// Once per device, with that device current: opts kernels in to the dynamic shared");
     out_.line("// memory and cluster sizes they launch with, and resolves driver entry points.");
+    if (!hip_) out_.line("// The first call also loads the device code, for every device.");
     out_.open("extern \"C\" int init(void) {");
     out_.line("tj_error[0] = '\\0';");
     if (!hip_) out_.line("if (tj_load_device_code() != 0) return -1;");

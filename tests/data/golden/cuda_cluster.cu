@@ -85,6 +85,7 @@ extern "C" const char* get_last_error(void) { return tj_error; }
 
 // Once per device, with that device current: opts kernels in to the dynamic shared
 // memory and cluster sizes they launch with, and resolves driver entry points.
+// The first call also loads the device code, for every device.
 extern "C" int init(void) {
   tj_error[0] = '\0';
   if (tj_load_device_code() != 0) return -1;
