@@ -3,13 +3,12 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
 
+#include "cache/header_hashes.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -62,17 +61,6 @@ std::string sha256_hex(std::string_view bytes) {
   return Sha256().update(bytes).hex();
 }
 
-namespace {
-
-// Reads a whole file; nullopt when it cannot be opened (deleted since the build, say).
-std::optional<std::string> read_whole_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
-
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
                               std::string_view toolchain_fingerprint, int artifact_format_version) {
   Sha256 sha;
@@ -97,8 +85,9 @@ std::string key_with_headers(std::string_view base_key, const std::vector<fs::pa
   sha.field("base_key", base_key);
   for (const std::string& header : headers) {
     sha.field("header", header);
-    if (std::optional<std::string> contents = read_whole_file(header)) {
-      sha.field("header_sha256", sha256_hex(*contents));
+    // The memo reads the file only when its stat signature changed (header_hashes.h).
+    if (std::optional<std::string> hash = HeaderHashes::global().sha256(header)) {
+      sha.field("header_sha256", *hash);
     } else {
       sha.field("header_missing", header);
     }
