@@ -81,6 +81,15 @@ std::string compute_cache_key(const Program& program, const ResolvedOptions& opt
 
 std::string key_with_headers(std::string_view base_key, const std::vector<fs::path>& include_dirs,
                              const std::vector<std::string>& headers) {
+  // The directories as strings without a trailing '/' (they are absolute and normal, as are
+  // the headers).
+  std::vector<std::string> dirs;
+  dirs.reserve(include_dirs.size());
+  for (const fs::path& dir : include_dirs) {
+    std::string text = dir.string();
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    dirs.push_back(std::move(text));
+  }
   Sha256 sha;
   sha.field("base_key", base_key);
   for (const std::string& header : headers) {
@@ -92,15 +101,16 @@ std::string key_with_headers(std::string_view base_key, const std::vector<fs::pa
       sha.field("header_missing", header);
     }
     // A file of the same relative path in an earlier directory would now be found first.
-    const fs::path file(header);
-    for (const fs::path& dir : include_dirs) {
-      const fs::path relative = file.lexically_relative(dir);
-      if (relative.empty() || *relative.begin() == "..") continue;
-      for (const fs::path& earlier : include_dirs) {
-        if (earlier == dir) break;
-        std::error_code ec;
-        if (fs::exists(earlier / relative, ec))
-          sha.field("shadowed_by", (earlier / relative).string());
+    // Plain string operations: this runs for every header on every memory hit, where
+    // std::filesystem's path splitting cost more than the stat() calls.
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      const std::string& dir = dirs[i];
+      if (header.size() <= dir.size() + 1 || !header.starts_with(dir) || header[dir.size()] != '/')
+        continue;
+      const std::string_view relative = std::string_view(header).substr(dir.size());
+      for (size_t j = 0; j < i; ++j) {
+        const std::string earlier = dirs[j] + std::string(relative);
+        if (stat_signature(earlier)) sha.field("shadowed_by", earlier);
       }
       break;
     }
