@@ -6,7 +6,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "cache/key.h"
+#include "toolchain/sha256.h"
 
 namespace tilejit::detail {
 namespace {
