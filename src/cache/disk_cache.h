@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/header_hashes.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {
@@ -62,11 +63,18 @@ class DiskCache {
 
   // Dependency records: for a Program with user include directories, the headers its last
   // build read, under the key of everything else (key.h). They tell a new process which
-  // header contents make up the full key before anything is compiled. nullopt when none is
-  // recorded; a malformed record is removed with a warning.
-  std::optional<std::vector<std::string>> load_dependencies(const std::string& base_key) const;
+  // header contents make up the full key before anything is compiled, and, with each hash
+  // the recording process trusted, let it stat those headers instead of reading them. nullopt
+  // when none is recorded; a malformed record is removed with a warning. Records of format 1
+  // (paths only) are read as headers without hashes.
+  struct RecordedHeader {
+    std::string path;
+    std::optional<HeaderHash> hash;
+    bool operator==(const RecordedHeader&) const = default;
+  };
+  std::optional<std::vector<RecordedHeader>> load_dependencies(const std::string& base_key) const;
   void store_dependencies(const std::string& base_key,
-                          const std::vector<std::string>& headers) const;
+                          const std::vector<RecordedHeader>& headers) const;
 
   struct EntryInfo {
     std::string key;

@@ -23,7 +23,8 @@ std::string compute_cache_key(const Program& program, const ResolvedOptions& opt
 
 // The key of a Program with user include directories: `base_key` plus, for each header the
 // compiler read from them (`headers`: absolute paths), its path and the SHA-256 of its
-// contents (or that it is missing), and every file of the same relative path in an earlier
+// contents (or that it is missing; HeaderHashes reads only files whose stat signature
+// changed), and every file of the same relative path in an earlier
 // include directory, which the compiler would now find first.
 std::string key_with_headers(std::string_view base_key,
                              const std::vector<std::filesystem::path>& include_dirs,
