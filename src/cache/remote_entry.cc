@@ -12,45 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/artifact_io.h"
+#include "cache/byte_io.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
 namespace {
-
-void put_u32(std::string* out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
-}
-void put_u64(std::string* out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
-}
-
-// Reads little-endian fields from a byte string, failing (not throwing) past its end.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-  bool u32(uint32_t* value) { return integer(4, value); }
-  bool u64(uint64_t* value) { return integer(8, value); }
-  bool take(uint64_t n, std::string_view* out) {
-    if (n > bytes_.size() - offset_) return false;
-    *out = bytes_.substr(offset_, n);
-    offset_ += n;
-    return true;
-  }
-  bool at_end() const { return offset_ == bytes_.size(); }
-
- private:
-  template <class T>
-  bool integer(size_t n, T* value) {
-    if (n > bytes_.size() - offset_) return false;
-    *value = 0;
-    for (size_t i = 0; i < n; ++i)
-      *value |= static_cast<T>(static_cast<unsigned char>(bytes_[offset_ + i])) << (8 * i);
-    offset_ += n;
-    return true;
-  }
-  std::string_view bytes_;
-  size_t offset_ = 0;
-};
 
 std::string host_name() {
   char name[256] = {};
@@ -84,7 +50,7 @@ std::string encode_files(const std::map<std::string, std::string>& files) {
 }
 
 bool decode_files(std::string_view bytes, std::map<std::string, std::string>* files) {
-  Reader reader(bytes);
+  ByteReader reader(bytes);
   uint32_t count = 0;
   if (!reader.u32(&count)) return false;
   for (uint32_t i = 0; i < count; ++i) {
@@ -133,7 +99,7 @@ DecodedEntry decode_remote_entry(std::string_view value, const std::string& key,
     result.problem = "not a tilejit remote cache entry (bad magic)";
     return result;
   }
-  Reader reader(value.substr(0, value.size() - kRemoteEntryMacBytes));
+  ByteReader reader(value.substr(0, value.size() - kRemoteEntryMacBytes));
   std::string_view skipped;
   uint32_t version = 0;
   (void)reader.take(kRemoteEntryMagic.size(), &skipped);
