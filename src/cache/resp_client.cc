@@ -53,16 +53,24 @@ std::optional<RedisAddress> RedisAddress::parse(std::string_view url, std::strin
   }
   std::string_view rest = url.substr(kScheme.size());
   RedisAddress address;
-  std::string_view authority = rest.substr(0, rest.find('/'));
-  if (authority.find('@') != std::string_view::npos) {
-    *problem = fmt::format("'{}': credentials in the URL are not supported", url);
-    return std::nullopt;
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string_view host_port = authority;
+  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view credentials = authority.substr(0, at);
+    const size_t separator = credentials.find(':');
+    if (separator == std::string_view::npos || separator + 1 == credentials.size()) {
+      *problem = fmt::format("'{}': credentials must be [user]:password@", url);
+      return std::nullopt;
+    }
+    address.user = std::string(credentials.substr(0, separator));
+    address.password = std::string(credentials.substr(separator + 1));
+    host_port = authority.substr(at + 1);
   }
-  const size_t colon = authority.rfind(':');
-  address.host = std::string(authority.substr(0, colon));
+  const size_t colon = host_port.rfind(':');
+  address.host = std::string(host_port.substr(0, colon));
   int64_t number = 0;
   if (colon != std::string_view::npos) {
-    if (!parse_int(authority.substr(colon + 1), &number) || number <= 0 || number > 65535) {
+    if (!parse_int(host_port.substr(colon + 1), &number) || number <= 0 || number > 65535) {
       *problem = fmt::format("'{}': the port must be a number from 1 to 65535", url);
       return std::nullopt;
     }
@@ -83,7 +91,8 @@ std::optional<RedisAddress> RedisAddress::parse(std::string_view url, std::strin
 }
 
 std::string RedisAddress::str() const {
-  return fmt::format("redis://{}:{}/{}", host, port, db);
+  // Never the password: this text goes into warnings.
+  return fmt::format("redis://{}{}:{}/{}", password.empty() ? "" : "***@", host, port, db);
 }
 
 RespConnection::RespConnection(const RedisAddress& address, std::chrono::milliseconds timeout)
@@ -127,6 +136,13 @@ RespConnection::RespConnection(const RedisAddress& address, std::chrono::millise
   }
   ::freeaddrinfo(found);
   if (fd_ < 0) throw RespFailure{fmt::format("cannot connect to {}: {}", address.str(), problem)};
+  if (!address.password.empty()) {
+    const RespReply reply = address.user.empty()
+                                ? command({"AUTH", address.password})
+                                : command({"AUTH", address.user, address.password});
+    if (reply.kind != RespReply::Kind::kStatus)
+      throw RespFailure{fmt::format("AUTH failed: {}", reply.text)};
+  }
   if (address.db != 0) {
     const std::string db = std::to_string(address.db);
     const RespReply reply = command({"SELECT", db});

@@ -18,11 +18,13 @@
 
 namespace tilejit::detail {
 
-// redis://host[:port][/db]; port 6379 and db 0 by default.
+// redis://[[user]:password@]host[:port][/db]; port 6379, db 0 and no AUTH by default.
 struct RedisAddress {
   std::string host;
   int port = 6379;
   int db = 0;
+  std::string user;      // AUTH user password (Redis 6 ACLs); empty: AUTH password
+  std::string password;  // empty: no AUTH
 
   // nullopt, with `*problem` set, when `url` is not of that form.
   static std::optional<RedisAddress> parse(std::string_view url, std::string* problem);
@@ -44,7 +46,8 @@ struct RespFailure {
 
 class RespConnection {
  public:
-  // Connects and selects `address.db`; throws RespFailure.
+  // Connects, authenticates when the address has a password, selects `address.db`; throws
+  // RespFailure.
   RespConnection(const RedisAddress& address, std::chrono::milliseconds timeout);
   RespConnection(RespConnection&& other) noexcept;
   RespConnection& operator=(RespConnection&& other) noexcept;

@@ -34,7 +34,12 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   std::string url() const { return fmt::format("redis://127.0.0.1:{}/0", port_); }
-  detail::RedisAddress address() const { return {"127.0.0.1", port_, 0}; }
+  detail::RedisAddress address() const {
+    detail::RedisAddress address;
+    address.host = "127.0.0.1";
+    address.port = port_;
+    return address;
+  }
   detail::RespConnection connect() const {
     return detail::RespConnection(address(), std::chrono::milliseconds(2000));
   }

@@ -140,6 +140,16 @@ TEST(CacheStats, CountsOfFinishedProcesses) {
   EXPECT_NE(stats.output.find("disk_hits:       2\n"), std::string::npos) << stats.output;
   EXPECT_NE(stats.output.find("misses:          1\n"), std::string::npos) << stats.output;
   EXPECT_NE(stats.output.find("remote_hits:     0\n"), std::string::npos) << stats.output;
+  // Under TILELANG_VERBOSE a process prints its own counts as it exits.
+  ::setenv("TILELANG_VERBOSE", "1", 1);
+  detail::ProcessResult verbose = detail::run_process(
+      {TILEJIT_TOOL_PATH, "compile", program.string()}, std::chrono::seconds(120));
+  ::unsetenv("TILELANG_VERBOSE");
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.output;
+  EXPECT_NE(verbose.output.find("tilejit: cache: disk_hits=1 remote_hits=0 misses=0 "
+                                "remote_rejected=0 leases_waited=0 remote_failures=0\n"),
+            std::string::npos)
+      << verbose.output;
   ASSERT_EQ(tool(cache.root(), {"stats", "--reset"}).exit_code, 0);
   EXPECT_NE(tool(cache.root(), {"stats"}).output.find("misses:          0\n"), std::string::npos);
 }
