@@ -19,25 +19,12 @@ bool is_key(std::string_view text) {
   return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-}  // namespace
-
-std::string pack_cache_entries(const DiskCache& disk, const std::vector<std::string>& keys) {
-  std::vector<std::string> wanted = keys;
-  if (wanted.empty()) {
-    for (const DiskCache::EntryInfo& entry : disk.list(false)) wanted.push_back(entry.key);
-  }
+std::string pack(const std::vector<std::pair<std::string, const CompiledArtifact*>>& entries) {
   std::string out(kArchiveMagic);
   put_u32(&out, kArchiveVersion);
-  put_u32(&out, static_cast<uint32_t>(wanted.size()));
-  for (const std::string& key : wanted) {
-    DiskCache::Lookup found = disk.lookup(key);
-    if (!found.artifact) {
-      throw Error(
-          fmt::format("cache pack: entry {} is not in {} or does not verify (compile the "
-                      "Program first, or run `tilejit cache verify`)",
-                      key, disk.root().string()));
-    }
-    const std::string files = encode_files(artifact_to_files(*found.artifact));
+  put_u32(&out, static_cast<uint32_t>(entries.size()));
+  for (const auto& [key, artifact] : entries) {
+    const std::string files = encode_files(artifact_to_files(*artifact));
     std::string record;
     put_u32(&record, static_cast<uint32_t>(key.size()));
     record += key;
@@ -48,6 +35,36 @@ std::string pack_cache_entries(const DiskCache& disk, const std::vector<std::str
   }
   out += sha256_hex(out);
   return out;
+}
+
+}  // namespace
+
+std::string pack_cache_entries(const DiskCache& disk, const std::vector<std::string>& keys) {
+  std::vector<std::string> wanted = keys;
+  if (wanted.empty()) {
+    for (const DiskCache::EntryInfo& entry : disk.list(false)) wanted.push_back(entry.key);
+  }
+  std::vector<CompiledArtifact> artifacts;
+  artifacts.reserve(wanted.size());
+  for (const std::string& key : wanted) {
+    DiskCache::Lookup found = disk.lookup(key);
+    if (!found.artifact) {
+      throw Error(
+          fmt::format("cache pack: entry {} is not in {} or does not verify (compile the "
+                      "Program first, or run `tilejit cache verify`)",
+                      key, disk.root().string()));
+    }
+    artifacts.push_back(std::move(*found.artifact));
+  }
+  std::vector<std::pair<std::string, const CompiledArtifact*>> entries;
+  for (size_t i = 0; i < wanted.size(); ++i) entries.emplace_back(wanted[i], &artifacts[i]);
+  return pack(entries);
+}
+
+std::string pack_kernels(const std::vector<Kernel>& kernels) {
+  std::vector<std::pair<std::string, const CompiledArtifact*>> entries;
+  for (const Kernel& kernel : kernels) entries.emplace_back(kernel.cache_key(), &kernel.artifact());
+  return pack(entries);
 }
 
 std::vector<std::string> unpack_cache_entries(const DiskCache& disk, std::string_view archive) {

@@ -20,6 +20,9 @@ namespace tilejit::detail {
 // The verified entries `keys` of `disk` (every entry when `keys` is empty). Throws Error
 // naming a key that is not in the cache or does not verify.
 std::string pack_cache_entries(const DiskCache& disk, const std::vector<std::string>& keys);
+// The artifacts of loaded Kernels, under their cache keys (a par_compile worker's results,
+// whichever cache tier they came from).
+std::string pack_kernels(const std::vector<Kernel>& kernels);
 
 // Checks the whole archive (hashes, framing, every artifact) before storing anything into
 // `disk`; throws Error saying what is wrong. Returns the keys it holds.
