@@ -27,7 +27,8 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q pytest numpy
+  # ray: tests/python/test_cluster.py runs par_compile on a local Ray cluster.
+  "$venv/bin/python" -m pip install -q pytest numpy ray
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
   (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")

@@ -71,7 +71,9 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
                 pass_configs: Optional[dict[str, Any]] = None,
                 compile_flags: Union[Sequence[str], str, None] = None,
                 num_workers: Optional[int] = None,
-                ignore_error: bool = False) -> list[Optional[Kernel]]:
+                ignore_error: bool = False, cluster: Optional[str] = None,
+                executor: Any = None,
+                chunk_size: Optional[int] = None) -> list[Optional[Kernel]]:
     """Compiles several Programs in parallel; results are in input order.
 
     Each compile runs in a worker thread with the GIL released; NVRTC compiles run in worker
@@ -80,12 +82,20 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     tqdm is installed. With ``ignore_error`` a failed Program yields None and its error is
     logged as a warning; otherwise the first failure (in input order) is raised once every
     compile has finished.
+
+    ``cluster="ray"`` (or ``executor=``, any object whose ``submit`` returns a
+    concurrent.futures.Future) compiles on other machines instead, in tasks of ``chunk_size``
+    Programs, and loads the kernels they send back (docs/cluster.md).
     """
     programs = list(programs)
     options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,
                        compile_flags)
     if not programs:
         return []
+    if cluster is not None or executor is not None:
+        from ._cluster import par_compile_on_cluster
+        return par_compile_on_cluster(programs, options, cluster, executor, num_workers,
+                                      ignore_error, chunk_size)
     workers = num_workers or min(len(programs), os.cpu_count() or 1)
     kernels: list[Optional[Kernel]] = [None] * len(programs)
     errors: list[Optional[Error]] = [None] * len(programs)
