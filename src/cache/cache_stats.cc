@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,12 +31,14 @@ std::array<std::atomic<uint64_t>, kCacheEventCount>& counters() {
   return *values;
 }
 
+// TILELANG_VERBOSE by compile/'s env_flag rule ("1", "true", "yes", "on", any case); compile/
+// sits above this folder, so the rule is repeated rather than included.
 bool verbose_env() {
   const char* value = std::getenv("TILELANG_VERBOSE");
-  if (value == nullptr) return false;
-  const std::string_view text = value;
-  return text == "1" || text == "true" || text == "TRUE" || text == "True" || text == "yes" ||
-         text == "on";
+  std::string text = value == nullptr ? "" : value;
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text == "1" || text == "true" || text == "yes" || text == "on";
 }
 
 // Adds `counts` to <root>/stats.json under an exclusive flock. Best effort: stats never cost

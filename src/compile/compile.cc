@@ -251,7 +251,13 @@ struct Prepared {
 
 Prepared prepare(const Program& program, const CompileOptions& options,
                  CompilerPlacement placement = CompilerPlacement::kInProcess) {
-  Prepared prepared{program, resolve_options(program, options), nullptr, {}, {}, std::nullopt, options.remote_cache};
+  Prepared prepared{program,
+                    resolve_options(program, options),
+                    nullptr,
+                    {},
+                    {},
+                    std::nullopt,
+                    options.remote_cache};
   prepared.options.compiler_placement = placement;
   prepared.backend = &backend_named(prepared.options.backend);
   prepared.base_key = key_memo().key_for(program, prepared.options, *prepared.backend);
