@@ -20,7 +20,8 @@ OutIdx = Union[int, Sequence[int], None]
 def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional[str],
              target_host: Optional[str], verbose: Optional[bool],
              pass_configs: Optional[dict[str, Any]],
-             compile_flags: Union[Sequence[str], str, None]) -> dict[str, Any]:
+             compile_flags: Union[Sequence[str], str, None],
+             remote_cache: Optional[str] = None) -> dict[str, Any]:
     """Keyword arguments for _core.compile. None means: the environment, then 'auto'."""
     if isinstance(out_idx, int):
         out_idx = [out_idx]
@@ -35,26 +36,30 @@ def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional
         # Recorded in the cache key as text.
         pass_configs={str(k): str(v) for k, v in (pass_configs or {}).items()},
         compile_flags=list(compile_flags or []),
+        remote_cache=remote_cache or "",
     )
 
 
 def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
             target: Optional[str] = None, target_host: Optional[str] = None,
             verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
-            compile_flags: Union[Sequence[str], str, None] = None) -> Kernel:
+            compile_flags: Union[Sequence[str], str, None] = None,
+            remote_cache: Optional[str] = None) -> Kernel:
     """Compiles ``program`` into a :class:`Kernel`.
 
     Looks the kernel up in the memory and disk caches first; builds it on a miss. Options left
     as None come from TILELANG_EXECUTION_BACKEND, TILELANG_TARGET and TILELANG_VERBOSE, else
     "auto". ``out_idx`` (an index or a list; negative counts from the end) overrides the
-    Program's. ``compile_flags`` are appended to the Program's own. Raises CompileError (with
+    Program's. ``compile_flags`` are appended to the Program's own. ``remote_cache``
+    ("redis://host:port/db" or "off"; None: TILEJIT_REMOTE_CACHE) is the shared cache tier
+    behind the disk cache (docs/cluster.md). Raises CompileError (with
     ``.log``) when the compiler rejects the source, ProgramError for a malformed Program.
     """
     if not isinstance(program, Program):
         raise TypeError(f"tilejit.compile expects a tilejit.Program, got {type(program).__name__}")
     return _core.compile(Kernel, program, **_options(out_idx, execution_backend, target,
                                                     target_host, verbose, pass_configs,
-                                                    compile_flags))
+                                                    compile_flags, remote_cache))
 
 
 def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
@@ -73,7 +78,8 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
                 num_workers: Optional[int] = None,
                 ignore_error: bool = False, cluster: Optional[str] = None,
                 executor: Any = None,
-                chunk_size: Optional[int] = None) -> list[Optional[Kernel]]:
+                chunk_size: Optional[int] = None,
+                remote_cache: Optional[str] = None) -> list[Optional[Kernel]]:
     """Compiles several Programs in parallel; results are in input order.
 
     Each compile runs in a worker thread with the GIL released; NVRTC compiles run in worker
@@ -89,7 +95,7 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     """
     programs = list(programs)
     options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,
-                       compile_flags)
+                       compile_flags, remote_cache)
     if not programs:
         return []
     if cluster is not None or executor is not None:

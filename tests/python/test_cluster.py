@@ -138,6 +138,19 @@ def test_ray_par_compile_32_programs(ray_cluster, redis_url, fresh_cache, rng, c
     assert len(redis_entries(redis_url[0])) == 31
 
 
+def test_compile_option_names_the_remote_tier(redis_url, fresh_cache, monkeypatch, rng):
+    port, url = redis_url
+    monkeypatch.setenv("TILEJIT_REMOTE_CACHE_SECRET", SECRET)
+    monkeypatch.setenv("TILEJIT_REMOTE_CACHE", url)
+    off = tilejit.compile(axpy_program(4242, name="remote_off"), remote_cache="off")
+    assert f"tilejit:entry:1:{off.cache_key}" not in redis_entries(port)
+    monkeypatch.delenv("TILEJIT_REMOTE_CACHE")
+    on = tilejit.compile(axpy_program(4243, name="remote_on"), remote_cache=url)
+    assert f"tilejit:entry:1:{on.cache_key}" in redis_entries(port)
+    expect_axpy(off, 4242, rng)
+    expect_axpy(on, 4243, rng)
+
+
 def test_ray_failure_is_raised_without_ignore_error(ray_cluster, fresh_cache):
     with pytest.raises(tilejit.CompileError) as raised:
         tilejit.par_compile([axpy_program(7), broken_program()], cluster="ray")
