@@ -12,9 +12,9 @@
 #include "cache/cache_archive.h"
 #include "cache/cache_stats.h"
 #include "cache/disk_cache.h"
-#include "cache/remote_cache.h"
 #include "cli.h"
 #include "compile/compile.h"
+#include "remote/remote_cache.h"
 #include "tilejit/errors.h"
 #include "tilejit/jit.h"
 

@@ -22,9 +22,9 @@
 
 #include "cache/memory_cache.h"
 #include "compile/compile.h"
-#include "compile/toolchain.h"
 #include "redis_server.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 

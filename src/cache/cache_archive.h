@@ -9,6 +9,7 @@
 // to be taken only from where one would take the kernels themselves (docs/cluster.md).
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,11 @@ std::string pack_cache_entries(const DiskCache& disk, const std::vector<std::str
 // The artifacts of loaded Kernels, under their cache keys (a par_compile worker's results,
 // whichever cache tier they came from).
 std::string pack_kernels(const std::vector<Kernel>& kernels);
+
+// Files (name -> bytes) as one length-prefixed string, and back; the second returns false on
+// any malformation. Also the payload of a remote cache entry (remote/remote_entry.h).
+std::string encode_files(const std::map<std::string, std::string>& files);
+bool decode_files(std::string_view bytes, std::map<std::string, std::string>* files);
 
 // Checks the whole archive (hashes, framing, every artifact) before storing anything into
 // `disk`; throws Error saying what is wrong. Returns the keys it holds.

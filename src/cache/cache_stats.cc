@@ -5,20 +5,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
-#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cache/disk_cache.h"
+#include "options/options.h"
 
 namespace tilejit::detail {
 namespace {
@@ -29,16 +27,6 @@ constexpr const char* kStatsFormat = "tilejit.cache-stats/1";
 std::array<std::atomic<uint64_t>, kCacheEventCount>& counters() {
   static auto* values = new std::array<std::atomic<uint64_t>, kCacheEventCount>{};  // leaked
   return *values;
-}
-
-// TILELANG_VERBOSE by compile/'s env_flag rule ("1", "true", "yes", "on", any case); compile/
-// sits above this folder, so the rule is repeated rather than included.
-bool verbose_env() {
-  const char* value = std::getenv("TILELANG_VERBOSE");
-  std::string text = value == nullptr ? "" : value;
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text == "1" || text == "true" || text == "yes" || text == "on";
 }
 
 // Adds `counts` to <root>/stats.json under an exclusive flock. Best effort: stats never cost
@@ -74,7 +62,7 @@ void report_at_exit() {
   uint64_t total = 0;
   for (uint64_t count : counts) total += count;
   if (total == 0) return;
-  if (verbose_env()) {
+  if (env_flag("TILELANG_VERBOSE")) {
     std::string line = "tilejit: cache:";
     for (size_t i = 0; i < kCacheEventCount; ++i)
       line += fmt::format(" {}={}", cache_event_name(static_cast<CacheEvent>(i)), counts[i]);

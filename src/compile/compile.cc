@@ -20,8 +20,8 @@
 #include "cache/disk_cache.h"
 #include "cache/key.h"
 #include "cache/memory_cache.h"
-#include "cache/remote_cache.h"
 #include "compile/kernel_state.h"
+#include "remote/remote_cache.h"
 #include "tilejit/errors.h"
 
 extern char** environ;  // POSIX: the process environment
@@ -376,13 +376,6 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
 }
 
 }  // namespace
-
-bool env_flag(const char* name) {
-  std::string value = env_string(name);
-  std::transform(value.begin(), value.end(), value.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return value == "1" || value == "true" || value == "yes" || value == "on";
-}
 
 ResolvedOptions resolve_options(const Program& program, const CompileOptions& options) {
   ResolvedOptions resolved;

@@ -19,8 +19,8 @@
 
 #include <fmt/format.h>
 
-#include "cache/resp_client.h"
-#include "compile/toolchain.h"
+#include "remote/resp_client.h"
+#include "toolchain/toolchain.h"
 
 extern char** environ;  // POSIX: the process environment
 

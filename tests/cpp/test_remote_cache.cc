@@ -9,11 +9,11 @@
 #include <fstream>
 
 #include "cache/cache_stats.h"
-#include "cache/remote_cache.h"
-#include "cache/remote_entry.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
 #include "redis_server.h"
+#include "remote/remote_cache.h"
+#include "remote/remote_entry.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "cache/remote_cache.h"
+#include "remote/remote_cache.h"
 
 #include <fcntl.h>
 #include <openssl/sha.h>
@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 
 #include "cache/cache_stats.h"
-#include "cache/remote_entry.h"
+#include "remote/remote_entry.h"
 
 namespace tilejit::detail {
 namespace {

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/resp_client.h"
+#include "remote/resp_client.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {

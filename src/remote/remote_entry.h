@@ -6,8 +6,9 @@
 //   4       4     format version (little-endian u32), kRemoteEntryVersion
 //   8       4     key length n (u32), then n bytes: the full cache key
 //   12+n    4     metadata length m (u32), then m bytes: JSON (producer host, time, backend)
-//   ...     8     payload length p (u64), then p bytes: the artifact's files (artifact_io.h)
-//   end-32  32    HMAC-SHA256 under the cluster secret over every byte before it
+//   ...     8     payload length p (u64), then p bytes: the artifact's files
+//   (cache/cache_archive.h: encode_files) end-32  32    HMAC-SHA256 under the cluster secret over
+//   every byte before it
 //
 // A content hash would not do: anyone who can write to the server could store their own
 // library with its own hash under our key. The MAC binds the bytes, the key and the
@@ -29,11 +30,6 @@ constexpr uint32_t kRemoteEntryVersion = 1;
 constexpr size_t kRemoteEntryMacBytes = 32;
 
 std::string hmac_sha256(std::string_view secret, std::string_view bytes);
-
-// Files (name -> bytes) as one length-prefixed string, and back; the second returns false on
-// any malformation. Shared with `tilejit cache pack`.
-std::string encode_files(const std::map<std::string, std::string>& files);
-bool decode_files(std::string_view bytes, std::map<std::string, std::string>* files);
 
 std::string encode_remote_entry(const std::string& key, const CompiledArtifact& artifact,
                                 std::string_view secret);

@@ -1,4 +1,4 @@
-#include "cache/resp_client.h"
+#include "remote/resp_client.h"
 
 #include <netdb.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "cache/remote_entry.h"
+#include "remote/remote_entry.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,8 +11,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cache/artifact_io.h"
+#include "artifact/artifact_io.h"
 #include "cache/byte_io.h"
+#include "cache/cache_archive.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -35,35 +36,6 @@ std::string hmac_sha256(std::string_view secret, std::string_view bytes) {
     throw Error("remote cache: OpenSSL HMAC-SHA256 failed");
   }
   return std::string(reinterpret_cast<const char*>(mac), length);
-}
-
-std::string encode_files(const std::map<std::string, std::string>& files) {
-  std::string out;
-  put_u32(&out, static_cast<uint32_t>(files.size()));
-  for (const auto& [name, bytes] : files) {
-    put_u32(&out, static_cast<uint32_t>(name.size()));
-    out += name;
-    put_u64(&out, bytes.size());
-    out += bytes;
-  }
-  return out;
-}
-
-bool decode_files(std::string_view bytes, std::map<std::string, std::string>* files) {
-  ByteReader reader(bytes);
-  uint32_t count = 0;
-  if (!reader.u32(&count)) return false;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t name_length = 0;
-    uint64_t length = 0;
-    std::string_view name, contents;
-    if (!reader.u32(&name_length) || !reader.take(name_length, &name) || !reader.u64(&length) ||
-        !reader.take(length, &contents)) {
-      return false;
-    }
-    if (!files->emplace(std::string(name), std::string(contents)).second) return false;
-  }
-  return reader.at_end();
 }
 
 std::string encode_remote_entry(const std::string& key, const CompiledArtifact& artifact,
