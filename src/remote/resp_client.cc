@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <utility>
 
 #include <fmt/format.h>
 
@@ -107,7 +106,7 @@ RespConnection::RespConnection(const RedisAddress& address, std::chrono::millise
     throw RespFailure{fmt::format("cannot resolve '{}': {}", address.host, ::gai_strerror(rc))};
   }
   std::string problem = "no address";
-  for (addrinfo* ai = found; ai != nullptr && fd_ < 0; ai = ai->ai_next) {
+  for (addrinfo* ai = found; ai != nullptr && !fd_; ai = ai->ai_next) {
     const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
@@ -132,10 +131,10 @@ RespConnection::RespConnection(const RedisAddress& address, std::chrono::millise
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small request/reply pairs
-    fd_ = fd;
+    fd_ = UniqueFd(fd);
   }
   ::freeaddrinfo(found);
-  if (fd_ < 0) throw RespFailure{fmt::format("cannot connect to {}: {}", address.str(), problem)};
+  if (!fd_) throw RespFailure{fmt::format("cannot connect to {}: {}", address.str(), problem)};
   if (!address.password.empty()) {
     const RespReply reply = address.user.empty()
                                 ? command({"AUTH", address.password})
@@ -152,29 +151,8 @@ RespConnection::RespConnection(const RedisAddress& address, std::chrono::millise
   }
 }
 
-RespConnection::RespConnection(RespConnection&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      timeout_(other.timeout_),
-      buffer_(std::move(other.buffer_)),
-      buffer_offset_(other.buffer_offset_) {}
-
-RespConnection& RespConnection::operator=(RespConnection&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    timeout_ = other.timeout_;
-    buffer_ = std::move(other.buffer_);
-    buffer_offset_ = other.buffer_offset_;
-  }
-  return *this;
-}
-
-RespConnection::~RespConnection() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 RespReply RespConnection::command(const std::vector<std::string_view>& args) {
-  if (fd_ < 0) throw RespFailure{"connection is closed"};
+  if (!fd_) throw RespFailure{"connection is closed"};
   const Clock::time_point deadline = Clock::now() + timeout_;
   std::string request = fmt::format("*{}\r\n", args.size());
   for (std::string_view arg : args) {
@@ -187,8 +165,7 @@ RespReply RespConnection::command(const std::vector<std::string_view>& args) {
     return read_reply(deadline);
   } catch (const RespFailure&) {
     // A half-read reply would be taken for the next command's: the connection is done.
-    ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     throw;
   }
 }
@@ -196,11 +173,11 @@ RespReply RespConnection::command(const std::vector<std::string_view>& args) {
 void RespConnection::send_all(std::string_view bytes, Clock::time_point deadline) {
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
     if (n > 0) {
       done += static_cast<size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      wait_ready(fd_, POLLOUT, deadline, "send");
+      wait_ready(fd_.get(), POLLOUT, deadline, "send");
     } else if (n < 0 && errno != EINTR) {
       throw RespFailure{fmt::format("send: {}", std::strerror(errno))};
     }
@@ -212,14 +189,14 @@ void RespConnection::fill(Clock::time_point deadline) {
   buffer_offset_ = 0;
   char chunk[65536];
   while (true) {
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    const ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
     if (n > 0) {
       buffer_.append(chunk, static_cast<size_t>(n));
       return;
     }
     if (n == 0) throw RespFailure{"the server closed the connection"};
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      wait_ready(fd_, POLLIN, deadline, "reply");
+      wait_ready(fd_.get(), POLLIN, deadline, "reply");
     } else if (errno != EINTR) {
       throw RespFailure{fmt::format("recv: {}", std::strerror(errno))};
     }

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "toolchain/unique_fd.h"
+
 namespace tilejit::detail {
 
 // redis://[[user]:password@]host[:port][/db]; port 6379, db 0 and no AUTH by default.
@@ -49,11 +51,8 @@ class RespConnection {
   // Connects, authenticates when the address has a password, selects `address.db`; throws
   // RespFailure.
   RespConnection(const RedisAddress& address, std::chrono::milliseconds timeout);
-  RespConnection(RespConnection&& other) noexcept;
-  RespConnection& operator=(RespConnection&& other) noexcept;
-  RespConnection(const RespConnection&) = delete;
-  RespConnection& operator=(const RespConnection&) = delete;
-  ~RespConnection();
+  RespConnection(RespConnection&&) noexcept = default;
+  RespConnection& operator=(RespConnection&&) noexcept = default;
 
   // Sends one command and reads its reply within the timeout; throws RespFailure.
   RespReply command(const std::vector<std::string_view>& args);
@@ -64,7 +63,7 @@ class RespConnection {
   std::string read_line(std::chrono::steady_clock::time_point deadline);
   RespReply read_reply(std::chrono::steady_clock::time_point deadline);
 
-  int fd_ = -1;
+  UniqueFd fd_;
   std::chrono::milliseconds timeout_;
   std::string buffer_;  // received, not yet parsed (from buffer_offset_)
   size_t buffer_offset_ = 0;
