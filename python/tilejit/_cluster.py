@@ -27,23 +27,23 @@ from ._core import Error, Program
 logger = logging.getLogger("tilejit")
 
 
-def compile_chunk(program_jsons: list[str], options: dict[str, Any],
+def compile_chunk(items: list[tuple[str, dict[str, Any]]],
                   num_workers: int) -> tuple[list[Optional[tuple[str, str, dict[str, Any]]]],
                                              bytes]:
-    """The task body, run on a worker: compiles the Programs given as JSON.
+    """The task body, run on a worker: compiles the Programs given as (JSON, compile options).
 
     Returns, per Program, None when it compiled or (error type name, message, attributes);
     and an archive of the entries that compiled.
     """
     from .kernel import Kernel
 
-    programs = [Program.from_json(text) for text in program_jsons]
+    programs = [Program.from_json(text) for text, _ in items]
     failures: list[Optional[tuple[str, str, dict[str, Any]]]] = [None] * len(programs)
     compiled = []
     with ThreadPoolExecutor(max_workers=max(1, min(num_workers, len(programs))),
                             thread_name_prefix="tilejit-compile") as pool:
         futures = [pool.submit(_core.compile, Kernel, program, _worker_process=True, **options)
-                   for program in programs]
+                   for program, (_, options) in zip(programs, items)]
         for i, future in enumerate(futures):
             try:
                 compiled.append(future.result()._compiled)
@@ -100,11 +100,13 @@ def _ray_submitter(num_workers: int):
     return (lambda fn, *args: task.remote(*args).future()), cpus
 
 
-def par_compile_on_cluster(programs: list[Program], options: dict[str, Any],
+def par_compile_on_cluster(prepared: list[tuple[Program, dict[str, Any]]],
                            cluster: Optional[str], executor: Any, num_workers: Optional[int],
                            ignore_error: bool, chunk_size: Optional[int]) -> list[Any]:
+    """par_compile of (Program, compile options) pairs through `cluster` or `executor`."""
     from .kernel import Kernel
 
+    programs = [program for program, _ in prepared]
     if executor is not None and cluster is not None:
         raise _core.ArgumentError("par_compile: give cluster= or executor=, not both")
     if executor is not None:
@@ -123,7 +125,7 @@ def par_compile_on_cluster(programs: list[Program], options: dict[str, Any],
     size = chunk_size or max(1, math.ceil(len(programs) / (4 * parallelism)))
     chunks = [list(range(start, min(start + size, len(programs))))
               for start in range(0, len(programs), size)]
-    jsons = [program.to_json(0) for program in programs]
+    items = [(program.to_json(0), options) for program, options in prepared]
 
     errors: list[Optional[Error]] = [None] * len(programs)
     compiled = [False] * len(programs)
@@ -132,8 +134,7 @@ def par_compile_on_cluster(programs: list[Program], options: dict[str, Any],
 
     def launch(c: int) -> None:
         attempts[c] += 1
-        pending[submit(compile_chunk, [jsons[i] for i in chunks[c]], options,
-                       task_workers)] = c
+        pending[submit(compile_chunk, [items[i] for i in chunks[c]], task_workers)] = c
 
     progress = _Progress(len(programs))
     try:
@@ -170,7 +171,7 @@ def par_compile_on_cluster(programs: list[Program], options: dict[str, Any],
         if compiled[i]:
             # A disk hit on the entry just unpacked (or, should it have been evicted since,
             # a local compile).
-            kernels[i] = _core.compile(Kernel, program, **options)
+            kernels[i] = _core.compile(Kernel, program, **prepared[i][1])
         elif ignore_error:
             logger.warning("tilejit.par_compile: program %d ('%s') failed: %s", i, program.name,
                            errors[i])
