@@ -73,12 +73,12 @@ class OutputAllocator {
 
 namespace detail {
 struct KernelState;
-}
+struct KernelAccess;  // the library's own way in (src/compile/kernel_state.h)
+}  // namespace detail
 
 class Kernel {
  public:
   Kernel() = default;
-  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
 
   // Checks the arguments (inputs only when out_idx is set), launches on `stream` and returns
   // the out_idx outputs. Throws ArgumentError before any launch when an argument is wrong.
@@ -102,9 +102,11 @@ class Kernel {
   void export_to(const std::filesystem::path& dir) const;
 
   explicit operator bool() const { return state_ != nullptr; }
-  const detail::KernelState& state() const { return *state_; }
 
  private:
+  friend struct detail::KernelAccess;
+  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
+
   std::shared_ptr<const detail::KernelState> state_;
 };
 
