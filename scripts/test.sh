@@ -27,7 +27,8 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q pytest numpy
+  # ray: tests/python/test_cluster.py runs par_compile on a local Ray cluster.
+  "$venv/bin/python" -m pip install -q pytest numpy ray
   # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed;
   # test_torch_op.py runs torch.compile, whose inductor uses g++ on the CPU).
   "$venv/bin/python" -m pip install -q torch tilelang==0.1.15

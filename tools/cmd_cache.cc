@@ -1,14 +1,20 @@
-// `tilejit cache list|info|clear|verify|key`: inspect and maintain the kernel cache
-// (docs/cache.md). --dir overrides TILELANG_CACHE_DIR.
+// `tilejit cache list|info|clear|verify|key|stats|pack|unpack`: inspect and maintain the kernel
+// cache (docs/cache.md, docs/cluster.md). --dir overrides TILELANG_CACHE_DIR.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "cache/cache_archive.h"
+#include "cache/cache_stats.h"
 #include "cache/disk_cache.h"
 #include "cli.h"
 #include "compile/compile.h"
+#include "remote/remote_cache.h"
 #include "tilejit/errors.h"
 #include "tilejit/jit.h"
 
@@ -115,6 +121,80 @@ const tilejit::cli::Registration kRegistration{
       key->add_option("--backend", options->execution_backend, "Execution backend");
       key->callback([program_path, options] {
         fmt::print("{}\n", tilejit::cache_key(tilejit::Program::load(*program_path), *options));
+      });
+
+      auto* stats = cmd->add_subcommand(
+          "stats", "Hit and miss counts recorded by finished processes; the remote tier's state");
+      auto reset = std::make_shared<bool>(false);
+      stats->add_flag("--reset", *reset, "Set the recorded counts back to zero");
+      stats->callback([dir, reset] {
+        const DiskCache cache = cache_at(*dir);
+        if (*reset) {
+          tilejit::detail::reset_recorded_cache_stats(cache.root());
+          fmt::print("counts reset\n");
+          return;
+        }
+        const auto recorded = tilejit::detail::recorded_cache_stats(cache.root());
+        for (size_t i = 0; i < tilejit::detail::kCacheEventCount; ++i) {
+          const std::string name =
+              tilejit::detail::cache_event_name(static_cast<tilejit::detail::CacheEvent>(i));
+          const auto it = recorded.find(name);
+          fmt::print("{:<16} {}\n", name + ":", it == recorded.end() ? 0 : it->second);
+        }
+        const char* url = std::getenv("TILEJIT_REMOTE_CACHE");
+        if (url == nullptr || *url == '\0') {
+          fmt::print("{:<16} off (TILEJIT_REMOTE_CACHE is not set)\n", "remote:");
+        } else if (tilejit::detail::RemoteCache* remote =
+                       tilejit::detail::RemoteCache::from_url("")) {
+          const std::string problem = remote->probe();
+          fmt::print("{:<16} {} ({})\n", "remote:", remote->settings().address.str(),
+                     problem.empty() ? "answers" : problem);
+        } else {
+          fmt::print("{:<16} off (see the warning above)\n", "remote:");
+        }
+      });
+
+      auto* pack = cmd->add_subcommand(
+          "pack", "Write verified entries (all, or those of the given Programs) to one archive");
+      auto archive_path = std::make_shared<std::string>();
+      auto programs = std::make_shared<std::vector<std::string>>();
+      auto pack_options = std::make_shared<tilejit::CompileOptions>();
+      pack->add_option("file", *archive_path, "Archive to write")->required();
+      pack->add_option("programs", *programs, "Program JSON files (default: every entry)");
+      pack->add_option("--target", pack_options->target, "Target of the Programs' entries");
+      pack->add_option("--backend", pack_options->execution_backend, "Execution backend");
+      pack->callback([dir, archive_path, programs, pack_options] {
+        std::vector<std::string> keys;
+        for (const std::string& program : *programs)
+          keys.push_back(tilejit::cache_key(tilejit::Program::load(program), *pack_options));
+        const DiskCache cache = cache_at(*dir);
+        const std::string archive = tilejit::detail::pack_cache_entries(cache, keys);
+        // Written beside the destination and renamed: a reader never sees half an archive.
+        const std::string staged = *archive_path + ".partial";
+        {
+          std::ofstream out(staged, std::ios::binary | std::ios::trunc);
+          out.write(archive.data(), static_cast<std::streamsize>(archive.size()));
+          if (!out.flush())
+            throw tilejit::Error(fmt::format("cache pack: cannot write '{}'", staged));
+        }
+        std::filesystem::rename(staged, *archive_path);
+        const size_t count = keys.empty() ? cache.list(false).size() : keys.size();
+        fmt::print("packed {} entries ({}) into {}\n", count, human_bytes(archive.size()),
+                   *archive_path);
+      });
+
+      auto* unpack = cmd->add_subcommand(
+          "unpack", "Check an archive from `cache pack`, then add its entries to the cache");
+      auto unpack_path = std::make_shared<std::string>();
+      unpack->add_option("file", *unpack_path, "Archive to read")->required();
+      unpack->callback([dir, unpack_path] {
+        std::ifstream in(*unpack_path, std::ios::binary);
+        if (!in) throw tilejit::Error(fmt::format("cache unpack: cannot read '{}'", *unpack_path));
+        const std::string archive((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+        const DiskCache cache = cache_at(*dir);
+        const auto keys = tilejit::detail::unpack_cache_entries(cache, archive);
+        fmt::print("unpacked {} entries into {}\n", keys.size(), cache.root().string());
       });
     }};
 

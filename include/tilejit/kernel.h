@@ -33,6 +33,9 @@ struct CompileOptions {
   std::optional<bool> verbose;    // "" = TILELANG_VERBOSE
   std::map<std::string, std::string> pass_configs;  // recorded in the cache key
   std::vector<std::string> compile_flags;           // appended to the Program's own
+  // The remote cache tier behind the disk cache (docs/cluster.md): "redis://host:port/db",
+  // "off", or "" = TILEJIT_REMOTE_CACHE. Not part of the cache key.
+  std::string remote_cache;
 
   friend bool operator==(const CompileOptions&, const CompileOptions&) = default;
 };

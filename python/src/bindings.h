@@ -13,6 +13,7 @@ namespace tilejit::python {
 void bind_program(nanobind::module_& m);
 void bind_kernel(nanobind::module_& m);
 void bind_bench(nanobind::module_& m);
+void bind_cache(nanobind::module_& m);
 
 // An int or an expression text -> Expr. Raises ProgramError naming `what` for anything else
 // (and the column, for text that does not parse).

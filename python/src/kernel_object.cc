@@ -399,7 +399,7 @@ CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string
                             std::string target, std::string target_host,
                             std::optional<bool> verbose,
                             std::map<std::string, std::string> pass_configs,
-                            std::vector<std::string> compile_flags) {
+                            std::vector<std::string> compile_flags, std::string remote_cache) {
   CompileOptions options;
   options.out_idx = std::move(out_idx);
   options.execution_backend = std::move(execution_backend);
@@ -408,6 +408,7 @@ CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string
   options.verbose = verbose;
   options.pass_configs = std::move(pass_configs);
   options.compile_flags = std::move(compile_flags);
+  options.remote_cache = std::move(remote_cache);
   return options;
 }
 
@@ -443,10 +444,11 @@ void bind_kernel(nb::module_& m) {
       [](nb::handle cls, const Program& program, std::optional<std::vector<int>> out_idx,
          std::string execution_backend, std::string target, std::string target_host,
          std::optional<bool> verbose, std::map<std::string, std::string> pass_configs,
-         std::vector<std::string> compile_flags, bool worker_process) {
-        CompileOptions options = make_options(std::move(out_idx), std::move(execution_backend),
-                                              std::move(target), std::move(target_host), verbose,
-                                              std::move(pass_configs), std::move(compile_flags));
+         std::vector<std::string> compile_flags, std::string remote_cache, bool worker_process) {
+        CompileOptions options = make_options(
+            std::move(out_idx), std::move(execution_backend), std::move(target),
+            std::move(target_host), verbose, std::move(pass_configs), std::move(compile_flags),
+            std::move(remote_cache));
         Kernel kernel;
         {
           // Compiling takes milliseconds to seconds: other Python threads run meanwhile, which
@@ -463,7 +465,8 @@ void bind_kernel(nb::module_& m) {
       "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
       "target_host"_a = "", "verbose"_a = nb::none(),
       "pass_configs"_a = std::map<std::string, std::string>{},
-      "compile_flags"_a = std::vector<std::string>{}, "_worker_process"_a = false,
+      "compile_flags"_a = std::vector<std::string>{}, "remote_cache"_a = "",
+      "_worker_process"_a = false,
       "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`. "
       "`_worker_process` (par_compile's) runs an in-process compiler (NVRTC) in a worker process "
       "instead, so that compiles on several threads overlap.");

@@ -16,4 +16,5 @@ NB_MODULE(_core, m) {
   tilejit::python::bind_dlpack_tensor(m);
   tilejit::python::bind_kernel(m);
   tilejit::python::bind_bench(m);
+  tilejit::python::bind_cache(m);
 }

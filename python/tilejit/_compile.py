@@ -88,7 +88,7 @@ def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[st
             target: Any = None, target_host: Optional[str] = None,
             verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
             compile_flags: Union[Sequence[str], str, None] = None,
-            torch_op: Optional[str] = None) -> Kernel:
+            torch_op: Optional[str] = None, remote_cache: Optional[str] = None) -> Kernel:
     """Compiles ``program`` into a :class:`Kernel`.
 
     ``program`` is a :class:`Program`, or a TileLang PrimFunc / ``@tilelang.jit`` function:
@@ -103,12 +103,16 @@ def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[st
     ``.log``) when the compiler rejects the source, ProgramError for a malformed Program, and
     CaptureError when torch's current CUDA stream is capturing a graph. ``torch_op="ns::op"``
     also registers the kernel as ``torch.ops.ns.op`` (:meth:`Kernel.as_torch_op`; with target
-    "auto", one variant per device architecture).
+    "auto", one variant per device architecture). ``remote_cache`` ("redis://host:port/db" or
+    "off"; None: TILEJIT_REMOTE_CACHE) is the shared cache tier behind the disk cache
+    (docs/cluster.md).
     """
     refuse_during_capture(f"compile of '{program.name}'" if isinstance(program, Program)
                           else f"compile of a {type(program).__name__}")
     program, options = _program_and_options(program, out_idx, execution_backend, target,
                                             target_host, verbose, pass_configs, compile_flags)
+    if remote_cache:
+        options["remote_cache"] = remote_cache
     kernel = _core.compile(Kernel, program, **options)
     if torch_op is not None:
         from .torch_op import register_kernel
@@ -135,7 +139,9 @@ def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
                 pass_configs: Optional[dict[str, Any]] = None,
                 compile_flags: Union[Sequence[str], str, None] = None,
                 num_workers: Optional[int] = None,
-                ignore_error: bool = False) -> list[Optional[Kernel]]:
+                ignore_error: bool = False, cluster: Optional[str] = None,
+                executor: Any = None, chunk_size: Optional[int] = None,
+                remote_cache: Optional[str] = None) -> list[Optional[Kernel]]:
     """Compiles several Programs in parallel; results are in input order.
 
     Each compile runs in a worker thread with the GIL released; NVRTC compiles run in worker
@@ -144,6 +150,11 @@ def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
     tqdm is installed. With ``ignore_error`` a failed Program yields None and its error is
     logged as a warning; otherwise the first failure (in input order) is raised once every
     compile has finished.
+
+    ``cluster="ray"`` (or ``executor=``, any object whose ``submit`` returns a
+    concurrent.futures.Future) compiles on other machines instead, in tasks of ``chunk_size``
+    Programs, and loads the kernels they send back (docs/cluster.md). ``remote_cache`` is
+    compile()'s.
     """
     programs = list(programs)
     refuse_during_capture(f"par_compile of {len(programs)} programs")
@@ -154,6 +165,13 @@ def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
     programs = [program for program, _ in prepared]
     if not programs:
         return []
+    if remote_cache:
+        for _, options in prepared:
+            options["remote_cache"] = remote_cache
+    if cluster is not None or executor is not None:
+        from ._cluster import par_compile_on_cluster
+        return par_compile_on_cluster(prepared, cluster, executor, num_workers, ignore_error,
+                                      chunk_size)
     workers = num_workers or min(len(programs), os.cpu_count() or 1)
     kernels: list[Optional[Kernel]] = [None] * len(programs)
     errors: list[Optional[Error]] = [None] * len(programs)

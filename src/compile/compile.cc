@@ -16,11 +16,13 @@
 #include <fmt/format.h>
 
 #include "backend/dependencies.h"
+#include "cache/cache_stats.h"
 #include "cache/disk_cache.h"
 #include "cache/header_hashes.h"
 #include "cache/key.h"
 #include "cache/memory_cache.h"
 #include "compile/kernel_state.h"
+#include "remote/remote_cache.h"
 #include "tilejit/errors.h"
 
 extern char** environ;  // POSIX: the process environment
@@ -289,11 +291,18 @@ struct Prepared {
   // The full key: the base key, or with header contents when there are header_dirs. Unknown
   // (nullopt) while no build of this Program has recorded which headers it reads.
   std::optional<std::string> key;
+  std::string remote_cache;  // CompileOptions::remote_cache
 };
 
 Prepared prepare(const Program& program, const CompileOptions& options,
                  CompilerPlacement placement = CompilerPlacement::kInProcess) {
-  Prepared prepared{program, resolve_options(program, options), nullptr, {}, {}, std::nullopt};
+  Prepared prepared{program,
+                    resolve_options(program, options),
+                    nullptr,
+                    {},
+                    {},
+                    std::nullopt,
+                    options.remote_cache};
   prepared.options.compiler_placement = placement;
   prepared.backend = &backend_named(prepared.options.backend);
   prepared.base_key = key_memo().key_for(program, prepared.options, *prepared.backend);
@@ -339,14 +348,17 @@ const char* source_name(CompileSource source) {
       return "memory cache hit";
     case CompileSource::kDiskCache:
       return "disk cache hit";
+    case CompileSource::kRemoteCache:
+      return "remote cache hit";
     case CompileSource::kBuilt:
       return "built";
   }
   return "";
 }
 
-// Disk lookup, else build and store; then load. Runs at most once per key at a time in this
-// process (MemoryCache), concurrently with other keys.
+// Disk lookup, else remote lookup (which may wait on another process's compile lease), else
+// build and store; then load. Runs at most once per key at a time in this process
+// (MemoryCache), concurrently with other keys.
 Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   std::optional<DiskCache> disk = DiskCache::from_env();
   DiskCache::Status status = DiskCache::Status::kMiss;
@@ -357,6 +369,7 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
       try {
         Kernel kernel = make_kernel(std::move(*found.artifact), *prepared.key);
         *source = CompileSource::kDiskCache;
+        count_cache_event(CacheEvent::kDiskHit);
         return kernel;
       } catch (const Error& e) {
         // Verified bytes that still do not load were built by a toolchain or driver that does
@@ -364,6 +377,31 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
         std::fprintf(stderr, "tilejit: warning: cache: entry %s does not load (%s); rebuilding\n",
                      prepared.key->c_str(), e.what());
         disk->remove(*prepared.key);
+      }
+    }
+  }
+  // A Program whose key depends on headers not yet known here has no key to ask for.
+  std::optional<RemoteCache::Claim> claim;
+  RemoteCache* remote = prepared.key ? RemoteCache::from_url(prepared.remote_cache) : nullptr;
+  if (remote) {
+    claim.emplace(remote->claim(*prepared.key));
+    if (claim->artifact) {
+      // Verified bytes (HMAC, key, format): filed on disk, loaded like a disk hit.
+      if (disk && status != DiskCache::Status::kUnsafe)
+        disk->store(*prepared.key, *claim->artifact);
+      try {
+        Kernel kernel = make_kernel(std::move(*claim->artifact), *prepared.key);
+        *source = CompileSource::kRemoteCache;
+        count_cache_event(CacheEvent::kRemoteHit);
+        return kernel;
+      } catch (const Error& e) {
+        // Signed by a peer whose toolchain or driver does not match this machine's.
+        std::fprintf(stderr,
+                     "tilejit: warning: remote cache: entry %s does not load (%s); "
+                     "rebuilding\n",
+                     prepared.key->c_str(), e.what());
+        if (disk) disk->remove(*prepared.key);
+        claim.reset();
       }
     }
   }
@@ -387,7 +425,9 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
     }
   }
   if (storable) disk->store(key, artifact);
+  if (claim && key == *prepared.key) claim->publish(artifact);
   *source = CompileSource::kBuilt;
+  count_cache_event(CacheEvent::kMiss);
   return make_kernel(std::move(artifact), key);
 }
 

@@ -21,7 +21,7 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
 // The cache key compile() would use (src/cache/key.h), without building anything.
 std::string compile_cache_key(const Program& program, const CompileOptions& options);
 
-enum class CompileSource { kMemoryCache, kDiskCache, kBuilt };
+enum class CompileSource { kMemoryCache, kDiskCache, kRemoteCache, kBuilt };
 
 struct CompileOutcome {
   Kernel kernel;
