@@ -14,6 +14,7 @@ struct Expr::Node {
   Op op = Op::kConst;
   int64_t value = 0;  // kConst
   std::string name;   // kVar
+  int depth = 1;      // see Expr::depth()
   // Binary ops only. Optional, because a default Expr owns a node of its own: plain members
   // would recurse without end.
   std::optional<Expr> lhs;
@@ -152,9 +153,9 @@ class Parser {
   }
 
  private:
-  // Nesting deeper than this is not a shape expression; refusing it keeps the recursion
-  // bounded on hostile input.
-  static constexpr int kMaxNesting = 200;
+  [[noreturn]] void fail_too_deep() const {
+    fail(fmt::format("expression nested deeper than {} levels", Expr::kMaxDepth));
+  }
 
   [[noreturn]] void fail(std::string_view what) const {
     throw ProgramError(
@@ -166,6 +167,12 @@ class Parser {
                                    text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
+  }
+
+  // The position of the next token, for messages about it.
+  size_t next_token() {
+    skip_space();
+    return pos_;
   }
 
   bool accept(char c) {
@@ -185,14 +192,26 @@ class Parser {
     }
   }
 
+  // Expr::binary with the column of the operator when the result would be too deep.
+  Expr combine(Expr::Op op, Expr lhs, Expr rhs, size_t op_pos) {
+    if (std::max(lhs.depth(), rhs.depth()) >= Expr::kMaxDepth) {
+      pos_ = op_pos;
+      fail_too_deep();
+    }
+    return Expr::binary(op, std::move(lhs), std::move(rhs));
+  }
+
+  // `depth` counts the brackets, calls and unary minuses around the current position; it
+  // bounds the parser's own recursion.
   Expr parse_expr(int depth) {
-    if (depth > kMaxNesting) fail("expression nested too deeply");
+    if (depth >= Expr::kMaxDepth) fail_too_deep();
     Expr lhs = parse_term(depth);
     for (;;) {
+      size_t op_pos = next_token();
       if (accept('+')) {
-        lhs = Expr::binary(Expr::Op::kAdd, lhs, parse_term(depth));
+        lhs = combine(Expr::Op::kAdd, std::move(lhs), parse_term(depth), op_pos);
       } else if (accept('-')) {
-        lhs = Expr::binary(Expr::Op::kSub, lhs, parse_term(depth));
+        lhs = combine(Expr::Op::kSub, std::move(lhs), parse_term(depth), op_pos);
       } else {
         return lhs;
       }
@@ -202,12 +221,13 @@ class Parser {
   Expr parse_term(int depth) {
     Expr lhs = parse_unary(depth);
     for (;;) {
+      size_t op_pos = next_token();
       if (accept('*')) {
-        lhs = Expr::binary(Expr::Op::kMul, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kMul, std::move(lhs), parse_unary(depth), op_pos);
       } else if (accept('/')) {
-        lhs = Expr::binary(Expr::Op::kFloorDiv, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kFloorDiv, std::move(lhs), parse_unary(depth), op_pos);
       } else if (accept('%')) {
-        lhs = Expr::binary(Expr::Op::kFloorMod, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kFloorMod, std::move(lhs), parse_unary(depth), op_pos);
       } else {
         return lhs;
       }
@@ -215,16 +235,17 @@ class Parser {
   }
 
   Expr parse_unary(int depth) {
-    if (depth > kMaxNesting) fail("expression nested too deeply");
+    if (depth >= Expr::kMaxDepth) fail_too_deep();
     skip_space();
     if (pos_ < text_.size() && text_[pos_] == '-') {
+      size_t op_pos = pos_;
       ++pos_;
       skip_space();
       // A minus directly before a literal is part of it, so that INT64_MIN is writable.
       if (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
         return Expr(parse_integer(/*negative=*/true));
       }
-      return Expr::binary(Expr::Op::kSub, Expr(0), parse_unary(depth + 1));
+      return combine(Expr::Op::kSub, Expr(0), parse_unary(depth + 1), op_pos);
     }
     return parse_primary(depth);
   }
@@ -272,7 +293,7 @@ class Parser {
         expect(',', fmt::format("between the two arguments of '{}'", name));
         Expr b = parse_expr(depth + 1);
         expect(')', fmt::format("after the second argument of '{}'", name));
-        return Expr::binary(f.op, a, b);
+        return combine(f.op, std::move(a), std::move(b), start);
       }
       return Expr::var(std::string(name));
     }
@@ -364,8 +385,13 @@ Expr Expr::binary(Op op, Expr lhs, Expr rhs) {
       return Expr(folded);
     }
   }
+  int depth = std::max(lhs.depth(), rhs.depth()) + 1;
+  if (depth > kMaxDepth) {
+    throw ProgramError(fmt::format("expression nested deeper than {} levels", kMaxDepth));
+  }
   auto node = std::make_shared<Node>();
   node->op = op;
+  node->depth = depth;
   node->lhs = std::move(lhs);
   node->rhs = std::move(rhs);
   return Expr(std::shared_ptr<const Node>(std::move(node)));
@@ -393,6 +419,10 @@ const Expr& Expr::lhs() const {
 const Expr& Expr::rhs() const {
   if (is_const() || is_var()) throw ProgramError(fmt::format("'{}' has no operands", str()));
   return *node_->rhs;
+}
+
+int Expr::depth() const {
+  return node_->depth;
 }
 
 std::string Expr::str() const {
