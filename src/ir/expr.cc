@@ -352,8 +352,9 @@ Expr::Expr(const std::string& text) : Expr(parse(text)) {}
 
 Expr Expr::var(std::string name) {
   if (!detail::is_c_identifier(name)) {
-    throw ProgramError(fmt::format(
-        "invalid variable name '{}': expected a C identifier ([A-Za-z_][A-Za-z0-9_]*)", name));
+    throw ProgramError(
+        fmt::format("invalid variable name '{}': expected a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                    detail::printable(name)));
   }
   for (const FunctionName& f : kFunctions) {
     if (f.name == name) {
