@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -157,6 +158,7 @@ struct Binder::Plan {
     kIntKind,        // an integer (int/uint/bool params)
     kFloatKind,      // an integer or a float (float params)
     kPointerKind,    // a pointer (handle params)
+    kWritable,       // the tensor is not read-only (params the kernels may write)
     kNotNull,        // data != nullptr unless the tensor is empty
     kDevice,         // accepted device type, same device as the first tensor
     kDtype,          // value = packed DLDataType
@@ -202,6 +204,7 @@ struct Binder::Plan {
   std::vector<Check> checks;
   std::vector<CompiledExpr> exprs;
   std::vector<std::string> symbol_origin;  // where each slot is bound, for messages
+  std::vector<std::string> write_reasons;  // per param: why the kernels may write it
   std::vector<Output> outputs;
 };
 
@@ -316,7 +319,11 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
       emit(Op::kIntKind, in);
     }
   }
-  // 2. Null data, device, dtype, ndim.
+  // 2. Read-only tensors where the kernels may write, null data, device, dtype, ndim.
+  plan->write_reasons = param_write_reasons(program_);
+  for (const Input& in : tensors) {
+    if (!plan->write_reasons[in.param].empty()) emit(Op::kWritable, in);
+  }
   for (const Input& in : tensors) emit(Op::kNotNull, in);
   for (const Input& in : tensors) emit(Op::kDevice, in);
   for (const Input& in : tensors)
@@ -507,6 +514,12 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
       case Op::kPointerKind:
         if (arg.kind() != Arg::Kind::kPointer) {
           fail(c, fmt::format("expected a pointer (handle), got {}", kind_name(arg.kind())));
+        }
+        break;
+      case Op::kWritable:
+        if (arg.read_only()) {
+          fail(c, fmt::format("the tensor is read-only, but the kernels may write it ({})",
+                              plan.write_reasons[c.param]));
         }
         break;
       case Op::kNotNull:
