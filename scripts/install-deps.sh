@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(cmake ninja-build g++ pkg-config libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev
-          libgtest-dev libgmock-dev libbenchmark-dev python3-venv)
+          libgtest-dev libgmock-dev libbenchmark-dev python3-venv
+          clang libclang-rt-14-dev)  # clang: scripts/asan.sh and scripts/fuzz.sh (libFuzzer)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

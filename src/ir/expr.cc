@@ -157,9 +157,16 @@ class Parser {
     fail(fmt::format("expression nested deeper than {} levels", Expr::kMaxDepth));
   }
 
+  // The message quotes a long text by its start only: a hostile 200 KB expression must not
+  // become a 200 KB message. Control characters are escaped, so a NUL cannot cut it short.
   [[noreturn]] void fail(std::string_view what) const {
-    throw ProgramError(
-        fmt::format("invalid expression '{}' at column {}: {}", text_, pos_ + 1, what));
+    constexpr size_t kQuoted = 80;
+    std::string quoted =
+        text_.size() <= kQuoted
+            ? fmt::format("'{}'", text_)
+            : fmt::format("'{}...' ({} characters)", text_.substr(0, kQuoted), text_.size());
+    throw ProgramError(detail::printable(
+        fmt::format("invalid expression {} at column {}: {}", quoted, pos_ + 1, what)));
   }
 
   void skip_space() {

@@ -178,6 +178,22 @@ TEST(Cli, CompileErrorShowsTheCompilersDiagnosticAndSavesTheLog) {
   }
 }
 
+// A 50,000-term shape expression: exit 1 with the depth limit, not a crash (it was exit 139).
+TEST(Cli, LongFlatShapeExpressionIsAUserError) {
+  detail::TempDir dir("tilejit-cli-test");
+  std::string shape = "n";
+  for (int i = 0; i < 25000; ++i) shape += " + n - n";
+  std::string json = detail::read_file(example("vector_add"));
+  const std::string first = "\"n\"";
+  const size_t at = json.rfind(first);  // C's shape, the last param
+  ASSERT_NE(at, std::string::npos);
+  json.replace(at, first.size(), "\"" + shape + "\"");
+  const fs::path path = dir.path() / "deep.json";
+  detail::write_file(path, json);
+  expect_user_error(tilejit({"compile", path.string(), "--backend", "cpu"}),
+                    "nested deeper than 1000 levels");
+}
+
 // --set parses integers exactly: no trip through a double, no hex, no exponent.
 TEST(Cli, SetParsesIntegersExactly) {
   expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=1e3"}),

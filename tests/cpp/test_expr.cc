@@ -199,6 +199,9 @@ TEST(Expr, LongFlatChainIsRefusedWithTheDepthLimit) {
   EXPECT_NE(msg.find(fmt::format("at column {}:", 3 + 4 * (Expr::kMaxDepth - 1))),
             std::string::npos)
       << msg.substr(msg.size() - 200);
+  // The message quotes the start of the text only.
+  EXPECT_LT(msg.size(), 300u) << msg;
+  EXPECT_NE(msg.find(fmt::format("({} characters)", text.size())), std::string::npos) << msg;
 
   // The deepest accepted chain works in every walk.
   std::string longest = "n";
@@ -212,6 +215,12 @@ TEST(Expr, LongFlatChainIsRefusedWithTheDepthLimit) {
   EXPECT_EQ(e.variables(), (std::vector<std::string>{"n", "m"}));
   EXPECT_EQ(Expr::parse(e.str()), e);
   EXPECT_EQ(e.eval({{"n", 7}, {"m", 3}}), expected);
+}
+
+TEST(Expr, ANulInTheTextIsEscapedInTheMessage) {
+  const std::string msg = error_of([] { Expr::parse(std::string("a +\0b", 5)); });
+  EXPECT_EQ(msg.find('\0'), std::string::npos);
+  EXPECT_NE(msg.find("'a +\\x00b' at column 4"), std::string::npos) << msg;
 }
 
 TEST(Expr, TheApiRefusesTreesDeeperThanTheLimit) {
