@@ -14,8 +14,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 
