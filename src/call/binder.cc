@@ -3,6 +3,7 @@
 #include "call/binder.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -66,7 +67,8 @@ std::string list_text(const int64_t* values, int32_t n) {
   return text + "]";
 }
 
-// The stride `dim` has in a compact row-major tensor of t's shape.
+// The stride `dim` has in a compact row-major tensor of t's shape (whose element count the
+// kNdim check has found to fit in int64).
 int64_t compact_stride(const DLTensor& t, int dim) {
   int64_t stride = 1;
   for (int d = t.ndim - 1; d > dim; --d) stride *= t.shape[d];
@@ -83,20 +85,24 @@ std::string strides_text(const DLTensor& t) {
   return list_text(t.strides, t.ndim);
 }
 
-int64_t element_count(const DLTensor& t) {
-  int64_t count = 1;
-  for (int d = 0; d < t.ndim; ++d) count *= t.shape[d];
-  return count;
+// Whether the tensor has no elements. Not a product of the dims: before the shape checks
+// the dims are anything the caller sent, and their product can overflow.
+bool is_empty(const DLTensor& t) {
+  for (int d = 0; d < t.ndim; ++d) {
+    if (t.shape[d] == 0) return true;
+  }
+  return false;
 }
 
 // The dimension at which a strided tensor stops being compact row-major, or -1. Size-1 dims
 // may carry any stride (they are never stepped over), and an empty tensor is compact.
 int first_non_compact_dim(const DLTensor& t) {
-  if (t.strides == nullptr || element_count(t) == 0) return -1;
+  if (t.strides == nullptr || is_empty(t)) return -1;
   int64_t expected = 1;
+  bool overflowed = false;  // the compact stride no longer fits in int64: no stride equals it
   for (int d = t.ndim - 1; d >= 0; --d) {
-    if (t.shape[d] != 1 && t.strides[d] != expected) return d;
-    expected *= t.shape[d];
+    if (t.shape[d] != 1 && (overflowed || t.strides[d] != expected)) return d;
+    overflowed = overflowed || __builtin_mul_overflow(expected, t.shape[d], &expected);
   }
   return -1;
 }
@@ -523,11 +529,18 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         }
         break;
       case Op::kNotNull:
-        if (t->data == nullptr && element_count(*t) != 0) {
+        if (t->data == nullptr && !is_empty(*t)) {
           fail(c, fmt::format("data pointer is null for a tensor of shape {}",
                               list_text(t->shape, t->ndim)));
         }
-        bound.data[c.param] = static_cast<char*>(t->data) + t->byte_offset;
+        // In integers: a byte_offset that runs past the end of the address space is refused,
+        // not turned into an overflowed pointer.
+        if (t->byte_offset > UINTPTR_MAX - reinterpret_cast<uintptr_t>(t->data)) {
+          fail(c, fmt::format("byte_offset {} runs past the end of the address space",
+                              t->byte_offset));
+        }
+        bound.data[c.param] =
+            reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(t->data) + t->byte_offset);
         break;
       case Op::kDevice: {
         const int32_t type = t->device.device_type;
@@ -554,6 +567,17 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         if (t->ndim != c.value) {
           fail(c, fmt::format("expected {} dimensions, got {} (shape {})", c.value, t->ndim,
                               list_text(t->shape, t->ndim)));
+        }
+        // Sizes every later check (and compact_stride) may multiply without overflow.
+        for (int64_t d = 0, count = 1; d < t->ndim; ++d) {
+          if (t->shape[d] < 0) {
+            fail(c, fmt::format("dim {} is {}: expected a size >= 0 (shape {})", d, t->shape[d],
+                                list_text(t->shape, t->ndim)));
+          }
+          if (__builtin_mul_overflow(count, t->shape[d], &count)) {
+            fail(c, fmt::format("shape {} has more elements than int64 counts",
+                                list_text(t->shape, t->ndim)));
+          }
         }
         break;
       case Op::kConstDim:
@@ -671,7 +695,7 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
     const DLTensor* t = tensor ? &tensor.as_dlpack() : nullptr;
     bool fits = t != nullptr && t->ndim == ndim && first_non_compact_dim(*t) < 0 &&
                 pack(t->dtype) == pack(out.dtype.to_dlpack()) &&
-                (t->data != nullptr || element_count(*t) == 0);
+                (t->data != nullptr || is_empty(*t));
     for (int d = 0; fits && d < ndim; ++d) fits = t->shape[d] == shape[d];
     if (!fits) {
       throw Error(

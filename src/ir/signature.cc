@@ -82,6 +82,7 @@ class Lexer {
               (d == '+' || d == '-') && (prev == 'e' || prev == 'E' || prev == 'p' || prev == 'P');
           return is_identifier_char(d) || d == '.' || d == '\'' || exponent_sign;
         };
+        ++pos_;  // the digit: continues_number looks one character back
         while (pos_ < s_.size() && continues_number(s_[pos_])) ++pos_;
         out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
         continue;

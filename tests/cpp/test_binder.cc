@@ -502,5 +502,64 @@ TEST(Binder, ManagedTensorFlagsDecideReadOnly) {
   EXPECT_EQ(Arg::from_managed(managed).tensor(), &managed.dl_tensor);
 }
 
+// Found by fuzz_binder: the element count was the product of the dims, which overflows for
+// dims the caller sent. 2^32 x 2^32 wrapped to 0, so a null data pointer passed as "empty".
+TEST(Binder, NullDataWithDimsWhoseProductOverflowsIsRefused) {
+  Bound b({tensor("A", "float32", {"M", "K"})});
+  int64_t shape[] = {int64_t{1} << 32, int64_t{1} << 32};
+  dlpack::DLTensor t{};
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 2;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "data pointer is null"});
+  shape[0] = -18;  // an overflowing product of a negative and a positive dim
+  shape[1] = 2495735822753361663;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "data pointer is null"});
+}
+
+// Dims 3 x 2^62 x 4 have more elements than int64 counts; their compact stride used to wrap
+// to 0, which accepted stride 0 as compact.
+TEST(Binder, CompactCheckDoesNotWrapAround) {
+  Bound b({tensor("A", "float32", {"a", "b", "c"})});
+  auto a = buffer(4);
+  int64_t shape[] = {3, int64_t{1} << 62, 4};
+  int64_t strides[] = {0, 4, 1};
+  dlpack::DLTensor t{};
+  t.data = a.data();
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 3;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  t.strides = strides;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "more elements than int64"});
+  // Within int64 the same wrap-around cannot happen, and the check names the dimension.
+  shape[1] = int64_t{1} << 40;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "compact"});
+}
+
+TEST(Binder, NegativeDimsAreRefused) {
+  Bound b({tensor("A", "float32", {"n"}), tensor("B", "float32", {"n"})});
+  auto a = buffer(4);
+  int64_t shape[] = {-3};
+  dlpack::DLTensor t{};
+  t.data = a.data();
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 1;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  expect_argument_error([&] { b.bind({&t, &t}); }, {"argument 'A'", "dim 0 is -3", ">= 0"});
+}
+
+// Found by fuzz_binder: data + byte_offset was pointer arithmetic that could overflow.
+TEST(Binder, ByteOffsetPastTheAddressSpaceIsRefused) {
+  Bound b({tensor("A", "float32", {4})});
+  auto a = buffer(4);
+  TensorView view(a.data(), "float32", {4});
+  dlpack::DLTensor dl = view.as_dlpack();
+  dl.byte_offset = UINT64_MAX - 2;
+  expect_argument_error([&] { b.bind({&dl}); }, {"argument 'A'", "byte_offset"});
+}
+
 }  // namespace
 }  // namespace tilejit::detail

@@ -248,8 +248,9 @@ TEST(Expr, BracketsCallsAndMinusesShareTheLimit) {
   EXPECT_EQ(Expr::parse(nested(ok, "(", ")")), Expr::var("x"));
   EXPECT_EQ(Expr::parse(nested(ok, "min(1, ", ")")).depth(), Expr::kMaxDepth);
   EXPECT_EQ(Expr::parse(nested(ok, "-", "")).depth(), Expr::kMaxDepth);
-  for (auto [open, close] : {std::pair{"(", ")"}, {"min(1, ", ")"}, {"-", ""}}) {
-    std::string msg = error_of([&] { Expr::parse(nested(Expr::kMaxDepth, open, close)); });
+  for (const auto& [open, close] : {std::pair{"(", ")"}, {"min(1, ", ")"}, {"-", ""}}) {
+    const std::string text = nested(Expr::kMaxDepth, open, close);
+    std::string msg = error_of([&] { Expr::parse(text); });
     EXPECT_NE(msg.find("nested deeper than"), std::string::npos) << open;
   }
 }

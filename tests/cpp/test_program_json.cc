@@ -460,6 +460,20 @@ TEST(ProgramJson, LoadNamesTheFile) {
   fs::remove(bad);
 }
 
+// Found by fuzz_program_json: a number beyond double's range made the JSON library throw
+// out_of_range, which escaped as a foreign exception (exit 2 in the CLI).
+TEST(ProgramJson, NumberOutOfRangeIsAProgramError) {
+  for (const char* json :
+       {R"({"format": 555554e5555})", R"({"format": "tilejit.program/1", "params": [1e400]})"}) {
+    try {
+      Program::from_json(json);
+      ADD_FAILURE() << json;
+    } catch (const ProgramError& e) {
+      EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ProgramJson, NonUtf8SourceIsAProgramErrorWhenPrinted) {
   Program p = rich_program();
   p.source = std::string("bad \xff\xfe byte");
