@@ -173,3 +173,13 @@ if python3 -c "import tilelang" >/dev/null 2>&1; then
 else
   record bench_tilelang skip "tilelang is not importable by python3 (PYTHONPATH?)"
 fi
+
+# ---- Cache hits of a Program with include directories (TileLang's GEMM, hundreds of headers) ----
+# No GPU needed (nvrtc backend, sm_90a, stops at the cubin); here for the numbers on the host
+# the GPU benches run on. See docs/PERFORMANCE.md, "Cache hits with headers".
+if python3 -c "import tilelang" >/dev/null 2>&1; then
+  if run_step bench_header_cache python3 "$ROOT/bench/python/bench_header_cache.py"; then :; fi
+  sed -n '/^bench_header_cache:/,$p' "$LOGS/bench_header_cache.log" | sed 's/^/  /' >>"$SUMMARY"
+else
+  record bench_header_cache skip "tilelang is not importable by python3 (PYTHONPATH?)"
+fi

@@ -1,7 +1,10 @@
-// The nvcc backend (execution_backend "nvcc"): the Program's CUDA source and its generated host
-// wrapper (codegen/wrapper.h) compiled by nvcc into one shared library, as the seed's cython and
-// tvm_ffi adapters do. The library is loaded from memory, its init() runs once per device, and
-// every call goes through its call_packed entry on the caller's stream.
+// The nvcc backend (execution_backend "nvcc"): nvcc builds the Program's CUDA source alone into
+// a cubin (as TileLang's tvm_ffi adapter does), which is embedded in the generated host wrapper
+// (codegen/wrapper.h); nvcc then compiles the wrapper, which has no device code, into a shared
+// library. Two steps rather than one translation unit because nvcc's host pass over a device
+// source that includes CUTLASS/cute costs twice the device build (docs/PERFORMANCE.md). The
+// library is loaded from memory, its init() runs once per device, and every call goes through
+// its call_packed entry on the caller's stream.
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -30,6 +33,7 @@ constexpr auto kCompileTimeout = std::chrono::seconds(600);
 // The names the sources get in the build directory and in an export (src/compile/export.cc).
 constexpr const char* kDeviceSourceName = kCudaDeviceSourceFile;
 constexpr const char* kHostSourceName = "host.cu";
+constexpr const char* kDeviceImageName = "kernel.cubin";
 
 // nvcc and the host compiler it drives, found once per process.
 struct NvccToolchain {
@@ -172,6 +176,21 @@ class NvccBackend final : public Backend {
                        target.str(), std::hash<std::string_view>{}(cuda::device_header_source()));
   }
 
+  // Runs one nvcc step of build(); a failure names `source` and keeps nvcc's whole log.
+  static std::string run_nvcc(const Program& program, const std::vector<std::string>& argv,
+                              const ResolvedOptions& options, const char* source) {
+    if (options.verbose) fmt::print(stderr, "tilejit: {}\n", fmt::join(argv, " "));
+    const ProcessResult result = run_process(argv, kCompileTimeout);
+    if (result.timed_out || result.exit_code != 0) {
+      const std::string what = result.timed_out
+                                   ? fmt::format("timed out after {} s", kCompileTimeout.count())
+                                   : error_summary(result.output);
+      throw CompileError(fmt::format("{}: nvcc failed on {}:\n{}", program.name, source, what),
+                         result.output, argv, source);
+    }
+    return result.output;
+  }
+
   CompiledArtifact build(const Program& program, const ResolvedOptions& options) const override {
     if (program.language != Language::kCuda) {
       throw ArgumentError(fmt::format("the nvcc backend compiles CUDA sources; program '{}' is {}",
@@ -187,17 +206,16 @@ class NvccBackend final : public Backend {
 
     TempDir dir("tilejit-nvcc");
     write_file(dir.path() / kDeviceSourceName, program.source);
-    write_file(dir.path() / kHostSourceName, host_source);
     // The device header NVRTC gets from memory, on disk for nvcc: one source builds with both.
     std::filesystem::create_directories(dir.path() / "include" / "tilejit");
     write_file(dir.path() / "include" / cuda::kDeviceHeaderName, cuda::device_header_source());
+    const std::filesystem::path image = dir.path() / kDeviceImageName;
     const std::filesystem::path library = dir.path() / "libkernel.so";
 
-    std::vector<std::string> argv = {
+    // Step 1: the device source alone, to a cubin. Its -MD output lists the headers it read.
+    std::vector<std::string> device_argv = {
         t.nvcc.string(),
-        "-shared",
-        "-Xcompiler",
-        "-fPIC",
+        "--cubin",
         "-std=c++17",
         "-O3",
         "-ccbin",
@@ -205,31 +223,46 @@ class NvccBackend final : public Backend {
         "-gencode",
         fmt::format("arch=compute_{}{},code=sm_{}{}", arch.number(), suffix, arch.number(), suffix),
         "-I" + (dir.path() / "include").string()};
-    append_program_flags(argv, program, options);
+    append_program_flags(device_argv, program, options);
     // NVRTC's -default-device makes unannotated functions device functions, which JIT mode
     // needs (TileLang's Programs carry it); nvcc compiles offline, has no such flag and needs
     // none.
-    std::erase_if(argv, [](const std::string& flag) {
+    std::erase_if(device_argv, [](const std::string& flag) {
       return flag == "-default-device" || flag == "--device-as-default-execution-space";
     });
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
-    argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
-                             (dir.path() / kHostSourceName).string()});
+    device_argv.insert(device_argv.end(),
+                       {"-MD", "-MF", dependency_file.string(), "-o", image.string(),
+                        (dir.path() / kDeviceSourceName).string()});
+    const std::string device_log = run_nvcc(program, device_argv, options, kDeviceSourceName);
 
-    if (options.verbose) fmt::print(stderr, "tilejit: {}\n", fmt::join(argv, " "));
-    const ProcessResult result = run_process(argv, kCompileTimeout);
-    if (result.timed_out || result.exit_code != 0) {
-      const std::string what = result.timed_out
-                                   ? fmt::format("timed out after {} s", kCompileTimeout.count())
-                                   : error_summary(result.output);
-      throw CompileError(
-          fmt::format("{}: nvcc failed on {}:\n{}", program.name, kDeviceSourceName, what),
-          result.output, argv, kDeviceSourceName);
-    }
+    // Step 2: the host wrapper with the cubin embedded. It has no device code, so nvcc compiles
+    // it as plain C++ (`-x c++`: no cudafe++ pass, a fifth of the time) and links the CUDA
+    // runtime statically as for a .cu file.
+    const std::string embedded_source =
+        host_source + embed_cuda_device_image(read_file(image), kDeviceSourceName);
+    write_file(dir.path() / kHostSourceName, embedded_source);
+    const std::vector<std::string> host_argv = {t.nvcc.string(),
+                                                "-shared",
+                                                "-Xcompiler",
+                                                "-fPIC",
+                                                "-std=c++17",
+                                                "-O3",
+                                                "-ccbin",
+                                                host.cxx_compiler,
+                                                "-o",
+                                                library.string(),
+                                                "-x",
+                                                "c++",
+                                                (dir.path() / kHostSourceName).string()};
+    const std::string host_log = run_nvcc(program, host_argv, options, kHostSourceName);
 
-    CompiledArtifact artifact =
-        library_artifact("nvcc", options.target, program, options,
-                         {library, dependency_file, host_source, argv, result.output});
+    std::vector<std::string> command = device_argv;
+    command.push_back("&&");
+    command.insert(command.end(), host_argv.begin(), host_argv.end());
+    CompiledArtifact artifact = library_artifact(
+        "nvcc", options.target, program, options,
+        {library, dependency_file, embedded_source, command, device_log + host_log});
     artifact.metadata["nvcc"] = t.nvcc.string();
     artifact.metadata["nvcc_version"] = t.version;
     artifact.metadata["host_compiler"] = host.cxx_compiler;

@@ -37,7 +37,9 @@ namespace {
 constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kStagingDir = "tmp";
 constexpr const char* kDependencyDir = "deps";  // <base key>.json: headers a build read
-constexpr const char* kDependencyFormat = "tilejit.dependencies/1";
+// Format 2 adds each header's hash and stat signature; format 1 (paths only) is still read.
+constexpr const char* kDependencyFormat = "tilejit.dependencies/2";
+constexpr const char* kPathsOnlyDependencyFormat = "tilejit.dependencies/1";
 constexpr const char* kManifestFormat = "tilejit.cache-entry/1";
 // A staging directory younger than this is never reclaimed, even when unlocked: its owner
 // may be between mkdir and flock.
@@ -424,6 +426,44 @@ fs::path default_root() {
   return fs::path(home) / ".cache" / "tilejit";
 }
 
+// The headers of a dependency record of `format`; nullopt when `headers` is not a list of them.
+std::optional<std::vector<DiskCache::RecordedHeader>> recorded_headers(const std::string& format,
+                                                                       const json& headers) {
+  if (!headers.is_array()) return std::nullopt;
+  std::vector<DiskCache::RecordedHeader> recorded;
+  for (const json& header : headers) {
+    if (format == kPathsOnlyDependencyFormat) {
+      if (!header.is_string()) return std::nullopt;
+      recorded.push_back({header.get<std::string>(), std::nullopt});
+      continue;
+    }
+    if (format != kDependencyFormat || !header.is_object() || !header.contains("path") ||
+        !header["path"].is_string()) {
+      return std::nullopt;
+    }
+    DiskCache::RecordedHeader entry{header["path"].get<std::string>(), std::nullopt};
+    if (header.contains("sha256")) {
+      const auto is_count = [&](const char* field) {
+        return header.contains(field) && header[field].is_number_unsigned();
+      };
+      const auto is_time = [&](const char* field) {
+        return header.contains(field) && header[field].is_number_integer();
+      };
+      if (!header["sha256"].is_string() || !is_count("device") || !is_count("inode") ||
+          !is_count("size") || !is_time("mtime_ns") || !is_time("ctime_ns")) {
+        return std::nullopt;
+      }
+      entry.hash = HeaderHash{
+          FileSignature{header["device"].get<uint64_t>(), header["inode"].get<uint64_t>(),
+                        header["size"].get<uint64_t>(), header["mtime_ns"].get<int64_t>(),
+                        header["ctime_ns"].get<int64_t>()},
+          header["sha256"].get<std::string>()};
+    }
+    recorded.push_back(std::move(entry));
+  }
+  return recorded;
+}
+
 }  // namespace
 
 fs::path DiskCache::root_from_env() {
@@ -606,7 +646,8 @@ std::vector<DiskCache::EntryInfo> DiskCache::list(bool verify) const {
   if (layout.access == Access::kUnsafe) throw Error("cache: " + layout.problem);
   if (layout.access != Access::kOk) return entries;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir || shard_name == kPchDir)
+      continue;
     Opened shard =
         open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
     if (shard.access != Access::kOk) {
@@ -677,7 +718,8 @@ size_t DiskCache::clear() const {
   }
   size_t removed = 0;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir || shard_name == kPchDir)
+      continue;
     Opened shard = open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard", false);
     if (shard.access != Access::kOk) continue;
     for (const std::string& key : list_dir(shard.fd.get())) {
@@ -700,7 +742,7 @@ size_t DiskCache::clear() const {
   return removed;
 }
 
-std::optional<std::vector<std::string>> DiskCache::load_dependencies(
+std::optional<std::vector<DiskCache::RecordedHeader>> DiskCache::load_dependencies(
     const std::string& base_key) const {
   if (!is_key(base_key)) return std::nullopt;
   Layout layout = open_layout(root_, false);
@@ -714,20 +756,20 @@ std::optional<std::vector<std::string>> DiskCache::load_dependencies(
     return std::nullopt;
   }
   const json record = json::parse(file.bytes, nullptr, /*allow_exceptions=*/false);
-  if (!record.is_object() || record.value("format", "") != kDependencyFormat ||
-      record.value("base_key", "") != base_key || !record.contains("headers") ||
-      !record["headers"].is_array() ||
-      !std::all_of(record["headers"].begin(), record["headers"].end(),
-                   [](const json& header) { return header.is_string(); })) {
+  std::optional<std::vector<RecordedHeader>> headers;
+  if (record.is_object() && record.value("base_key", "") == base_key &&
+      record.contains("headers")) {
+    headers = recorded_headers(record.value("format", ""), record["headers"]);
+  }
+  if (!headers) {
     warn("removing broken dependency record {}", name);
     ::unlinkat(dir.fd.get(), name.c_str(), 0);
-    return std::nullopt;
   }
-  return record["headers"].get<std::vector<std::string>>();
+  return headers;
 }
 
 void DiskCache::store_dependencies(const std::string& base_key,
-                                   const std::vector<std::string>& headers) const {
+                                   const std::vector<RecordedHeader>& headers) const {
   if (!is_key(base_key)) return;
   Layout layout = open_layout(root_, true);
   if (layout.access != Access::kOk) return;  // store() has warned, or will
@@ -738,7 +780,21 @@ void DiskCache::store_dependencies(const std::string& base_key,
   }
   // Written whole into staging, then renamed over the old record: readers see one or the other.
   const std::string staged = fmt::format("deps.{}.{}", ::getpid(), random_suffix());
-  const json record = {{"format", kDependencyFormat}, {"base_key", base_key}, {"headers", headers}};
+  json listed = json::array();
+  for (const RecordedHeader& header : headers) {
+    json entry = {{"path", header.path}};
+    if (header.hash) {
+      const FileSignature& signature = header.hash->signature;
+      entry["sha256"] = header.hash->sha256;
+      entry["device"] = signature.device;
+      entry["inode"] = signature.inode;
+      entry["size"] = signature.size;
+      entry["mtime_ns"] = signature.mtime_ns;
+      entry["ctime_ns"] = signature.ctime_ns;
+    }
+    listed.push_back(std::move(entry));
+  }
+  const json record = {{"format", kDependencyFormat}, {"base_key", base_key}, {"headers", listed}};
   std::string problem;
   if (!write_file_at(layout.staging.get(), staged, record.dump(2) + "\n", &problem)) {
     warn("dependency record not stored: {}", problem);

@@ -6,6 +6,7 @@
 //                               artifact.json, program.json, kernel.so|kernel.cubin, ...
 //   <root>/v1/deps/<base key>.json             headers the last build of a Program read
 //   <root>/v1/tmp/                             private staging (and trash) directories
+//   <root>/v1/pch/<pid>-XXXXXX/                NVRTC precompiled headers of a live process
 //
 // No method throws for a problem with the cache itself: a broken, unsafe or unwritable
 // cache costs a rebuild and a warning on stderr, never a failed compile.
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/header_hashes.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {
@@ -35,6 +37,10 @@ class DiskCache {
   explicit DiskCache(std::filesystem::path root, uint64_t max_bytes = 0);
 
   const std::filesystem::path& root() const { return root_; }
+  // Where NVRTC precompiled headers go (cuda/nvrtc_pch.h): one directory per live process,
+  // removed when it exits; not cache entries (list, verify and LRU skip it).
+  std::filesystem::path pch_dir() const { return root_ / kLayoutVersion / kPchDir; }
+  static constexpr const char* kPchDir = "pch";
   uint64_t max_bytes() const { return max_bytes_; }
 
   enum class Status {
@@ -57,11 +63,18 @@ class DiskCache {
 
   // Dependency records: for a Program with user include directories, the headers its last
   // build read, under the key of everything else (key.h). They tell a new process which
-  // header contents make up the full key before anything is compiled. nullopt when none is
-  // recorded; a malformed record is removed with a warning.
-  std::optional<std::vector<std::string>> load_dependencies(const std::string& base_key) const;
+  // header contents make up the full key before anything is compiled, and, with each hash
+  // the recording process trusted, let it stat those headers instead of reading them. nullopt
+  // when none is recorded; a malformed record is removed with a warning. Records of format 1
+  // (paths only) are read as headers without hashes.
+  struct RecordedHeader {
+    std::string path;
+    std::optional<HeaderHash> hash;
+    bool operator==(const RecordedHeader&) const = default;
+  };
+  std::optional<std::vector<RecordedHeader>> load_dependencies(const std::string& base_key) const;
   void store_dependencies(const std::string& base_key,
-                          const std::vector<std::string>& headers) const;
+                          const std::vector<RecordedHeader>& headers) const;
 
   struct EntryInfo {
     std::string key;

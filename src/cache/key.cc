@@ -1,77 +1,16 @@
 #include "cache/key.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
 
+#include "cache/header_hashes.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
 namespace fs = std::filesystem;
-
-struct Sha256::Context {
-  EVP_MD_CTX* md = nullptr;
-};
-
-Sha256::Sha256() : context_(new Context) {
-  context_->md = EVP_MD_CTX_new();
-  if (context_->md == nullptr || EVP_DigestInit_ex(context_->md, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(context_->md);
-    delete context_;
-    throw Error("OpenSSL: cannot initialise SHA-256");
-  }
-}
-
-Sha256::~Sha256() {
-  EVP_MD_CTX_free(context_->md);
-  delete context_;
-}
-
-Sha256& Sha256::update(std::string_view bytes) {
-  EVP_DigestUpdate(context_->md, bytes.data(), bytes.size());
-  return *this;
-}
-
-Sha256& Sha256::field(std::string_view name, std::string_view value) {
-  const std::string header = fmt::format("{}:{}:{}:", name.size(), name, value.size());
-  update(header);
-  update(value);
-  return *this;
-}
-
-std::string Sha256::hex() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context_->md, digest, &length);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * length, '0');
-  for (unsigned i = 0; i < length; ++i) {
-    out[2 * i] = kDigits[digest[i] >> 4];
-    out[2 * i + 1] = kDigits[digest[i] & 15];
-  }
-  return out;
-}
-
-std::string sha256_hex(std::string_view bytes) {
-  return Sha256().update(bytes).hex();
-}
-
-namespace {
-
-// Reads a whole file; nullopt when it cannot be opened (deleted since the build, say).
-std::optional<std::string> read_whole_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
 
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
                               std::string_view toolchain_fingerprint, int artifact_format_version) {
@@ -93,25 +32,36 @@ std::string compute_cache_key(const Program& program, const ResolvedOptions& opt
 
 std::string key_with_headers(std::string_view base_key, const std::vector<fs::path>& include_dirs,
                              const std::vector<std::string>& headers) {
+  // The directories as strings without a trailing '/' (they are absolute and normal, as are
+  // the headers).
+  std::vector<std::string> dirs;
+  dirs.reserve(include_dirs.size());
+  for (const fs::path& dir : include_dirs) {
+    std::string text = dir.string();
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    dirs.push_back(std::move(text));
+  }
   Sha256 sha;
   sha.field("base_key", base_key);
   for (const std::string& header : headers) {
     sha.field("header", header);
-    if (std::optional<std::string> contents = read_whole_file(header)) {
-      sha.field("header_sha256", sha256_hex(*contents));
+    // The memo reads the file only when its stat signature changed (header_hashes.h).
+    if (std::optional<std::string> hash = HeaderHashes::global().sha256(header)) {
+      sha.field("header_sha256", *hash);
     } else {
       sha.field("header_missing", header);
     }
     // A file of the same relative path in an earlier directory would now be found first.
-    const fs::path file(header);
-    for (const fs::path& dir : include_dirs) {
-      const fs::path relative = file.lexically_relative(dir);
-      if (relative.empty() || *relative.begin() == "..") continue;
-      for (const fs::path& earlier : include_dirs) {
-        if (earlier == dir) break;
-        std::error_code ec;
-        if (fs::exists(earlier / relative, ec))
-          sha.field("shadowed_by", (earlier / relative).string());
+    // Plain string operations: this runs for every header on every memory hit, where
+    // std::filesystem's path splitting cost more than the stat() calls.
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      const std::string& dir = dirs[i];
+      if (header.size() <= dir.size() + 1 || !header.starts_with(dir) || header[dir.size()] != '/')
+        continue;
+      const std::string_view relative = std::string_view(header).substr(dir.size());
+      for (size_t j = 0; j < i; ++j) {
+        const std::string earlier = dirs[j] + std::string(relative);
+        if (stat_signature(earlier)) sha.field("shadowed_by", earlier);
       }
       break;
     }

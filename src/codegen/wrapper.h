@@ -61,16 +61,22 @@ std::string generate_wrapper_header(const Program& program, HostApi api);
 std::string generate_cpu_wrapper(const Program& program);
 
 // The names under which the backends and export place the device source next to the host
-// wrapper that includes it.
+// wrapper (which includes it for HIP, and embeds the cubin built from it for CUDA).
 inline constexpr const char* kCudaDeviceSourceFile = "kernel.cu";
 inline constexpr const char* kHipDeviceSourceFile = "kernel.hip";
 
-// C++ host code for nvcc. It starts with `#include "<device_source_file>"`, so the kernels
-// and the types their parameters use are visible; the backend writes the device source under
-// that name next to it. Launches go through cudaLaunchKernelEx with the declared cluster,
+// C++ host code for nvcc, holding no device code: nvcc builds `device_source_file` alone into
+// a cubin, and the backend appends embed_cuda_device_image(cubin) to this text, so that one
+// host-only translation unit carries the device code (nvcc's host pass never sees the device
+// source and its headers). init() loads the cubin as a CUDA library and looks the launched
+// kernels up by name. Launches go through cudaLaunchKernelExC with the declared cluster,
 // cooperative and PDL attributes; TMA descriptors are encoded once per call through the
 // driver entry point resolved at run time (no -lcuda); L2 windows are clamped at run time.
 std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file);
+
+// The definition of the cubin that generate_cuda_wrapper's text declares: a C array, so that
+// the wrapper source stays self-contained (export hands it out as one file).
+std::string embed_cuda_device_image(std::string_view image, std::string_view device_source_file);
 
 // C++ host code for hipcc, laid out like the CUDA wrapper. HIP has no TMA, clusters, L2
 // windows or PDL: a Program that declares them is a ProgramError.

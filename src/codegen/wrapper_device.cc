@@ -1,6 +1,10 @@
-// The CUDA and HIP host wrappers: C++ for nvcc or hipcc, compiled in one translation unit with
-// the device source, which they include. HIP's runtime API mirrors CUDA's, so one generator
-// writes both; the HIP text is the CUDA text with runtime names mapped (to_hip below).
+// The CUDA and HIP host wrappers: C++ for nvcc or hipcc. The HIP wrapper includes the device
+// source and is compiled in one translation unit with it; the CUDA wrapper holds no device
+// code: it loads the cubin that nvcc built from the device source alone, embedded at its end
+// (embed_cuda_device_image), and launches by kernel handle. HIP's runtime API mirrors CUDA's,
+// so one generator writes both; the HIP text is the CUDA text with runtime names mapped
+// (to_hip below).
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -15,8 +19,6 @@
 namespace tilejit::detail {
 namespace {
 
-// Kernels may use 48 KB of dynamic shared memory without opting in.
-constexpr int64_t kDefaultDynamicSmemBytes = 48 * 1024;
 // Clusters larger than this need cudaFuncAttributeNonPortableClusterSizeAllowed.
 constexpr uint32_t kPortableClusterSize = 8;
 
@@ -200,6 +202,11 @@ class DeviceWrapperGenerator {
     }
     find_needs();
     if (hip_) reject_cuda_only_features();
+    for (const Launch& launch : program_.launches) {
+      if (std::find(kernels_.begin(), kernels_.end(), launch.kernel) == kernels_.end()) {
+        kernels_.push_back(launch.kernel);
+      }
+    }
   }
 
   std::string generate() {
@@ -215,9 +222,11 @@ class DeviceWrapperGenerator {
     out_.line("#include <stdint.h>");
     out_.line("#include <stdio.h>");
     out_.line();
-    out_.line("// The device code; this file is compiled as one translation unit with it.");
-    out_.line(fmt::format("#include \"{}\"", device_source_file_));
-    out_.line();
+    if (hip_) {
+      out_.line("// The device code; this file is compiled as one translation unit with it.");
+      out_.line(fmt::format("#include \"{}\"", device_source_file_));
+      out_.line();
+    }
     write_helpers();
     write_get_last_error();
     write_init();
@@ -227,6 +236,14 @@ class DeviceWrapperGenerator {
   }
 
  private:
+  // How the generated code names `kernel` where the runtime takes a function: HIP has the
+  // kernel in its translation unit; CUDA has the handle init() looked up in the device code.
+  std::string kernel_ref(const std::string& kernel) const {
+    if (hip_) return fmt::format("(const void*){}", kernel);
+    const auto found = std::find(kernels_.begin(), kernels_.end(), kernel);
+    return fmt::format("(const void*)tj_kernels[{}]", found - kernels_.begin());
+  }
+
   void reject_cuda_only_features() const {
     auto reject = [&](const Launch& launch, std::string_view feature) {
       throw ProgramError(fmt::format(
@@ -286,6 +303,7 @@ class DeviceWrapperGenerator {
     out_.line("return -1;");
     out_.close("}");
     out_.line();
+    if (!hip_) write_device_code_loader();
     out_.line(
         "// Checks one launch: the launch's own result, then cudaGetLastError() for an error");
     out_.line("// the launch left behind.");
@@ -404,6 +422,48 @@ class DeviceWrapperGenerator {
     out_.line();
   }
 
+  // The CUDA wrapper's kernels come from the embedded cubin, loaded as a CUDA library once
+  // per process (a thread-safe static): a library and its kernel handles are not tied to a
+  // device or context, so every device's init() shares them. The runtime accepts a
+  // cudaKernel_t wherever it takes a kernel function. The library stays loaded until the
+  // process ends.
+  void write_device_code_loader() {
+    std::vector<std::string> names;
+    for (const std::string& kernel : kernels_) names.push_back(fmt::format("\"{}\"", kernel));
+    out_.line(fmt::format("// The cubin nvcc built from {} alone, defined at the end of this file.",
+                          device_source_file_));
+    out_.line("extern const unsigned char tj_device_image[];");
+    out_.line();
+    out_.line("// The kernels the launches use, by the names the cubin gives them.");
+    out_.wrapped(fmt::format("const char* const tj_kernel_names[{}] = {{", kernels_.size()), names,
+                 "};");
+    out_.line(fmt::format("cudaKernel_t tj_kernels[{}];", kernels_.size()));
+    out_.lines(R"(
+struct tj_loaded {
+  cudaError_t error;
+  const char* what;  // what failed: the library, or the kernel that was not found
+};
+
+int tj_load_device_code() {
+  static const tj_loaded loaded = [] {
+    cudaLibrary_t library = nullptr;
+    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
+                                            nullptr, nullptr, 0);
+    if (error != cudaSuccess) return tj_loaded{error, "the device code"};
+    for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
+      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
+      if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
+    }
+    return tj_loaded{cudaSuccess, nullptr};
+  }();
+  if (loaded.error != cudaSuccess) {
+    return tj_fail("init: cannot load %s: %s", loaded.what, cudaGetErrorString(loaded.error));
+  }
+  return 0;
+})");
+    out_.line();
+  }
+
   void write_l2_helpers() {
     out_.lines(R"(
 // L2 persistence around one launch, as an access-policy window on the stream. The size is
@@ -486,8 +546,7 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
   // One cudaFuncSetAttribute in init(), failing with `what` ("allow ...") in the message.
   void write_set_attribute(const std::string& kernel, std::string_view attribute,
                            const std::string& value, const std::string& what) {
-    out_.wrapped("if (cudaFuncSetAttribute(",
-                 {fmt::format("(const void*){}", kernel), std::string(attribute), value},
+    out_.wrapped("if (cudaFuncSetAttribute(", {kernel_ref(kernel), std::string(attribute), value},
                  ") != cudaSuccess) {");
     out_.indent();
     out_.wrapped("return tj_fail(",
@@ -497,30 +556,46 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     out_.close("}");
   }
 
+  // Opts `kernel` in to the dynamic shared memory its launches ask for. The default limit is
+  // 48 KB minus the kernel's static shared memory, which only the compiled kernel knows, so
+  // any constant size above 0 sets the attribute (as TileLang's wrapper does): that is valid
+  // exactly when static + dynamic fit the device's opt-in limit, which is when the launch
+  // can run. A kernel launched with several constant sizes gets the largest; one with a
+  // symbolic size gets all the device allows.
+  void write_allow_dynamic_smem(const std::string& kernel) {
+    int64_t largest = 0;
+    for (const Launch& launch : program_.launches) {
+      if (launch.kernel != kernel) continue;
+      if (!launch.dynamic_smem.is_const()) {
+        out_.line(fmt::format("if (tj_allow_max_dynamic_smem({}, \"{}\") != 0) return -1;",
+                              kernel_ref(kernel), kernel));
+        return;
+      }
+      largest = std::max(largest, launch.dynamic_smem.const_value());
+    }
+    if (largest == 0) return;
+    if (largest > std::numeric_limits<int32_t>::max()) {
+      throw ProgramError(fmt::format(
+          "dynamic_smem of kernel '{}' is {} bytes: expected at most 2^31 - 1", kernel, largest));
+    }
+    write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
+                        std::to_string(largest),
+                        fmt::format("allow {} bytes of dynamic shared memory", largest));
+  }
+
   void write_init() {
     out_.line(
         "// Once per device, with that device current: opts kernels in to the dynamic shared");
     out_.line("// memory and cluster sizes they launch with, and resolves driver entry points.");
+    if (!hip_) out_.line("// The first call also loads the device code, for every device.");
     out_.open("extern \"C\" int init(void) {");
     out_.line("tj_error[0] = '\\0';");
+    if (!hip_) out_.line("if (tj_load_device_code() != 0) return -1;");
     std::set<std::string> done;
     for (const Launch& launch : program_.launches) {
       const std::string& kernel = launch.kernel;
-      if (launch.dynamic_smem.is_const()) {
-        const int64_t bytes = launch.dynamic_smem.const_value();
-        if (bytes > kDefaultDynamicSmemBytes && done.insert("smem:" + kernel).second) {
-          if (bytes > std::numeric_limits<int32_t>::max()) {
-            throw ProgramError(
-                fmt::format("dynamic_smem of kernel '{}' is {} bytes: expected at most 2^31 - 1",
-                            kernel, bytes));
-          }
-          write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
-                              std::to_string(bytes),
-                              fmt::format("allow {} bytes of dynamic shared memory", bytes));
-        }
-      } else if (done.insert("smem:" + kernel).second) {
-        out_.line(fmt::format(
-            "if (tj_allow_max_dynamic_smem((const void*){0}, \"{0}\") != 0) return -1;", kernel));
+      if (done.insert("smem:" + kernel).second) {
+        write_allow_dynamic_smem(kernel);
       }
       const uint32_t cluster_size = launch.cluster[0] * launch.cluster[1] * launch.cluster[2];
       if (cluster_size > kPortableClusterSize && done.insert("cluster:" + kernel).second) {
@@ -795,7 +870,7 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
       out_.line("}");
     }
     out_.wrapped("const cudaError_t tj_launched = cudaLaunchKernelExC(",
-                 {"&tj_config", fmt::format("(const void*){}", launch.kernel), args_name}, ");");
+                 {"&tj_config", kernel_ref(launch.kernel), args_name}, ");");
     if (launch.l2_windows.empty()) {
       out_.line(
           fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
@@ -831,10 +906,8 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     }
     const std::string_view entry =
         launch.cooperative ? "hipLaunchCooperativeKernel" : "hipLaunchKernel";
-    out_.wrapped(
-        fmt::format("const hipError_t tj_launched = {}(", entry),
-        {fmt::format("(const void*){}", launch.kernel), grid, block, args_name, smem, "stream"},
-        ");");
+    out_.wrapped(fmt::format("const hipError_t tj_launched = {}(", entry),
+                 {kernel_ref(launch.kernel), grid, block, args_name, smem, "stream"}, ");");
     out_.line(
         fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
   }
@@ -870,6 +943,7 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
   std::string device_source_file_;
   bool hip_;
   Needs needs_;
+  std::vector<std::string> kernels_;  // each launched kernel once, in launch order
   CodeWriter out_;
 };
 
@@ -881,6 +955,23 @@ std::string generate_cuda_wrapper(const Program& program, std::string_view devic
 
 std::string generate_hip_wrapper(const Program& program, std::string_view device_source_file) {
   return DeviceWrapperGenerator(program, device_source_file, HostApi::kHip).generate();
+}
+
+std::string embed_cuda_device_image(std::string_view image, std::string_view device_source_file) {
+  constexpr size_t kBytesPerLine = 16;
+  std::string text = fmt::format(
+      "\n// The device code: the {}-byte cubin nvcc built from {}.\nnamespace {{\n\n"
+      "alignas(64) const unsigned char tj_device_image[] = {{\n",
+      image.size(), device_source_file);
+  for (size_t i = 0; i < image.size(); i += kBytesPerLine) {
+    text += "   ";
+    for (size_t j = i; j < std::min(image.size(), i + kBytesPerLine); ++j) {
+      text += fmt::format(" 0x{:02x},", static_cast<unsigned char>(image[j]));
+    }
+    text += '\n';
+  }
+  text += "};\n\n}  // namespace\n";
+  return text;
 }
 
 }  // namespace tilejit::detail

@@ -17,6 +17,7 @@
 
 #include "backend/dependencies.h"
 #include "cache/disk_cache.h"
+#include "cache/header_hashes.h"
 #include "cache/key.h"
 #include "cache/memory_cache.h"
 #include "compile/kernel_state.h"
@@ -30,6 +31,14 @@ namespace {
 std::string env_string(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? std::string() : std::string(value);
+}
+
+// True when `name` is set to 0, false, no or off (any case).
+bool env_is_false(const char* name) {
+  std::string value = env_string(name);
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return value == "0" || value == "false" || value == "no" || value == "off";
 }
 
 std::vector<int> normalize_out_idx(const std::vector<int>& requested, const Program& program,
@@ -134,6 +143,8 @@ constexpr const char* kTargetEnv = "TILELANG_TARGET";
 constexpr const char* kBackendEnv = "TILELANG_EXECUTION_BACKEND";
 constexpr const char* kVerboseEnv = "TILELANG_VERBOSE";
 constexpr std::array<const char*, 3> kOptionEnvVars = {kTargetEnv, kBackendEnv, kVerboseEnv};
+// Read by builds only: 0/false/no/off turns NVRTC precompiled headers off (docs/cache.md).
+constexpr const char* kNvrtcPchEnv = "TILEJIT_NVRTC_PCH";
 
 using OptionEnvironment = std::array<std::optional<std::string_view>, kOptionEnvVars.size()>;
 
@@ -159,8 +170,9 @@ OptionEnvironment option_environment() {
 // remembers the last Programs it compiled, with the CompileOptions and the option environment
 // variables of that call, and the Kernel. A hit costs comparing those (no lock: the table is
 // the thread's own). MemoryCache::clear() invalidates it through the cache's generation.
-// Programs with user include directories never enter it: their key covers header contents,
-// which can change while the Program stays equal.
+// For a Program with user include directories, whose key covers header contents that can
+// change while the Program stays equal, a hit also recomputes the key from the headers its
+// build read: one stat per header while their signatures are unchanged (header_hashes.h).
 class HitMemo {
  public:
   static HitMemo& for_this_thread() {
@@ -177,12 +189,22 @@ class HitMemo {
       if (now[i].has_value() != entry.environment[i].has_value()) return nullptr;
       if (now[i] && *now[i] != *entry.environment[i]) return nullptr;
     }
+    if (!entry.header_dirs.empty() && key_with_headers(entry.base_key, entry.header_dirs,
+                                                       entry.headers) != entry.kernel.cache_key()) {
+      return nullptr;
+    }
     return &entry.kernel;
   }
 
+  // `headers`: what the build of `kernel` read from `header_dirs` (none without those).
   void remember(const Program& program, const CompileOptions& options, uint64_t generation,
-                const Kernel& kernel) {
+                const Kernel& kernel, const std::string& base_key,
+                const std::vector<std::filesystem::path>& header_dirs,
+                std::vector<std::string> headers) {
     Entry& entry = entries_[slot(program)];
+    entry.base_key = base_key;
+    entry.header_dirs = header_dirs;
+    entry.headers = std::move(headers);
     entry.generation = generation;
     entry.program = program;
     entry.options = options;
@@ -201,6 +223,9 @@ class HitMemo {
     CompileOptions options;
     std::array<std::optional<std::string>, kOptionEnvVars.size()> environment;
     Kernel kernel;
+    std::string base_key;
+    std::vector<std::filesystem::path> header_dirs;
+    std::vector<std::string> headers;
   };
 
   static size_t slot(const Program& program) {
@@ -235,6 +260,26 @@ DependencyMemo& dependency_memo() {
   return *memo;
 }
 
+// The header paths of a dependency record, after handing its hashes to the header memo.
+std::vector<std::string> adopt_record(const std::vector<DiskCache::RecordedHeader>& record) {
+  std::vector<std::string> headers;
+  headers.reserve(record.size());
+  for (const DiskCache::RecordedHeader& header : record) {
+    if (header.hash) HeaderHashes::global().adopt(header.path, *header.hash);
+    headers.push_back(header.path);
+  }
+  return headers;
+}
+
+// The dependency record of `headers`: each with the hash the header memo trusts, if any.
+std::vector<DiskCache::RecordedHeader> record_of(const std::vector<std::string>& headers) {
+  std::vector<DiskCache::RecordedHeader> record;
+  record.reserve(headers.size());
+  for (const std::string& header : headers)
+    record.push_back({header, HeaderHashes::global().remembered(header)});
+  return record;
+}
+
 struct Prepared {
   const Program& program;
   ResolvedOptions options;
@@ -258,13 +303,22 @@ Prepared prepare(const Program& program, const CompileOptions& options,
     return prepared;
   }
   std::optional<std::vector<std::string>> headers = dependency_memo().find(prepared.base_key);
-  if (!headers) {
-    if (std::optional<DiskCache> disk = DiskCache::from_env()) {
-      headers = disk->load_dependencies(prepared.base_key);
-      if (headers) dependency_memo().remember(prepared.base_key, *headers);
-    }
+  if (headers) {
+    prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
+    return prepared;
   }
-  if (headers) prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
+  std::optional<DiskCache> disk = DiskCache::from_env();
+  if (!disk) return prepared;
+  const std::optional<std::vector<DiskCache::RecordedHeader>> record =
+      disk->load_dependencies(prepared.base_key);
+  if (!record) return prepared;
+  headers = adopt_record(*record);
+  dependency_memo().remember(prepared.base_key, *headers);
+  prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
+  // A header read again (changed, or not trusted when recorded): record its new hash so that
+  // the next process need not read it either.
+  std::vector<DiskCache::RecordedHeader> now = record_of(*headers);
+  if (now != *record) disk->store_dependencies(prepared.base_key, now);
   return prepared;
 }
 
@@ -316,8 +370,10 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   Program program = prepared.program;
   program.out_idx = prepared.options.out_idx;
   program.validate();
+  ResolvedOptions build_options = prepared.options;
+  if (disk && !env_is_false(kNvrtcPchEnv)) build_options.nvrtc_pch_dir = disk->pch_dir().string();
   const auto start = std::filesystem::file_time_type::clock::now();
-  CompiledArtifact artifact = prepared.backend->build(program, prepared.options);
+  CompiledArtifact artifact = prepared.backend->build(program, build_options);
   // The headers this build read decide the key it is filed under.
   std::string key = prepared.base_key;
   bool storable = disk && status != DiskCache::Status::kUnsafe;
@@ -327,7 +383,7 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
       storable = false;
     } else {
       dependency_memo().remember(prepared.base_key, artifact.dependencies);
-      if (storable) disk->store_dependencies(prepared.base_key, artifact.dependencies);
+      if (storable) disk->store_dependencies(prepared.base_key, record_of(artifact.dependencies));
     }
   }
   if (storable) disk->store(key, artifact);
@@ -399,8 +455,14 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
     MemoryCache::global().insert(outcome.kernel.cache_key(), outcome.kernel);
   }
   // A verbose compile reports every call, hits included, so it stays on the full path.
-  if (!prepared.options.verbose && prepared.header_dirs.empty()) {
-    memo.remember(program, options, generation, outcome.kernel);
+  if (!prepared.options.verbose) {
+    std::optional<std::vector<std::string>> headers;
+    if (!prepared.header_dirs.empty()) headers = dependency_memo().find(prepared.base_key);
+    // Headers unknown: the build saw one change while it ran and recorded nothing.
+    if (prepared.header_dirs.empty() || headers) {
+      memo.remember(program, options, generation, outcome.kernel, prepared.base_key,
+                    prepared.header_dirs, headers.value_or(std::vector<std::string>{}));
+    }
   }
   if (prepared.options.verbose) {
     const double ms =

@@ -132,7 +132,7 @@ std::string readme(const CompiledArtifact& artifact, const std::string& stem,
 }  // namespace
 
 void Kernel::export_to(const std::filesystem::path& dir) const {
-  const CompiledArtifact& compiled = state().artifact;
+  const CompiledArtifact& compiled = detail::kernel_state(*this).artifact;
   const CompiledArtifact artifact = host_library_artifact(compiled);
   const Program& program = artifact.program;
   const std::string stem = file_stem(program.name);
@@ -165,13 +165,18 @@ void Kernel::export_to(const std::filesystem::path& dir) const {
     fs::create_directories(dir / "include" / "tilejit");
     detail::write_file(dir / "include" / cuda::kDeviceHeaderName, cuda::device_header_source());
     sources = {"kernel.cu    the Program's CUDA source",
-               "host.cu      the generated host wrapper (includes kernel.cu)",
+               "host.cu      the generated host wrapper, with the cubin built from kernel.cu "
+               "embedded",
                "include/tilejit/cuda_device.h  the device header kernel.cu may include"};
     const std::string arch = artifact.metadata.count("arch") ? artifact.metadata.at("arch") : "";
     const std::string number = arch.size() > 3 ? arch.substr(3) : "XY";
+    // host.cu carries the device code, so it rebuilds alone; the README also says how the
+    // embedded cubin was built.
     build_command = fmt::format(
-        "nvcc -shared -Xcompiler -fPIC -std=c++17 -O3 -gencode arch=compute_{0},code=sm_{0} "
-        "-Iinclude{1} -o {2} host.cu",
+        "nvcc -shared -Xcompiler -fPIC -std=c++17 -O3 -o {2} -x c++ host.cu\n"
+        "The embedded cubin was built with\n"
+        "  nvcc --cubin -std=c++17 -O3 -gencode arch=compute_{0},code=sm_{0} -Iinclude{1} "
+        "-o kernel.cubin kernel.cu",
         number, program_flags(program), library);
   } else if (artifact.backend == "hip") {
     detail::write_file(dir / (stem + ".h"),

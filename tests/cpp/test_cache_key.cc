@@ -1,11 +1,20 @@
 // The cache key: stable across processes, changed by every input that changes the binary.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "cache/disk_cache.h"
+#include "cache/header_hashes.h"
 #include "cache/key.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
@@ -142,7 +151,7 @@ TEST(CacheKey, HeadersTheCompilerReadMatterAndNoOthers) {
   const std::string original = cache_key(program);  // no record yet: this compiles once
   const Kernel kernel = compile(program);
   EXPECT_EQ(kernel.cache_key(), original);
-  EXPECT_EQ(kernel.state().artifact.dependencies,
+  EXPECT_EQ(detail::kernel_state(kernel).artifact.dependencies,
             (std::vector<std::string>{(tree.include / "axpy_offset.h").string(),
                                       (tree.include / "nested" / "inner.h").string()}));
   testing::expect_axpy_correct(kernel, 7, 1.5f);
@@ -212,9 +221,10 @@ TEST(CacheKey, DependencyRecordServesANewProcess) {
   ::setenv(kChildKeyFile, file.c_str(), 1);
   ::setenv("TILEJIT_TEST_INCLUDE_DIR", tree.include.c_str(), 1);
   ::setenv("TILELANG_VERBOSE", "1", 1);
-  const detail::ProcessResult result = detail::run_process(
-      {fs::read_symlink("/proc/self/exe").string(), "--gtest_filter=KeyHelper.IncludeKey*"},
-      std::chrono::seconds(120));
+  const detail::ProcessResult result =
+      detail::run_process({fs::read_symlink("/proc/self/exe").string(),
+                           "--gtest_filter=KeyHelper.IncludeKeyInThisProcess"},
+                          std::chrono::seconds(120));
   ::unsetenv(kChildKeyFile);
   ::unsetenv("TILEJIT_TEST_INCLUDE_DIR");
   ::unsetenv("TILELANG_VERBOSE");
@@ -228,15 +238,205 @@ TEST(CacheKey, DependencyRecordServesANewProcess) {
   for (const auto& record : fs::directory_iterator(records)) write_text(record.path(), "{oops");
   ::setenv(kChildKeyFile, file.c_str(), 1);
   ::setenv("TILEJIT_TEST_INCLUDE_DIR", tree.include.c_str(), 1);
-  const detail::ProcessResult again = detail::run_process(
-      {fs::read_symlink("/proc/self/exe").string(), "--gtest_filter=KeyHelper.IncludeKey*"},
-      std::chrono::seconds(120));
+  const detail::ProcessResult again =
+      detail::run_process({fs::read_symlink("/proc/self/exe").string(),
+                           "--gtest_filter=KeyHelper.IncludeKeyInThisProcess"},
+                          std::chrono::seconds(120));
   ::unsetenv(kChildKeyFile);
   ::unsetenv("TILEJIT_TEST_INCLUDE_DIR");
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(detail::read_file(file), key);
   EXPECT_NE(again.output.find("removing broken dependency record"), std::string::npos)
       << again.output;
+}
+
+// Header hashes are trusted only for files whose last change lies kTrustAfterNs before the
+// read (header_hashes.h); a test that wants a trusted hash waits that long once.
+void wait_until_trusted() {
+  std::this_thread::sleep_for(std::chrono::nanoseconds(detail::HeaderHashes::kTrustAfterNs) +
+                              std::chrono::milliseconds(100));
+}
+
+// Sets the file's mtime (nanoseconds since the epoch), as `touch -d` or an editor's undo might.
+void set_mtime_ns(const fs::path& path, int64_t mtime_ns) {
+  const struct timespec times[2] = {
+      {0, UTIME_OMIT},
+      {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+std::string header_key(const HeaderTree& tree) {
+  return detail::key_with_headers(
+      std::string(64, 'b'), {tree.include},
+      {(tree.include / "axpy_offset.h").string(), (tree.include / "nested" / "inner.h").string()});
+}
+
+// Unchanged headers are not read again: the key costs one stat per header. This is the
+// intended trust rule, not an accident: contents are trusted while device, inode, size, mtime
+// and ctime all hold (docs/cache.md, "Headers").
+TEST(HeaderHashes, AnUnchangedTrustedHeaderIsNotReadAgain) {
+  HeaderTree tree;
+  const std::string fresh = header_key(tree);
+  uint64_t reads = detail::HeaderHashes::global().reads();
+  EXPECT_EQ(header_key(tree), fresh);
+  EXPECT_EQ(detail::HeaderHashes::global().reads(), reads + 2)
+      << "a file changed a moment ago is not trusted yet: it is read on every key";
+  wait_until_trusted();
+  EXPECT_EQ(header_key(tree), fresh);  // read once more, now trusted
+  reads = detail::HeaderHashes::global().reads();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(header_key(tree), fresh);
+  EXPECT_EQ(detail::HeaderHashes::global().reads(), reads);
+}
+
+TEST(HeaderHashes, AnEditWithItsMtimeRestoredGivesANewKey) {
+  HeaderTree tree;
+  const fs::path inner = tree.include / "nested" / "inner.h";
+  wait_until_trusted();
+  const std::string original = header_key(tree);
+  const int64_t mtime_ns = detail::stat_signature(inner.string())->mtime_ns;
+  write_text(inner, "#define AXPY_INNER 7.5f\n");  // the same size
+  set_mtime_ns(inner, mtime_ns);                   // utime() cannot restore the ctime
+  ASSERT_EQ(fs::file_size(inner), std::string("#define AXPY_INNER 0.5f\n").size());
+  EXPECT_NE(header_key(tree), original);
+}
+
+// Two edits in the same second, the same size: the second still gives a new key, because a
+// file changed that recently is never trusted without reading it (and the signature's times
+// are in nanoseconds besides).
+TEST(HeaderHashes, EditsWithinOneSecondGiveNewKeys) {
+  HeaderTree tree;
+  const fs::path inner = tree.include / "nested" / "inner.h";
+  wait_until_trusted();
+  const std::string original = header_key(tree);
+  write_text(inner, "#define AXPY_INNER 1.5f\n");
+  const std::string first = header_key(tree);
+  write_text(inner, "#define AXPY_INNER 2.5f\n");
+  const std::string second = header_key(tree);
+  EXPECT_NE(first, original);
+  EXPECT_NE(second, first);
+  write_text(inner, "#define AXPY_INNER 0.5f\n");
+  EXPECT_EQ(header_key(tree), original);  // contents, not timestamps
+}
+
+TEST(HeaderHashes, AHeaderRenamedOverByAnotherFileGivesANewKey) {
+  HeaderTree tree;
+  const fs::path inner = tree.include / "nested" / "inner.h";
+  const fs::path replacement = tree.include / "nested" / "replacement.h";
+  write_text(replacement, "#define AXPY_INNER 3.5f\n");  // the same size
+  wait_until_trusted();
+  const std::string original = header_key(tree);
+  // Same size and mtime as the header it replaces: only the inode (and ctime) tell.
+  set_mtime_ns(replacement, detail::stat_signature(inner.string())->mtime_ns);
+  fs::rename(replacement, inner);
+  EXPECT_NE(header_key(tree), original);
+}
+
+TEST(HeaderHashes, AHeaderThatGoesMissingIsForgotten) {
+  HeaderTree tree;
+  const fs::path inner = tree.include / "nested" / "inner.h";
+  wait_until_trusted();
+  const std::string original = header_key(tree);
+  fs::remove(inner);
+  const std::string missing = header_key(tree);
+  EXPECT_NE(missing, original);
+  EXPECT_FALSE(detail::HeaderHashes::global().remembered(inner.string()));
+  write_text(inner, "#define AXPY_INNER 0.5f\n");
+  EXPECT_EQ(header_key(tree), original);
+}
+
+// A process that finds a dependency record with trusted hashes stats the headers instead of
+// reading them.
+TEST(KeyHelper, IncludeKeyWithoutReadingHeaders) {
+  const char* include = std::getenv("TILEJIT_TEST_INCLUDE_DIR");
+  if (include == nullptr) GTEST_SKIP() << "run by CacheKey.RecordedHashesSpareANewProcessReads";
+  const std::string key = cache_key(axpy_program(7, include));
+  write_text(std::getenv(kChildKeyFile),
+             fmt::format("{} {}", key, detail::HeaderHashes::global().reads()));
+}
+
+TEST(CacheKey, RecordedHashesSpareANewProcessReads) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  wait_until_trusted();
+  const Program program = axpy_program(7, tree.include.string());
+  const std::string key = compile(program).cache_key();
+  const fs::path file = tree.dir.path() / "child-key";
+  const auto run_child = [&] {
+    ::setenv(kChildKeyFile, file.c_str(), 1);
+    ::setenv("TILEJIT_TEST_INCLUDE_DIR", tree.include.c_str(), 1);
+    const detail::ProcessResult result =
+        detail::run_process({fs::read_symlink("/proc/self/exe").string(),
+                             "--gtest_filter=KeyHelper.IncludeKeyWithoutReadingHeaders"},
+                            std::chrono::seconds(120));
+    ::unsetenv(kChildKeyFile);
+    ::unsetenv("TILEJIT_TEST_INCLUDE_DIR");
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return detail::read_file(file);
+  };
+  EXPECT_EQ(run_child(), key + " 0");
+
+  // An edit seen by the child: it reads that header (only) and records its new hash... which
+  // it cannot trust yet, the edit being this recent; it is read again until it is old enough.
+  write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 4.5f\n");
+  const std::string edited = run_child();
+  EXPECT_NE(edited.substr(0, 64), key);
+  EXPECT_EQ(edited.substr(64), " 1");
+  wait_until_trusted();
+  EXPECT_EQ(run_child(), edited.substr(0, 64) + " 1");  // read, now trusted, and recorded
+  EXPECT_EQ(run_child(), edited.substr(0, 64) + " 0");
+}
+
+// A header edited between two compiles of one Program in one process is seen by the memory
+// hit path, which recomputes the key from the headers' stat signatures.
+TEST(CacheKey, AMemoryHitSeesAnEditedHeader) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  wait_until_trusted();
+  const Program program = axpy_program(7, tree.include.string());
+  EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kBuilt);
+  const detail::CompileOutcome hit = detail::compile_with_outcome(program, {});
+  EXPECT_EQ(hit.source, detail::CompileSource::kMemoryCache);
+  testing::expect_axpy_correct(hit.kernel, 7, 1.5f);
+  const int64_t mtime_ns =
+      detail::stat_signature((tree.include / "nested" / "inner.h").string())->mtime_ns;
+  write_text(tree.include / "nested" / "inner.h", "#define AXPY_INNER 6.5f\n");
+  set_mtime_ns(tree.include / "nested" / "inner.h", mtime_ns);
+  const detail::CompileOutcome edited = detail::compile_with_outcome(program, {});
+  EXPECT_EQ(edited.source, detail::CompileSource::kBuilt);
+  EXPECT_NE(edited.kernel.cache_key(), hit.kernel.cache_key());
+  testing::expect_axpy_correct(edited.kernel, 7, 7.5f);
+}
+
+// Records of format 1 listed paths only: they are still read, as headers without hashes.
+TEST(DependencyRecord, PathsOnlyRecordsAreReadAndMalformedOnesRemoved) {
+  testing::ScopedCacheDir cache;
+  const detail::DiskCache disk(cache.root());
+  const std::string base_key(64, 'a');
+  const std::vector<detail::DiskCache::RecordedHeader> record = {
+      {"/inc/a.h", detail::HeaderHash{{1, 2, 3, 4, 5}, std::string(64, 'c')}},
+      {"/inc/b.h", std::nullopt}};
+  disk.store_dependencies(base_key, record);
+  EXPECT_EQ(disk.load_dependencies(base_key), record);
+
+  const fs::path file = cache.root() / "v1" / "deps" / (base_key + ".json");
+  write_text(file, nlohmann::json{{"format", "tilejit.dependencies/1"},
+                                  {"base_key", base_key},
+                                  {"headers", {"/inc/a.h", "/inc/b.h"}}}
+                       .dump());
+  EXPECT_EQ(disk.load_dependencies(base_key),
+            (std::vector<detail::DiskCache::RecordedHeader>{{"/inc/a.h", std::nullopt},
+                                                            {"/inc/b.h", std::nullopt}}));
+
+  for (const nlohmann::json& header :
+       {nlohmann::json{{"path", "/inc/a.h"}, {"sha256", std::string(64, 'c')}},  // no signature
+        nlohmann::json{{"path", 7}}, nlohmann::json("/inc/a.h")}) {
+    write_text(file, nlohmann::json{{"format", "tilejit.dependencies/2"},
+                                    {"base_key", base_key},
+                                    {"headers", {header}}}
+                         .dump());
+    EXPECT_EQ(disk.load_dependencies(base_key), std::nullopt) << header;
+    EXPECT_FALSE(fs::exists(file)) << header;
+  }
 }
 
 TEST(CacheKey, CudaTargetArchMatters) {

@@ -240,6 +240,46 @@ TEST(CodegenCuda, ScalarWiderThanTheKernelParameterIsAProgramError) {
                               {"'k'", "'count'"});
 }
 
+// The default dynamic limit is 48 KB minus the kernel's static shared memory, which the
+// generator cannot see: every constant size above 0 opts in (the largest of a kernel's
+// launches), a symbolic one opts in to the device's limit, and no dynamic memory sets nothing.
+TEST(CodegenCuda, InitOptsInToEveryDynamicSharedMemorySizeUnder48KBToo) {
+  const std::string source =
+      "extern \"C\" __global__ void a(float* A, int n) {}\n"
+      "extern \"C\" __global__ void b(float* A, int n) {}\n"
+      "extern \"C\" __global__ void c(float* A, int n) {}\n";
+  const Program program =
+      ProgramBuilder("smem_optin")
+          .source(source)
+          .tensor("A", "float32", {"n"})
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(40960))
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(45056))
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(1024))
+          .launch(Launch("b").with_grid({1}).with_block({32}))
+          .launch(Launch("c").with_grid({1}).with_block({32}).with_dynamic_smem("n * 4"))
+          .build();
+  const std::string wrapper = detail::generate_cuda_wrapper(program, "kernel.cu");
+  const size_t init = wrapper.find("extern \"C\" int init(void)");
+  ASSERT_NE(init, std::string::npos) << wrapper;
+  const std::string body = wrapper.substr(init, wrapper.find("\n}\n", init) - init);
+  // Kernel handles are numbered in launch order: a, b, c.
+  EXPECT_NE(body.find("(const void*)tj_kernels[0], cudaFuncAttributeMaxDynamicSharedMemorySize,\n"
+                      "      45056)"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(body.find("40960"), std::string::npos) << body;
+  EXPECT_EQ(body.find("(const void*)tj_kernels[1]"), std::string::npos) << body;
+  EXPECT_NE(body.find("tj_allow_max_dynamic_smem((const void*)tj_kernels[2], \"c\")"),
+            std::string::npos)
+      << body;
+  size_t count = 0;
+  for (size_t at = body.find("MaxDynamicSharedMemorySize"); at != std::string::npos;
+       at = body.find("MaxDynamicSharedMemorySize", at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1u) << body;  // one set for a; c's goes through tj_allow_max_dynamic_smem
+}
+
 TEST(CodegenCuda, TwoL2WindowsOnOneLaunchAreAProgramError) {
   L2Window a;
   a.param = "A";
@@ -386,19 +426,30 @@ TEST(CodegenCompile, EveryCudaWrapperBuildsASharedLibraryWithNvcc) {
   for (const GoldenCase& c : testing::cuda_golden_cases()) {
     SCOPED_TRACE(c.name);
     detail::TempDir dir("tilejit-test-nvcc");
+    // As the nvcc backend builds: the device source alone to a cubin, embedded in the wrapper.
     detail::write_file(dir.path() / "kernel.cu", c.program.source);
+    const fs::path cubin = dir.path() / "kernel.cubin";
+    run_output({nvcc->string(), "--cubin", "-std=c++17", "-gencode", "arch=compute_90a,code=sm_90a",
+                "-Werror", "all-warnings", "-I" + kRepoInclude.string(), "-o", cubin.string(),
+                (dir.path() / "kernel.cu").string()});
     detail::write_file(dir.path() / "host.cu",
-                       detail::generate_cuda_wrapper(c.program, "kernel.cu"));
+                       detail::generate_cuda_wrapper(c.program, "kernel.cu") +
+                           detail::embed_cuda_device_image(detail::read_file(cubin), "kernel.cu"));
     detail::write_file(dir.path() / "lib.h",
                        detail::generate_wrapper_header(c.program, HostApi::kCuda));
     // The header must agree with the definitions: include it into the same translation unit.
     detail::write_file(dir.path() / "check.cu", "#include \"lib.h\"\n#include \"host.cu\"\n");
     const fs::path library = dir.path() / "lib.so";
-    run_output({nvcc->string(), "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-gencode",
-                "arch=compute_90a,code=sm_90a", "-Werror", "all-warnings",
-                "-I" + kRepoInclude.string(), "-o", library.string(),
+    run_output({nvcc->string(), "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-Werror",
+                "all-warnings", "-o", library.string(), "-x", "c++",
                 (dir.path() / "check.cu").string()});
     ASSERT_TRUE(fs::exists(library));
+    // init() looks each launched kernel up in the cubin by name (cudaLibraryGetKernel): the
+    // cubin's string table has it.
+    const std::string image = detail::read_file(cubin);
+    for (const Launch& launch : c.program.launches) {
+      EXPECT_NE(image.find('\0' + launch.kernel + '\0'), std::string::npos) << launch.kernel;
+    }
     // The entry points are exported with C linkage.
     void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(handle, nullptr) << dlerror();

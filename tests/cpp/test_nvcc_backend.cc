@@ -46,7 +46,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-TEST(NvccBackend, BuildsOneSharedLibraryFromTheDeviceSourceAndTheGeneratedWrapper) {
+TEST(NvccBackend, BuildsTheDeviceSourceAloneAndEmbedsItsCubinInTheWrapperLibrary) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   const Program program = testing::cuda_golden_cases()[0].program;  // vector_add
   Kernel kernel = compile(program, nvcc_options("cuda -arch=sm_90a"));
@@ -57,10 +57,19 @@ TEST(NvccBackend, BuildsOneSharedLibraryFromTheDeviceSourceAndTheGeneratedWrappe
   ASSERT_GT(artifact.binary.size(), 4u);
   EXPECT_EQ(artifact.binary.substr(0, 4), std::string("\x7f"
                                                       "ELF"));
-  EXPECT_EQ(artifact.host_source, detail::generate_cuda_wrapper(program, "kernel.cu"));
+  // The host source is the generated wrapper with the cubin (an ELF file) embedded at its end.
+  const std::string wrapper = detail::generate_cuda_wrapper(program, "kernel.cu");
+  EXPECT_EQ(artifact.host_source.substr(0, wrapper.size()), wrapper);
+  EXPECT_TRUE(contains(artifact.host_source.substr(wrapper.size()),
+                       "const unsigned char tj_device_image[] = {\n    0x7f, 0x45, 0x4c, 0x46,"))
+      << artifact.host_source.substr(wrapper.size(), 400);
   EXPECT_EQ(artifact.device_source, program.source);
   EXPECT_EQ(kernel.out_idx(), std::vector<int>{2});
   const std::string& command = artifact.metadata.at("compile_command");
+  // Two steps: the device source alone to a cubin (with its header list), then the wrapper.
+  EXPECT_TRUE(contains(command, "--cubin")) << command;
+  EXPECT_TRUE(contains(command, "-MD -MF")) << command;
+  EXPECT_TRUE(contains(command, " && ")) << command;
   EXPECT_TRUE(contains(command, "-shared")) << command;
   EXPECT_TRUE(contains(command, "-Xcompiler -fPIC")) << command;
   EXPECT_TRUE(contains(command, "-gencode arch=compute_90a,code=sm_90a")) << command;

@@ -7,9 +7,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// The device code; this file is compiled as one translation unit with it.
-#include "kernel.cu"
-
 namespace {
 
 // Errors are per thread: get_last_error() returns the calling thread's last
@@ -23,6 +20,36 @@ __attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {
   vsnprintf(tj_error, sizeof tj_error, format, args);
   va_end(args);
   return -1;
+}
+
+// The cubin nvcc built from kernel.cu alone, defined at the end of this file.
+extern const unsigned char tj_device_image[];
+
+// The kernels the launches use, by the names the cubin gives them.
+const char* const tj_kernel_names[1] = {"grid_wide"};
+cudaKernel_t tj_kernels[1];
+
+struct tj_loaded {
+  cudaError_t error;
+  const char* what;  // what failed: the library, or the kernel that was not found
+};
+
+int tj_load_device_code() {
+  static const tj_loaded loaded = [] {
+    cudaLibrary_t library = nullptr;
+    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
+                                            nullptr, nullptr, 0);
+    if (error != cudaSuccess) return tj_loaded{error, "the device code"};
+    for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
+      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
+      if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
+    }
+    return tj_loaded{cudaSuccess, nullptr};
+  }();
+  if (loaded.error != cudaSuccess) {
+    return tj_fail("init: cannot load %s: %s", loaded.what, cudaGetErrorString(loaded.error));
+  }
+  return 0;
 }
 
 // Checks one launch: the launch's own result, then cudaGetLastError() for an error
@@ -58,8 +85,10 @@ extern "C" const char* get_last_error(void) { return tj_error; }
 
 // Once per device, with that device current: opts kernels in to the dynamic shared
 // memory and cluster sizes they launch with, and resolves driver entry points.
+// The first call also loads the device code, for every device.
 extern "C" int init(void) {
   tj_error[0] = '\0';
+  if (tj_load_device_code() != 0) return -1;
   return 0;
 }
 
@@ -84,7 +113,7 @@ extern "C" int call(int32_t* in, int32_t* out, int32_t n, cudaStream_t stream) {
     tj_config.numAttrs = 1;
     void* tj_args[] = {&in, &out, &n};
     const cudaError_t tj_launched = cudaLaunchKernelExC(
-        &tj_config, (const void*)grid_wide, tj_args);
+        &tj_config, (const void*)tj_kernels[0], tj_args);
     if (tj_check_launch("grid_wide", tj_launched) != 0) return -1;
   } while (false);
   return 0;
