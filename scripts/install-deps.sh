@@ -6,7 +6,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(cmake ninja-build g++ pkg-config libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev
           libgtest-dev libgmock-dev libbenchmark-dev python3-venv
-          redis-server)  # redis-server: the remote cache tier's tests start their own
+          redis-server        # the remote cache tier's tests start their own
+          clang libclang-rt-14-dev)  # scripts/asan.sh and scripts/fuzz.sh (libFuzzer)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,8 @@
 #   scripts/test.sh            # everything
 #   TILEJIT_SKIP_PYTHON=1 scripts/test.sh   # no Python suite
 #   TILEJIT_SKIP_TSAN=1 scripts/test.sh     # no ThreadSanitizer build (scripts/tsan.sh)
+#   TILEJIT_SKIP_ASAN=1 scripts/test.sh     # no ASan + UBSan build, no fuzzing (scripts/asan.sh,
+#                                           # scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -45,4 +47,10 @@ fi
 
 if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then
   bash scripts/tsan.sh "$root/build/tsan"
+fi
+
+if [ "${TILEJIT_SKIP_ASAN:-0}" != 1 ]; then
+  # One clang build with ASan + UBSan serves both: the C++ tests, then each fuzzer for 60 s.
+  bash scripts/asan.sh "$root/build/asan"
+  bash scripts/fuzz.sh 60 "$root/build/asan"
 fi

@@ -4,6 +4,7 @@
 // output is NaN).
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
@@ -272,7 +274,8 @@ void run(const RunArgs& args, bool out_idx_given) {
   if (out_idx_given) options.out_idx = args.out_idx;
   if (args.repeat < 1) throw Error("--repeat must be at least 1");
 
-  // --set values: symbols (integers) and scalar params (numbers).
+  // --set values: symbols and integer scalar params (exact integers), other scalar params
+  // (numbers).
   std::map<std::string, int64_t, std::less<>> symbols;
   std::map<std::string, double> scalar_values;
   const std::vector<std::string> known = program.shape_variables();
@@ -296,6 +299,24 @@ void run(const RunArgs& args, bool out_idx_given) {
                       "'{}' (available: {})",
                       assignment, name, program.name, names.empty() ? "none" : names));
     }
+    if (is_symbol || param->dtype.is_integer()) {
+      // Exactly, never through a double: above 2^53 a double loses the low digits.
+      int64_t value = 0;
+      const char* end = text.data() + text.size();
+      const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+      if (ec == std::errc::result_out_of_range && ptr == end) {
+        throw Error(fmt::format("--set {}: '{}' does not fit in a 64-bit signed integer",
+                                assignment, text));
+      }
+      if (ec != std::errc() || ptr != end) {
+        throw Error(fmt::format(
+            "--set {}: '{}' takes an integer in decimal digits (an optional '-' before them), "
+            "not '{}'",
+            assignment, name, text));
+      }
+      symbols[name] = value;
+      continue;
+    }
     size_t used = 0;
     double value = 0;
     try {
@@ -306,13 +327,7 @@ void run(const RunArgs& args, bool out_idx_given) {
     if (used != text.size() || text.empty()) {
       throw Error(fmt::format("--set {}: '{}' is not a number", assignment, text));
     }
-    if (param != nullptr && param->is_scalar()) scalar_values[name] = value;
-    if (is_symbol || (param != nullptr && param->dtype.is_integer())) {
-      if (value != std::floor(value)) {
-        throw Error(fmt::format("--set {}: '{}' takes an integer", assignment, name));
-      }
-      symbols[name] = static_cast<int64_t>(value);
-    }
+    scalar_values[name] = value;
   }
 
   const tilejit::Kernel kernel = tilejit::compile(program, options);

@@ -34,6 +34,13 @@ class Expr {
     kMax
   };
 
+  // The deepest tree an Expr may have (a constant or a variable has depth 1, `a + b + c` has
+  // depth 3), and the deepest bracket nesting parse() accepts. Deeper expressions are refused
+  // where they are built, with a ProgramError, so that every walk over a tree (printing,
+  // evaluating, collecting variables, comparing, destroying) has bounded recursion on hostile
+  // input.
+  static constexpr int kMaxDepth = 1000;
+
   Expr() : Expr(int64_t{0}) {}
   Expr(int64_t value);  // NOLINT(google-explicit-constructor): constants read naturally
   Expr(int value) : Expr(static_cast<int64_t>(value)) {}  // NOLINT(google-explicit-constructor)
@@ -42,8 +49,9 @@ class Expr {
   Expr(const std::string& text);  // NOLINT(google-explicit-constructor)
   static Expr var(std::string name);
   // Parses the text grammar of docs/program-format.md. Throws ProgramError with the
-  // column of the first bad character.
+  // column of the first bad character (or of the operator or bracket beyond kMaxDepth).
   static Expr parse(std::string_view text);
+  // Throws ProgramError when the result would be deeper than kMaxDepth.
   static Expr binary(Op op, Expr lhs, Expr rhs);
 
   Op op() const;
@@ -53,6 +61,8 @@ class Expr {
   const std::string& var_name() const;  // requires is_var()
   const Expr& lhs() const;              // requires a binary op
   const Expr& rhs() const;
+  // Height of the tree: 1 for a constant or a variable.
+  int depth() const;
 
   // Canonical text, minimal parentheses; re-parses to an equal tree.
   std::string str() const;

@@ -110,6 +110,18 @@ class Arg {
   Arg(bool value) : kind_(Kind::kInt), int_(value ? 1 : 0) {}                     // NOLINT
   Arg(double value) : kind_(Kind::kFloat), float_(value) {}                       // NOLINT
   Arg(float value) : kind_(Kind::kFloat), float_(value) {}                        // NOLINT
+  // A tensor its owner marks read-only (DLPack's DLPACK_FLAG_BITMASK_READ_ONLY): the Binder
+  // refuses it for a parameter the kernels may write.
+  static Arg read_only(const dlpack::DLTensor* tensor) {
+    Arg a(tensor);
+    a.read_only_ = true;
+    return a;
+  }
+  // A versioned DLPack tensor, read-only when its flags say so.
+  static Arg from_managed(const dlpack::DLManagedTensorVersioned& managed) {
+    return (managed.flags & dlpack::kDLPackFlagBitmaskReadOnly) != 0 ? read_only(&managed.dl_tensor)
+                                                                     : Arg(&managed.dl_tensor);
+  }
   // A raw pointer for a `handle` parameter.
   static Arg pointer(void* p) {
     Arg a(0);
@@ -120,12 +132,14 @@ class Arg {
 
   Kind kind() const { return kind_; }
   const dlpack::DLTensor* tensor() const { return tensor_; }
+  bool read_only() const { return read_only_; }
   int64_t int_value() const { return int_; }
   double float_value() const { return float_; }
   void* pointer_value() const { return pointer_; }
 
  private:
   Kind kind_;
+  bool read_only_ = false;  // tensors only
   union {
     const dlpack::DLTensor* tensor_;
     int64_t int_;

@@ -155,6 +155,7 @@ ProtocolTensor view_through_protocol(PyObject* object, void* stream, const char*
                           std::to_string(managed->version.major) + " is not supported");
     }
     view.tensor = &managed->dl_tensor;
+    view.read_only = (managed->flags & dlpack::kDLPackFlagBitmaskReadOnly) != 0;
   } else if (PyCapsule_IsValid(capsule.ptr(), kLegacyName)) {
     view.tensor =
         &static_cast<DLManagedTensorLegacy*>(PyCapsule_GetPointer(capsule.ptr(), kLegacyName))

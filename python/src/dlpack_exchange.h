@@ -69,6 +69,7 @@ class ExchangeAllocator final : public OutputAllocator {
 struct ProtocolTensor {
   PyObject* capsule = nullptr;  // new reference
   const dlpack::DLTensor* tensor = nullptr;
+  bool read_only = false;  // DLPACK_FLAG_BITMASK_READ_ONLY (versioned capsules only)
 };
 ProtocolTensor view_through_protocol(PyObject* object, void* stream, const char* param_name);
 

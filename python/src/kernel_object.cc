@@ -58,6 +58,7 @@ PyTypeObject* kernel_base_type = nullptr;
 class ArgList {
  public:
   void push(const Arg& arg) { new (storage_ + size_++ * sizeof(Arg)) Arg(arg); }
+  void replace(size_t i, const Arg& arg) { new (storage_ + i * sizeof(Arg)) Arg(arg); }
   std::span<const Arg> span() const {
     return {std::launder(reinterpret_cast<const Arg*>(storage_)), size_};
   }
@@ -212,7 +213,8 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
         }
         borrowed.keep(managed);
         views[i] = managed->dl_tensor;
-        list.push(Arg(&views[i]));
+        const bool read_only = (managed->flags & dlpack::kDLPackFlagBitmaskReadOnly) != 0;
+        list.push(read_only ? Arg::read_only(&views[i]) : Arg(&views[i]));
       }
       if (framework == nullptr) {
         framework = api;
@@ -270,6 +272,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
       ProtocolTensor view = view_through_protocol(args[i], stream, plan.input_names[i].c_str());
       borrowed.keep(view.capsule);
       views[i] = *view.tensor;
+      if (view.read_only) list.replace(i, Arg::read_only(&views[i]));
     }
   }
 

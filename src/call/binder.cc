@@ -3,11 +3,13 @@
 #include "call/binder.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 
 #include <fmt/format.h>
 
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -65,7 +67,8 @@ std::string list_text(const int64_t* values, int32_t n) {
   return text + "]";
 }
 
-// The stride `dim` has in a compact row-major tensor of t's shape.
+// The stride `dim` has in a compact row-major tensor of t's shape (whose element count the
+// kNdim check has found to fit in int64).
 int64_t compact_stride(const DLTensor& t, int dim) {
   int64_t stride = 1;
   for (int d = t.ndim - 1; d > dim; --d) stride *= t.shape[d];
@@ -82,20 +85,24 @@ std::string strides_text(const DLTensor& t) {
   return list_text(t.strides, t.ndim);
 }
 
-int64_t element_count(const DLTensor& t) {
-  int64_t count = 1;
-  for (int d = 0; d < t.ndim; ++d) count *= t.shape[d];
-  return count;
+// Whether the tensor has no elements. Not a product of the dims: before the shape checks
+// the dims are anything the caller sent, and their product can overflow.
+bool is_empty(const DLTensor& t) {
+  for (int d = 0; d < t.ndim; ++d) {
+    if (t.shape[d] == 0) return true;
+  }
+  return false;
 }
 
 // The dimension at which a strided tensor stops being compact row-major, or -1. Size-1 dims
 // may carry any stride (they are never stepped over), and an empty tensor is compact.
 int first_non_compact_dim(const DLTensor& t) {
-  if (t.strides == nullptr || element_count(t) == 0) return -1;
+  if (t.strides == nullptr || is_empty(t)) return -1;
   int64_t expected = 1;
+  bool overflowed = false;  // the compact stride no longer fits in int64: no stride equals it
   for (int d = t.ndim - 1; d >= 0; --d) {
-    if (t.shape[d] != 1 && t.strides[d] != expected) return d;
-    expected *= t.shape[d];
+    if (t.shape[d] != 1 && (overflowed || t.strides[d] != expected)) return d;
+    overflowed = overflowed || __builtin_mul_overflow(expected, t.shape[d], &expected);
   }
   return -1;
 }
@@ -157,6 +164,7 @@ struct Binder::Plan {
     kIntKind,        // an integer (int/uint/bool params)
     kFloatKind,      // an integer or a float (float params)
     kPointerKind,    // a pointer (handle params)
+    kWritable,       // the tensor is not read-only (params the kernels may write)
     kNotNull,        // data != nullptr unless the tensor is empty
     kDevice,         // accepted device type, same device as the first tensor
     kDtype,          // value = packed DLDataType
@@ -202,6 +210,7 @@ struct Binder::Plan {
   std::vector<Check> checks;
   std::vector<CompiledExpr> exprs;
   std::vector<std::string> symbol_origin;  // where each slot is bound, for messages
+  std::vector<std::string> write_reasons;  // per param: why the kernels may write it
   std::vector<Output> outputs;
 };
 
@@ -316,7 +325,11 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
       emit(Op::kIntKind, in);
     }
   }
-  // 2. Null data, device, dtype, ndim.
+  // 2. Read-only tensors where the kernels may write, null data, device, dtype, ndim.
+  plan->write_reasons = param_write_reasons(program_);
+  for (const Input& in : tensors) {
+    if (!plan->write_reasons[in.param].empty()) emit(Op::kWritable, in);
+  }
   for (const Input& in : tensors) emit(Op::kNotNull, in);
   for (const Input& in : tensors) emit(Op::kDevice, in);
   for (const Input& in : tensors)
@@ -509,12 +522,25 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
           fail(c, fmt::format("expected a pointer (handle), got {}", kind_name(arg.kind())));
         }
         break;
+      case Op::kWritable:
+        if (arg.read_only()) {
+          fail(c, fmt::format("the tensor is read-only, but the kernels may write it ({})",
+                              plan.write_reasons[c.param]));
+        }
+        break;
       case Op::kNotNull:
-        if (t->data == nullptr && element_count(*t) != 0) {
+        if (t->data == nullptr && !is_empty(*t)) {
           fail(c, fmt::format("data pointer is null for a tensor of shape {}",
                               list_text(t->shape, t->ndim)));
         }
-        bound.data[c.param] = static_cast<char*>(t->data) + t->byte_offset;
+        // In integers: a byte_offset that runs past the end of the address space is refused,
+        // not turned into an overflowed pointer.
+        if (t->byte_offset > UINTPTR_MAX - reinterpret_cast<uintptr_t>(t->data)) {
+          fail(c, fmt::format("byte_offset {} runs past the end of the address space",
+                              t->byte_offset));
+        }
+        bound.data[c.param] =
+            reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(t->data) + t->byte_offset);
         break;
       case Op::kDevice: {
         const int32_t type = t->device.device_type;
@@ -541,6 +567,17 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         if (t->ndim != c.value) {
           fail(c, fmt::format("expected {} dimensions, got {} (shape {})", c.value, t->ndim,
                               list_text(t->shape, t->ndim)));
+        }
+        // Sizes every later check (and compact_stride) may multiply without overflow.
+        for (int64_t d = 0, count = 1; d < t->ndim; ++d) {
+          if (t->shape[d] < 0) {
+            fail(c, fmt::format("dim {} is {}: expected a size >= 0 (shape {})", d, t->shape[d],
+                                list_text(t->shape, t->ndim)));
+          }
+          if (__builtin_mul_overflow(count, t->shape[d], &count)) {
+            fail(c, fmt::format("shape {} has more elements than int64 counts",
+                                list_text(t->shape, t->ndim)));
+          }
         }
         break;
       case Op::kConstDim:
@@ -658,7 +695,7 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
     const DLTensor* t = tensor ? &tensor.as_dlpack() : nullptr;
     bool fits = t != nullptr && t->ndim == ndim && first_non_compact_dim(*t) < 0 &&
                 pack(t->dtype) == pack(out.dtype.to_dlpack()) &&
-                (t->data != nullptr || element_count(*t) == 0);
+                (t->data != nullptr || is_empty(*t));
     for (int d = 0; fits && d < ndim; ++d) fits = t->shape[d] == shape[d];
     if (!fits) {
       throw Error(

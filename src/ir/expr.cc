@@ -14,6 +14,7 @@ struct Expr::Node {
   Op op = Op::kConst;
   int64_t value = 0;  // kConst
   std::string name;   // kVar
+  int depth = 1;      // see Expr::depth()
   // Binary ops only. Optional, because a default Expr owns a node of its own: plain members
   // would recurse without end.
   std::optional<Expr> lhs;
@@ -152,13 +153,20 @@ class Parser {
   }
 
  private:
-  // Nesting deeper than this is not a shape expression; refusing it keeps the recursion
-  // bounded on hostile input.
-  static constexpr int kMaxNesting = 200;
+  [[noreturn]] void fail_too_deep() const {
+    fail(fmt::format("expression nested deeper than {} levels", Expr::kMaxDepth));
+  }
 
+  // The message quotes a long text by its start only: a hostile 200 KB expression must not
+  // become a 200 KB message. Control characters are escaped, so a NUL cannot cut it short.
   [[noreturn]] void fail(std::string_view what) const {
-    throw ProgramError(
-        fmt::format("invalid expression '{}' at column {}: {}", text_, pos_ + 1, what));
+    constexpr size_t kQuoted = 80;
+    std::string quoted =
+        text_.size() <= kQuoted
+            ? fmt::format("'{}'", text_)
+            : fmt::format("'{}...' ({} characters)", text_.substr(0, kQuoted), text_.size());
+    throw ProgramError(detail::printable(
+        fmt::format("invalid expression {} at column {}: {}", quoted, pos_ + 1, what)));
   }
 
   void skip_space() {
@@ -166,6 +174,12 @@ class Parser {
                                    text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
+  }
+
+  // The position of the next token, for messages about it.
+  size_t next_token() {
+    skip_space();
+    return pos_;
   }
 
   bool accept(char c) {
@@ -185,14 +199,26 @@ class Parser {
     }
   }
 
+  // Expr::binary with the column of the operator when the result would be too deep.
+  Expr combine(Expr::Op op, Expr lhs, Expr rhs, size_t op_pos) {
+    if (std::max(lhs.depth(), rhs.depth()) >= Expr::kMaxDepth) {
+      pos_ = op_pos;
+      fail_too_deep();
+    }
+    return Expr::binary(op, std::move(lhs), std::move(rhs));
+  }
+
+  // `depth` counts the brackets, calls and unary minuses around the current position; it
+  // bounds the parser's own recursion.
   Expr parse_expr(int depth) {
-    if (depth > kMaxNesting) fail("expression nested too deeply");
+    if (depth >= Expr::kMaxDepth) fail_too_deep();
     Expr lhs = parse_term(depth);
     for (;;) {
+      size_t op_pos = next_token();
       if (accept('+')) {
-        lhs = Expr::binary(Expr::Op::kAdd, lhs, parse_term(depth));
+        lhs = combine(Expr::Op::kAdd, std::move(lhs), parse_term(depth), op_pos);
       } else if (accept('-')) {
-        lhs = Expr::binary(Expr::Op::kSub, lhs, parse_term(depth));
+        lhs = combine(Expr::Op::kSub, std::move(lhs), parse_term(depth), op_pos);
       } else {
         return lhs;
       }
@@ -202,12 +228,13 @@ class Parser {
   Expr parse_term(int depth) {
     Expr lhs = parse_unary(depth);
     for (;;) {
+      size_t op_pos = next_token();
       if (accept('*')) {
-        lhs = Expr::binary(Expr::Op::kMul, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kMul, std::move(lhs), parse_unary(depth), op_pos);
       } else if (accept('/')) {
-        lhs = Expr::binary(Expr::Op::kFloorDiv, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kFloorDiv, std::move(lhs), parse_unary(depth), op_pos);
       } else if (accept('%')) {
-        lhs = Expr::binary(Expr::Op::kFloorMod, lhs, parse_unary(depth));
+        lhs = combine(Expr::Op::kFloorMod, std::move(lhs), parse_unary(depth), op_pos);
       } else {
         return lhs;
       }
@@ -215,16 +242,17 @@ class Parser {
   }
 
   Expr parse_unary(int depth) {
-    if (depth > kMaxNesting) fail("expression nested too deeply");
+    if (depth >= Expr::kMaxDepth) fail_too_deep();
     skip_space();
     if (pos_ < text_.size() && text_[pos_] == '-') {
+      size_t op_pos = pos_;
       ++pos_;
       skip_space();
       // A minus directly before a literal is part of it, so that INT64_MIN is writable.
       if (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
         return Expr(parse_integer(/*negative=*/true));
       }
-      return Expr::binary(Expr::Op::kSub, Expr(0), parse_unary(depth + 1));
+      return combine(Expr::Op::kSub, Expr(0), parse_unary(depth + 1), op_pos);
     }
     return parse_primary(depth);
   }
@@ -272,7 +300,7 @@ class Parser {
         expect(',', fmt::format("between the two arguments of '{}'", name));
         Expr b = parse_expr(depth + 1);
         expect(')', fmt::format("after the second argument of '{}'", name));
-        return Expr::binary(f.op, a, b);
+        return combine(f.op, std::move(a), std::move(b), start);
       }
       return Expr::var(std::string(name));
     }
@@ -331,8 +359,9 @@ Expr::Expr(const std::string& text) : Expr(parse(text)) {}
 
 Expr Expr::var(std::string name) {
   if (!detail::is_c_identifier(name)) {
-    throw ProgramError(fmt::format(
-        "invalid variable name '{}': expected a C identifier ([A-Za-z_][A-Za-z0-9_]*)", name));
+    throw ProgramError(
+        fmt::format("invalid variable name '{}': expected a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                    detail::printable(name)));
   }
   for (const FunctionName& f : kFunctions) {
     if (f.name == name) {
@@ -364,8 +393,13 @@ Expr Expr::binary(Op op, Expr lhs, Expr rhs) {
       return Expr(folded);
     }
   }
+  int depth = std::max(lhs.depth(), rhs.depth()) + 1;
+  if (depth > kMaxDepth) {
+    throw ProgramError(fmt::format("expression nested deeper than {} levels", kMaxDepth));
+  }
   auto node = std::make_shared<Node>();
   node->op = op;
+  node->depth = depth;
   node->lhs = std::move(lhs);
   node->rhs = std::move(rhs);
   return Expr(std::shared_ptr<const Node>(std::move(node)));
@@ -393,6 +427,10 @@ const Expr& Expr::lhs() const {
 const Expr& Expr::rhs() const {
   if (is_const() || is_var()) throw ProgramError(fmt::format("'{}' has no operands", str()));
   return *node_->rhs;
+}
+
+int Expr::depth() const {
+  return node_->depth;
 }
 
 std::string Expr::str() const {

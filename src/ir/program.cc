@@ -97,8 +97,8 @@ void validate_params(const Program& program) {
   for (size_t i = 0; i < program.params.size(); ++i) {
     const KernelParam& p = program.params[i];
     if (!detail::is_c_identifier(p.name)) {
-      throw ProgramError(
-          fmt::format("params[{}] has the name '{}': expected a C identifier", i, p.name));
+      throw ProgramError(fmt::format("params[{}] has the name '{}': expected a C identifier", i,
+                                     detail::printable(p.name)));
     }
     if (!names.insert(p.name).second) {
       throw ProgramError(
@@ -106,21 +106,20 @@ void validate_params(const Program& program) {
     }
     if (p.is_scalar()) {
       if (!p.shape.empty() || p.strides) {
-        throw ProgramError(
-            fmt::format("scalar parameter '{}' has a shape or strides: expected "
-                        "none",
-                        p.name));
+        throw ProgramError(fmt::format(
+            "params[{}] (scalar parameter '{}') has a shape or strides: expected none", i, p.name));
       }
       continue;
     }
     for (size_t d = 0; d < p.shape.size(); ++d) {
-      check_constant_at_least(p.shape[d], 0, fmt::format("parameter '{}' shape[{}]", p.name, d));
+      check_constant_at_least(p.shape[d], 0,
+                              fmt::format("params[{}].shape[{}] of parameter '{}'", i, d, p.name));
     }
     if (p.strides && p.strides->size() != p.shape.size()) {
       throw ProgramError(
-          fmt::format("parameter '{}' has {} dimensions but {} strides: expected "
-                      "one stride per dimension",
-                      p.name, p.shape.size(), p.strides->size()));
+          fmt::format("params[{}].strides of parameter '{}' has {} entries for {} dimensions: "
+                      "expected one stride per dimension",
+                      i, p.name, p.strides->size(), p.shape.size()));
     }
   }
 }
@@ -142,16 +141,17 @@ void validate_variables_bindable(const Program& program) {
       }
     }
   }
-  for (const KernelParam& p : program.params) {
+  for (size_t i = 0; i < program.params.size(); ++i) {
+    const KernelParam& p = program.params[i];
     if (p.is_scalar()) continue;
     auto check = [&](const Expr& e, std::string_view list, size_t d) {
       for (const std::string& v : e.variables()) {
         if (bindable.count(v) == 0) {
           throw ProgramError(fmt::format(
-              "parameter '{}' {}[{}] ('{}') uses the variable '{}', which no tensor dimension, "
-              "stride or integer scalar parameter provides: expected '{}' to appear on its own "
-              "somewhere",
-              p.name, list, d, e.str(), v, v));
+              "params[{}].{}[{}] of parameter '{}' ('{}') uses the variable '{}', which no "
+              "tensor dimension, stride or integer scalar parameter provides: expected '{}' to "
+              "appear on its own somewhere",
+              i, list, d, p.name, e.str(), v, v));
         }
       }
     };
@@ -160,12 +160,13 @@ void validate_variables_bindable(const Program& program) {
       for (size_t d = 0; d < p.strides->size(); ++d) check((*p.strides)[d], "strides", d);
     }
   }
-  for (const KernelParam& p : program.params) {
+  for (size_t i = 0; i < program.params.size(); ++i) {
+    const KernelParam& p = program.params[i];
     if (!p.is_scalar() && bindable.count(p.name) != 0) {
       throw ProgramError(
-          fmt::format("tensor parameter '{}' has the name of a shape/stride "
+          fmt::format("params[{}]: tensor parameter '{}' has the name of a shape/stride "
                       "variable: expected distinct names",
-                      p.name));
+                      i, p.name));
     }
   }
 }
@@ -174,13 +175,12 @@ void validate_tma(const Program& program, const SymbolTable& symbols) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < program.tma_descriptors.size(); ++i) {
     const TmaDescriptor& d = program.tma_descriptors[i];
-    std::string what = fmt::format("TMA descriptor '{}'", d.name);
     if (!detail::is_c_identifier(d.name)) {
       throw ProgramError(
-          fmt::format("tma_descriptors[{}] has the name '{}': expected a C "
-                      "identifier",
-                      i, d.name));
+          fmt::format("tma_descriptors[{}] has the name '{}': expected a C identifier", i,
+                      detail::printable(d.name)));
     }
+    std::string what = fmt::format("tma_descriptors[{}] (TMA descriptor '{}')", i, d.name);
     if (!names.insert(d.name).second) {
       throw ProgramError(
           fmt::format("tma_descriptors[{}]: the descriptor name '{}' is used twice", i, d.name));
@@ -303,7 +303,7 @@ void validate_tma(const Program& program, const SymbolTable& symbols) {
 void validate_launches(const Program& program, const SymbolTable& symbols) {
   if (program.launches.empty() && program.language != Language::kMetal) {
     throw ProgramError(
-        fmt::format("program '{}' has no launches: expected at least one (only "
+        fmt::format("launches: program '{}' has no launches: expected at least one (only "
                     "metal programs may have none)",
                     program.name));
   }
@@ -311,26 +311,28 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
   for (size_t i = 0; i < program.launches.size(); ++i) {
     const Launch& l = program.launches[i];
     if (!detail::is_c_identifier(l.kernel)) {
-      throw ProgramError(
-          fmt::format("launches[{}] names the kernel '{}': expected a C "
-                      "identifier",
-                      i, l.kernel));
+      throw ProgramError(fmt::format("launches[{}] names the kernel '{}': expected a C identifier",
+                                     i, detail::printable(l.kernel)));
     }
-    std::string what = fmt::format("launches[{}] (kernel '{}')", i, l.kernel);
+    const std::string kernel = fmt::format("kernel '{}'", l.kernel);
     for (int a = 0; a < 3; ++a) {
-      std::string grid_what = fmt::format("grid.{} of {}", kAxes[a], what);
-      std::string block_what = fmt::format("block.{} of {}", kAxes[a], what);
+      std::string grid_what =
+          fmt::format("launches[{}].grid[{}] (grid.{} of {})", i, a, kAxes[a], kernel);
+      std::string block_what =
+          fmt::format("launches[{}].block[{}] (block.{} of {})", i, a, kAxes[a], kernel);
       symbols.check(l.grid[a], grid_what);
       symbols.check(l.block[a], block_what);
       check_constant_at_least(l.grid[a], 1, grid_what);
       check_constant_at_least(l.block[a], 1, block_what);
       if (l.cluster[a] < 1) {
         throw ProgramError(
-            fmt::format("cluster.{} of {} is {}: expected >= 1", kAxes[a], what, l.cluster[a]));
+            fmt::format("launches[{}].cluster[{}] (cluster.{} of {}) is {}: expected >= 1", i, a,
+                        kAxes[a], kernel, l.cluster[a]));
       }
     }
-    symbols.check(l.dynamic_smem, fmt::format("dynamic_smem of {}", what));
-    check_constant_at_least(l.dynamic_smem, 0, fmt::format("dynamic_smem of {}", what));
+    const std::string smem_what = fmt::format("launches[{}].dynamic_smem of {}", i, kernel);
+    symbols.check(l.dynamic_smem, smem_what);
+    check_constant_at_least(l.dynamic_smem, 0, smem_what);
     if (l.args) {
       for (const std::string& arg : *l.args) {
         bool known = program.find_param(arg) != nullptr || symbols.contains(arg) ||
@@ -338,29 +340,33 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
                                  [&](const TmaDescriptor& d) { return d.name == arg; });
         if (!known) {
           throw ProgramError(
-              fmt::format("args of {} name '{}': expected a parameter, a "
+              fmt::format("launches[{}].args of {} name '{}': expected a parameter, a "
                           "shape/stride variable or a TMA descriptor name",
-                          what, arg));
+                          i, kernel, arg));
         }
       }
     }
     for (size_t w = 0; w < l.l2_windows.size(); ++w) {
       const L2Window& window = l.l2_windows[w];
-      std::string wwhat = fmt::format("l2_windows[{}] of {}", w, what);
+      // "launches[0].l2_windows[1].num_bytes of kernel 'k'"
+      auto field = [&](std::string_view name) {
+        return fmt::format("launches[{}].l2_windows[{}]{}{} of {}", i, w, name.empty() ? "" : ".",
+                           name, kernel);
+      };
       const KernelParam* param = program.find_param(window.param);
       if (param == nullptr || param->is_scalar()) {
         throw ProgramError(fmt::format("{} names '{}': expected the name of a tensor parameter",
-                                       wwhat, window.param));
+                                       field(""), window.param));
       }
-      symbols.check(window.num_bytes, fmt::format("num_bytes of {}", wwhat));
-      check_constant_at_least(window.num_bytes, 0, fmt::format("num_bytes of {}", wwhat));
+      symbols.check(window.num_bytes, field("num_bytes"));
+      check_constant_at_least(window.num_bytes, 0, field("num_bytes"));
       if (!(window.hit_ratio > 0.0 && window.hit_ratio <= 1.0)) {
-        throw ProgramError(fmt::format("hit_ratio of {} is {}: expected 0 < hit_ratio <= 1", wwhat,
+        throw ProgramError(fmt::format("{} is {}: expected 0 < hit_ratio <= 1", field("hit_ratio"),
                                        window.hit_ratio));
       }
-      check_choice("hit_property of " + wwhat, window.hit_property,
+      check_choice(field("hit_property"), window.hit_property,
                    {"persisting", "streaming", "normal"});
-      check_choice("miss_property of " + wwhat, window.miss_property,
+      check_choice(field("miss_property"), window.miss_property,
                    {"persisting", "streaming", "normal"});
     }
   }
@@ -369,23 +375,25 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
 void validate_out_idx(const Program& program) {
   const int n = static_cast<int>(program.params.size());
   std::set<int> seen;
-  for (int index : program.out_idx) {
+  for (size_t k = 0; k < program.out_idx.size(); ++k) {
+    const int index = program.out_idx[k];
     if (index < -n || index >= n) {
       throw ProgramError(
-          fmt::format("out_idx {} is out of range: expected -{}..{} for {} "
+          fmt::format("out_idx[{}]: out_idx {} is out of range: expected -{}..{} for {} "
                       "parameters",
-                      index, n, n - 1, n));
+                      k, index, n, n - 1, n));
     }
     int resolved = index < 0 ? index + n : index;
     const KernelParam& p = program.params[static_cast<size_t>(resolved)];
     if (p.is_scalar()) {
       throw ProgramError(
-          fmt::format("out_idx {} points at the scalar parameter '{}': expected a "
+          fmt::format("out_idx[{}]: out_idx {} points at the scalar parameter '{}': expected a "
                       "tensor parameter",
-                      index, p.name));
+                      k, index, p.name));
     }
     if (!seen.insert(resolved).second) {
-      throw ProgramError(fmt::format("out_idx names the parameter '{}' twice", p.name));
+      throw ProgramError(
+          fmt::format("out_idx[{}]: out_idx names the parameter '{}' twice", k, p.name));
     }
   }
 }

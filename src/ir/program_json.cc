@@ -477,7 +477,8 @@ Program Program::from_json(std::string_view json) {
       throw ProgramError(
           fmt::format("invalid JSON: the key \"{}\" appears twice in one object", duplicate));
     }
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double's range (1e400).
     throw ProgramError(fmt::format("invalid JSON: {}", e.what()));
   }
   return read_program(root);

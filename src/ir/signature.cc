@@ -82,6 +82,7 @@ class Lexer {
               (d == '+' || d == '-') && (prev == 'e' || prev == 'E' || prev == 'p' || prev == 'P');
           return is_identifier_char(d) || d == '.' || d == '\'' || exponent_sign;
         };
+        ++pos_;  // the digit: continues_number looks one character back
         while (pos_ < s_.size() && continues_number(s_[pos_])) ++pos_;
         out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
         continue;
@@ -707,6 +708,55 @@ std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch&
     args.push_back(std::move(arg));
   }
   return args;
+}
+
+namespace {
+
+// Whether the memory a pointer type points at is const: a `const` among the words after the
+// last '*' but one (`const float*`, `float const*`, `float* const*`), not after the last '*'
+// (`float* const` is a const pointer to writable floats).
+bool points_to_const(std::string_view c_type) {
+  const size_t last = c_type.rfind('*');
+  if (last == std::string_view::npos) return false;
+  std::string_view pointee = c_type.substr(0, last);
+  const size_t previous = pointee.rfind('*');
+  if (previous != std::string_view::npos) pointee.remove_prefix(previous + 1);
+  size_t pos = 0;
+  while ((pos = pointee.find("const", pos)) != std::string_view::npos) {
+    const bool starts = pos == 0 || !is_identifier_char(pointee[pos - 1]);
+    const bool ends = pos + 5 == pointee.size() || !is_identifier_char(pointee[pos + 5]);
+    if (starts && ends) return true;
+    pos += 5;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> param_write_reasons(const Program& program) {
+  std::vector<std::string> reasons(program.params.size());
+  for (size_t i = 0; i < program.params.size(); ++i) {
+    if (program.params[i].is_scalar() || !program.launches.empty()) continue;
+    reasons[i] = "the program has no launches, so its kernels' parameters are not known";
+  }
+  for (const Launch& launch : program.launches) {
+    for (const KernelArg& arg : resolve_kernel_args(program, launch)) {
+      if (arg.source != KernelArg::Source::kParam || arg.kind != KernelArg::Kind::kPointer ||
+          program.params[arg.index].is_scalar() || points_to_const(arg.c_type) ||
+          !reasons[arg.index].empty()) {
+        continue;
+      }
+      reasons[arg.index] = fmt::format("kernel '{}' takes it as '{}', not a pointer to const",
+                                       launch.kernel, arg.c_type);
+    }
+  }
+  for (const TmaDescriptor& d : program.tma_descriptors) {
+    const KernelParam* p = program.find_param(d.buffer);
+    if (p == nullptr || p->is_scalar()) continue;
+    std::string& reason = reasons[static_cast<size_t>(p - program.params.data())];
+    if (reason.empty()) reason = fmt::format("the TMA descriptor '{}' is built over it", d.name);
+  }
+  return reasons;
 }
 
 DataType symbol_dtype(const Program& program, std::string_view symbol) {

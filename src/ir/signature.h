@@ -60,6 +60,14 @@ struct KernelArg {
 // matched, is a ProgramError naming the kernel, the parameter and what was available.
 std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch);
 
+// Why the kernels may write each param's memory, indexed like program.params: "" when they
+// cannot. A tensor param is written when some launch passes it to a kernel parameter whose
+// pointee is not const (`float*`; `const float*` and `float const*` only read), or when a TMA
+// descriptor is built over it (a descriptor can store). The declaration is trusted: a kernel
+// that casts const away is not seen. Scalars are never written. In a Program without
+// launches (metal: the kernels live in a library tilejit does not read) every tensor may be.
+std::vector<std::string> param_write_reasons(const Program& program);
+
 // The type of a dynamic symbol: that of the kernel parameters receiving it (int -> int32,
 // long long / int64_t -> int64...); int64 when no kernel receives it; a scalar param's own
 // dtype for a scalar. Kernels that disagree are a ProgramError naming both.

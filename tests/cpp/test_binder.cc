@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -416,6 +417,148 @@ TEST(Binder, AllocatorThatReturnsTheWrongShapeIsRejected) {
   } catch (const Error& e) {
     expect_contains(e.what(), "'B'");
   }
+}
+
+// Read-only tensors (DLPack's READ_ONLY flag) are refused where a kernel may write, named by
+// the argument and the kernel parameter that writes. A read-only numpy array used to be
+// written silently.
+TEST(Binder, ReadOnlyTensorIsRefusedWhereTheKernelWrites) {
+  Bound b({tensor("A", "float32", {"n"}), tensor("B", "float32", {"n"}),
+           tensor("C", "float32", {"n"}), tensor("D", "float32", {"n"}),
+           tensor("E", "float32", {"n"})});
+  b.program.source =
+      "void k(const float* A, float const* __restrict__ B, float* const C, float* D,\n"
+      "       const float* E, int n) {}\n"
+      "void other(float* E) {}\n";
+  Launch k, other;
+  k.kernel = "k";
+  other.kernel = "other";
+  b.program.launches = {k, other};
+  b.binder = std::make_unique<Binder>(b.program, std::vector<int>{}, dlpack::kDLCPU);
+
+  std::mt19937 rng(11);
+  const int64_t n = std::uniform_int_distribution<int64_t>(1, 40)(rng);
+  std::vector<std::vector<float>> data(5, buffer(static_cast<size_t>(n)));
+  std::vector<TensorView> views;
+  for (auto& d : data) views.emplace_back(d.data(), "float32", std::initializer_list<int64_t>{n});
+  auto arg = [&](int i, bool read_only) {
+    return read_only ? Arg::read_only(&views[i].as_dlpack()) : Arg(views[i]);
+  };
+  // Every parameter read-only in turn; only A and B (pointers to const) accept it.
+  for (int ro = 0; ro < 5; ++ro) {
+    auto call = [&] {
+      b.bind({arg(0, ro == 0), arg(1, ro == 1), arg(2, ro == 2), arg(3, ro == 3), arg(4, ro == 4)});
+    };
+    if (ro <= 1) {
+      call();
+      EXPECT_EQ(b.symbol("n"), n);
+      continue;
+    }
+    const std::string name = std::string(1, static_cast<char>('A' + ro));
+    const std::string why = ro == 2   ? "kernel 'k' takes it as 'float* const'"
+                            : ro == 3 ? "kernel 'k' takes it as 'float*'"
+                                      : "kernel 'other' takes it as 'float*'";
+    expect_argument_error(call, {"argument '" + name + "'", "read-only", why});
+  }
+  // All writable: binds.
+  b.bind({arg(0, false), arg(1, false), arg(2, false), arg(3, false), arg(4, false)});
+}
+
+TEST(Binder, ReadOnlyTensorIsRefusedUnderATmaDescriptorOrWithoutLaunches) {
+  // No launches (a metal library): every tensor may be written.
+  Bound b({tensor("A", "float32", {4})});
+  auto a = buffer(4);
+  TensorView A(a.data(), "float32", {4});
+  expect_argument_error([&] { b.bind({Arg::read_only(&A.as_dlpack())}); },
+                        {"argument 'A'", "read-only", "no launches"});
+
+  // A TMA descriptor can store through its buffer, whatever the kernel's pointer says.
+  b.program.source = "void k(const float* A) {}\n";
+  Launch k;
+  k.kernel = "k";
+  b.program.launches = {k};
+  b.binder = std::make_unique<Binder>(b.program, std::vector<int>{}, dlpack::kDLCPU);
+  b.bind({Arg::read_only(&A.as_dlpack())});
+  TmaDescriptor d;
+  d.name = "desc";
+  d.buffer = "A";
+  b.program.tma_descriptors = {d};
+  b.binder = std::make_unique<Binder>(b.program, std::vector<int>{}, dlpack::kDLCPU);
+  expect_argument_error([&] { b.bind({Arg::read_only(&A.as_dlpack())}); },
+                        {"argument 'A'", "read-only", "TMA descriptor 'desc'"});
+}
+
+// Arg::from_managed reads the flag of a versioned DLPack tensor.
+TEST(Binder, ManagedTensorFlagsDecideReadOnly) {
+  auto a = buffer(3);
+  TensorView A(a.data(), "float32", {3});
+  dlpack::DLManagedTensorVersioned managed{};
+  managed.dl_tensor = A.as_dlpack();
+  EXPECT_FALSE(Arg::from_managed(managed).read_only());
+  managed.flags = dlpack::kDLPackFlagBitmaskIsCopied;
+  EXPECT_FALSE(Arg::from_managed(managed).read_only());
+  managed.flags |= dlpack::kDLPackFlagBitmaskReadOnly;
+  EXPECT_TRUE(Arg::from_managed(managed).read_only());
+  EXPECT_EQ(Arg::from_managed(managed).tensor(), &managed.dl_tensor);
+}
+
+// Found by fuzz_binder: the element count was the product of the dims, which overflows for
+// dims the caller sent. 2^32 x 2^32 wrapped to 0, so a null data pointer passed as "empty".
+TEST(Binder, NullDataWithDimsWhoseProductOverflowsIsRefused) {
+  Bound b({tensor("A", "float32", {"M", "K"})});
+  int64_t shape[] = {int64_t{1} << 32, int64_t{1} << 32};
+  dlpack::DLTensor t{};
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 2;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "data pointer is null"});
+  shape[0] = -18;  // an overflowing product of a negative and a positive dim
+  shape[1] = 2495735822753361663;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "data pointer is null"});
+}
+
+// Dims 3 x 2^62 x 4 have more elements than int64 counts; their compact stride used to wrap
+// to 0, which accepted stride 0 as compact.
+TEST(Binder, CompactCheckDoesNotWrapAround) {
+  Bound b({tensor("A", "float32", {"a", "b", "c"})});
+  auto a = buffer(4);
+  int64_t shape[] = {3, int64_t{1} << 62, 4};
+  int64_t strides[] = {0, 4, 1};
+  dlpack::DLTensor t{};
+  t.data = a.data();
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 3;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  t.strides = strides;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "more elements than int64"});
+  // Within int64 the same wrap-around cannot happen, and the check names the dimension.
+  shape[1] = int64_t{1} << 40;
+  expect_argument_error([&] { b.bind({&t}); }, {"argument 'A'", "compact"});
+}
+
+TEST(Binder, NegativeDimsAreRefused) {
+  Bound b({tensor("A", "float32", {"n"}), tensor("B", "float32", {"n"})});
+  auto a = buffer(4);
+  int64_t shape[] = {-3};
+  dlpack::DLTensor t{};
+  t.data = a.data();
+  t.device = {dlpack::kDLCPU, 0};
+  t.ndim = 1;
+  t.dtype = DataType::parse("float32").to_dlpack();
+  t.shape = shape;
+  expect_argument_error([&] { b.bind({&t, &t}); }, {"argument 'A'", "dim 0 is -3", ">= 0"});
+}
+
+// Found by fuzz_binder: data + byte_offset was pointer arithmetic that could overflow.
+TEST(Binder, ByteOffsetPastTheAddressSpaceIsRefused) {
+  Bound b({tensor("A", "float32", {4})});
+  auto a = buffer(4);
+  TensorView view(a.data(), "float32", {4});
+  dlpack::DLTensor dl = view.as_dlpack();
+  dl.byte_offset = UINT64_MAX - 2;
+  expect_argument_error([&] { b.bind({&dl}); }, {"argument 'A'", "byte_offset"});
 }
 
 }  // namespace

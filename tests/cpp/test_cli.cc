@@ -150,9 +150,73 @@ TEST(Cli, UserErrorsExitOneWithOneLine) {
   expect_user_error(tilejit({"run", example("vector_add")}), "--set n=");
   expect_user_error(tilejit({"compile", example("vector_add"), "--backend", "no_such_backend"}),
                     "no_such_backend");
-  expect_user_error(
-      tilejit({"run", write_program(dir, "broken", "out[0] = undeclared;"), "--set", "n=4"}),
-      "broken");
+}
+
+// A compile error shows the compiler's diagnostic, not only the summary line, and where the
+// whole log is. It used to end at "the host compiler (cc) failed on broken.c:".
+TEST(Cli, CompileErrorShowsTheCompilersDiagnosticAndSavesTheLog) {
+  detail::TempDir dir("tilejit-cli-test");
+  const std::string program = write_program(dir, "broken", "out[0] = undeclared_name;");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"compile", program},
+        std::vector<std::string>{"run", program, "--set", "n=4"}}) {
+    const auto r = tilejit(args);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_EQ(r.output.rfind("tilejit: error: broken: the host compiler", 0), 0u) << r.output;
+    // The compiler's own line: file, line, and the identifier it cannot find.
+    expect_contains(r.output, "\n  ");
+    expect_contains(r.output, "undeclared_name");
+    expect_contains(r.output, "error");
+    const std::string marker = "tilejit: full compiler log: ";
+    const size_t at = r.output.find(marker);
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const size_t end = r.output.find('\n', at);
+    const fs::path log = r.output.substr(at + marker.size(), end - at - marker.size());
+    ASSERT_TRUE(fs::exists(log)) << log;
+    expect_contains(detail::read_file(log), "undeclared_name");
+    fs::remove(log);
+  }
+}
+
+// A 50,000-term shape expression: exit 1 with the depth limit, not a crash (it was exit 139).
+TEST(Cli, LongFlatShapeExpressionIsAUserError) {
+  detail::TempDir dir("tilejit-cli-test");
+  std::string shape = "n";
+  for (int i = 0; i < 25000; ++i) shape += " + n - n";
+  std::string json = detail::read_file(example("vector_add"));
+  const std::string first = "\"n\"";
+  const size_t at = json.rfind(first);  // C's shape, the last param
+  ASSERT_NE(at, std::string::npos);
+  json.replace(at, first.size(), "\"" + shape + "\"");
+  const fs::path path = dir.path() / "deep.json";
+  detail::write_file(path, json);
+  expect_user_error(tilejit({"compile", path.string(), "--backend", "cpu"}),
+                    "nested deeper than 1000 levels");
+}
+
+// --set parses integers exactly: no trip through a double, no hex, no exponent.
+TEST(Cli, SetParsesIntegersExactly) {
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=1e3"}),
+                    "'n' takes an integer");
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=0x10"}),
+                    "'n' takes an integer");
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=12.0"}),
+                    "'n' takes an integer");
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=+5"}),
+                    "'n' takes an integer");
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n="}), "'n' takes an integer");
+  expect_user_error(tilejit({"run", example("vector_add"), "--set", "n=9223372036854775808"}),
+                    "'9223372036854775808' does not fit in a 64-bit signed integer");
+  // INT64_MAX is read exactly (through a double it became INT64_MIN); the size is then too
+  // large to allocate, and the message shows the exact value.
+  const auto r = tilejit({"run", example("vector_add"), "--set", "n=9223372036854775807"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  expect_contains(r.output, "9223372036854775807");
+  EXPECT_EQ(r.output.find("-9223372036854775808"), std::string::npos) << r.output;
+  // 2^53 + 1 is not a double: its last digit survives.
+  const auto odd = tilejit({"run", example("vector_add"), "--set", "n=-9007199254740993"});
+  EXPECT_EQ(odd.exit_code, 1) << odd.output;
+  expect_contains(odd.output, "-9007199254740993");
 }
 
 TEST(Cli, HelpAndVersionExitZero) {

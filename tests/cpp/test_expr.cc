@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -182,6 +183,76 @@ TEST(Expr, DeepNestingIsRejectedNotACrash) {
   EXPECT_THROW(Expr::parse(deep), ProgramError);
   std::string minus(100000, '-');
   EXPECT_THROW(Expr::parse(minus + "x"), ProgramError);
+}
+
+// A flat chain of 50,000 terms is a tree 50,000 deep: every walk over it (collecting
+// variables, printing, evaluating, destroying) recursed once per term and overflowed the stack.
+TEST(Expr, LongFlatChainIsRefusedWithTheDepthLimit) {
+  std::string text = "n";
+  for (int i = 0; i < 25000; ++i) text += " + n - n";
+  std::string msg = error_of([&] { Expr::parse(text); });
+  EXPECT_NE(msg.find(fmt::format("nested deeper than {} levels", Expr::kMaxDepth)),
+            std::string::npos)
+      << msg.substr(0, 200);
+  // The column is that of the first operator beyond the limit: "n", then four characters
+  // " + n" or " - n" per operator, the operator at the second.
+  EXPECT_NE(msg.find(fmt::format("at column {}:", 3 + 4 * (Expr::kMaxDepth - 1))),
+            std::string::npos)
+      << msg.substr(msg.size() - 200);
+  // The message quotes the start of the text only.
+  EXPECT_LT(msg.size(), 300u) << msg;
+  EXPECT_NE(msg.find(fmt::format("({} characters)", text.size())), std::string::npos) << msg;
+
+  // The deepest accepted chain works in every walk.
+  std::string longest = "n";
+  int64_t expected = 7;
+  for (int i = 1; i < Expr::kMaxDepth; ++i) {
+    longest += i % 2 ? " + m" : " - n";
+    expected += i % 2 ? 3 : -7;
+  }
+  Expr e = Expr::parse(longest);
+  EXPECT_EQ(e.depth(), Expr::kMaxDepth);
+  EXPECT_EQ(e.variables(), (std::vector<std::string>{"n", "m"}));
+  EXPECT_EQ(Expr::parse(e.str()), e);
+  EXPECT_EQ(e.eval({{"n", 7}, {"m", 3}}), expected);
+}
+
+TEST(Expr, ANulInTheTextIsEscapedInTheMessage) {
+  const std::string msg = error_of([] { Expr::parse(std::string("a +\0b", 5)); });
+  EXPECT_EQ(msg.find('\0'), std::string::npos);
+  EXPECT_NE(msg.find("'a +\\x00b' at column 4"), std::string::npos) << msg;
+}
+
+TEST(Expr, TheApiRefusesTreesDeeperThanTheLimit) {
+  Expr e = Expr::var("a");
+  for (int i = 1; i < Expr::kMaxDepth; ++i) e = e * Expr::var("b");
+  EXPECT_EQ(e.depth(), Expr::kMaxDepth);
+  EXPECT_THROW(e + 1, ProgramError);
+  EXPECT_THROW(max(Expr::var("c"), e), ProgramError);
+  // Constants fold, so a long constant chain stays shallow.
+  Expr folded = 0;
+  for (int i = 0; i < 3 * Expr::kMaxDepth; ++i) folded = folded + 1;
+  EXPECT_EQ(folded.depth(), 1);
+  EXPECT_EQ(folded.const_value(), 3 * Expr::kMaxDepth);
+}
+
+TEST(Expr, BracketsCallsAndMinusesShareTheLimit) {
+  auto nested = [](int levels, std::string_view open, std::string_view close) {
+    std::string text;
+    for (int i = 0; i < levels; ++i) text += open;
+    text += "x";
+    for (int i = 0; i < levels; ++i) text += close;
+    return text;
+  };
+  const int ok = Expr::kMaxDepth - 1;
+  EXPECT_EQ(Expr::parse(nested(ok, "(", ")")), Expr::var("x"));
+  EXPECT_EQ(Expr::parse(nested(ok, "min(1, ", ")")).depth(), Expr::kMaxDepth);
+  EXPECT_EQ(Expr::parse(nested(ok, "-", "")).depth(), Expr::kMaxDepth);
+  for (const auto& [open, close] : {std::pair{"(", ")"}, {"min(1, ", ")"}, {"-", ""}}) {
+    const std::string text = nested(Expr::kMaxDepth, open, close);
+    std::string msg = error_of([&] { Expr::parse(text); });
+    EXPECT_NE(msg.find("nested deeper than"), std::string::npos) << open;
+  }
 }
 
 // Random strings over the grammar's alphabet: each parses and round-trips through str(), or is

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
@@ -458,6 +460,20 @@ TEST(ProgramJson, LoadNamesTheFile) {
   fs::remove(bad);
 }
 
+// Found by fuzz_program_json: a number beyond double's range made the JSON library throw
+// out_of_range, which escaped as a foreign exception (exit 2 in the CLI).
+TEST(ProgramJson, NumberOutOfRangeIsAProgramError) {
+  for (const char* json :
+       {R"({"format": 555554e5555})", R"({"format": "tilejit.program/1", "params": [1e400]})"}) {
+    try {
+      Program::from_json(json);
+      ADD_FAILURE() << json;
+    } catch (const ProgramError& e) {
+      EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ProgramJson, NonUtf8SourceIsAProgramErrorWhenPrinted) {
   Program p = rich_program();
   p.source = std::string("bad \xff\xfe byte");
@@ -481,6 +497,75 @@ void expect_invalid(const std::function<void(Program&)>& edit,
   }
   // The reader validates too.
   EXPECT_THROW(Program::from_json(p.to_json()), ProgramError);
+}
+
+// docs/program-format.md promises that every message starts with the JSON path of the
+// offending value; validation messages used to start with "parameter 'C' shape[0]" or
+// "program 'vadd' has no launches".
+TEST(ProgramValidate, MessagesStartWithTheJsonPath) {
+  const std::vector<std::pair<std::function<void(Program&)>, std::string>> cases = {
+      {[](Program& p) { p.params[1].shape[0] = Expr(-4); }, "params[1].shape[0]"},
+      {[](Program& p) { p.params[0].strides = std::vector<Expr>{1}; }, "params[0].strides"},
+      {[](Program& p) { p.params[0].shape[1] = Expr::parse("ceildiv(w, 2)"); },
+       "params[0].shape[1]"},
+      {[](Program& p) { p.params[1].name = "n"; }, "params[1]"},
+      {[](Program& p) { p.launches.clear(); }, "launches:"},
+      {[](Program& p) { p.launches[0].grid[1] = Expr::var("q"); }, "launches[0].grid[1]"},
+      {[](Program& p) { p.launches[0].block[0] = Expr(-32); }, "launches[0].block[0]"},
+      {[](Program& p) {
+         p.launches[0].cluster = {1, 0, 1};
+       },
+       "launches[0].cluster[1]"},
+      {[](Program& p) { p.launches[0].dynamic_smem = Expr(-1); }, "launches[0].dynamic_smem"},
+      {[](Program& p) {
+         p.launches[0].args = std::vector<std::string>{"A", "nope"};
+       },
+       "launches[0].args"},
+      {[](Program& p) { p.launches[0].l2_windows[0].hit_ratio = 1.5; },
+       "launches[0].l2_windows[0].hit_ratio"},
+      {[](Program& p) { p.launches[0].l2_windows[0].num_bytes = Expr(-5); },
+       "launches[0].l2_windows[0].num_bytes"},
+      {[](Program& p) { p.out_idx = {3}; }, "out_idx[0]"},
+      {[](Program& p) {
+         p.out_idx = {1, -2};
+       },
+       "out_idx[1]"},
+      {[](Program& p) { p.tma_descriptors[0].rank = 3; }, "tma_descriptors[0]"},
+  };
+  for (const auto& [edit, path] : cases) {
+    Program p = Program::from_json(minimal().dump());
+    edit(p);
+    try {
+      p.validate();
+      ADD_FAILURE() << "accepted: " << path;
+    } catch (const ProgramError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(path, 0), 0u) << e.what();
+    }
+  }
+}
+
+// A NUL (or another control character) in a name is shown escaped: it used to end the
+// message where it stood.
+TEST(ProgramValidate, ControlCharactersInNamesAreEscapedInTheMessage) {
+  auto doc = minimal();
+  doc["launches"][0]["kernel"] = std::string("vec\0add\n", 8);
+  try {
+    Program::from_json(doc.dump());
+    ADD_FAILURE();
+  } catch (const ProgramError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(std::strlen(e.what()), msg.size()) << "a NUL inside the message";
+    EXPECT_NE(msg.find("'vec\\x00add\\x0a'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected a C identifier"), std::string::npos) << msg;
+  }
+  doc = minimal();
+  doc["params"][0]["name"] = std::string("A\0B", 3);
+  try {
+    Program::from_json(doc.dump());
+    ADD_FAILURE();
+  } catch (const ProgramError& e) {
+    EXPECT_NE(std::string(e.what()).find("'A\\x00B'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ProgramValidate, RejectsEachInconsistencyNamingIt) {
@@ -526,7 +611,8 @@ TEST(ProgramValidate, RejectsEachInconsistencyNamingIt) {
   expect_invalid([](Program& p) { p.launches[0].dynamic_smem = Expr(-1); }, {"dynamic_smem"});
   expect_invalid([](Program& p) { p.launches[0].l2_windows[0].num_bytes = Expr(-5); },
                  {"num_bytes"});
-  expect_invalid([](Program& p) { p.params[0].shape[1] = Expr(-4); }, {"'A' shape[1]", "-4"});
+  expect_invalid([](Program& p) { p.params[0].shape[1] = Expr(-4); },
+                 {"params[0].shape[1] of parameter 'A'", "-4"});
   // TMA descriptors.
   expect_invalid([](Program& p) { p.tma_descriptors[0].buffer = "Q"; }, {"A_desc", "'Q'"});
   expect_invalid([](Program& p) { p.tma_descriptors[0].buffer = "k"; }, {"A_desc", "tensor"});

@@ -364,6 +364,16 @@ TEST(ResolveKernelArgs, UnsupportedParameterTypeNamesIt) {
   EXPECT_NE(msg.find("parameter 'M' has the type 'float2'"), std::string::npos) << msg;
 }
 
+// Found by fuzz_signature: a number at the very start of the source made the lexer read the
+// byte before it (ASan: heap-buffer-overflow; scripts/asan.sh runs this test).
+TEST(Signature, ANumberAtTheStartOfTheSourceIsLexedInBounds) {
+  const std::string source = std::string("3\nvoid f0(int n, float* x);\n");
+  const auto found = parse_kernel_declarations(std::string_view(source), false);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].name, "f0");
+  EXPECT_TRUE(parse_kernel_declarations("3", false).empty());
+}
+
 TEST(SymbolDtype, FollowsTheReceivingKernelsAndDetectsConflicts) {
   Program p = gemm_program();
   EXPECT_EQ(symbol_dtype(p, "M").str(), "int32");

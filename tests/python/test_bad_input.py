@@ -138,3 +138,28 @@ def test_benchmark_without_torch_or_cuda_says_why(kernel):
     with pytest.raises(tilejit.NotAvailableError) as info:
         kernel.benchmark(a, b, c)
     assert "CUDA" in str(info.value) or "torch" in str(info.value)
+
+
+def test_read_only_array_where_the_kernel_writes(kernel):
+    # numpy exports a non-writeable array with DLPack's READ_ONLY flag; C is `float* C`.
+    a, b, c = arrays(11)
+    c.setflags(write=False)
+    check(kernel, (a, b, c), ["argument 'C'", "read-only", "'float*'"])
+
+
+def test_read_only_arrays_where_the_kernel_only_reads(kernel):
+    # A and B are `const float*`: read-only inputs are fine, and the result is right.
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(13).astype(np.float32)
+    b = rng.standard_normal(13).astype(np.float32)
+    c = np.full(13, SENTINEL, np.float32)
+    a.setflags(write=False)
+    b.setflags(write=False)
+    kernel(a, b, c)
+    np.testing.assert_array_equal(c, a + b)
+
+
+def test_long_flat_shape_expression_is_a_program_error_not_a_crash():
+    # 50,000 terms used to overflow the stack (SIGSEGV) when the variables were collected.
+    with pytest.raises(tilejit.ProgramError, match="nested deeper than 1000 levels"):
+        tilejit.Tensor("C", "float32", ["n" + " + n - n" * 25000])
