@@ -32,9 +32,16 @@ from ._core import (
     Tensor,
     TmaDescriptor,
 )
-from ._compile import compile, par_compile
+from ._compile import cache_key, compile, par_compile
+from ._dtype import DataType
 from .jit import JITImpl, jit
 from .kernel import Kernel
+
+
+def from_database(path):
+    """The seed adapter's ``from_database``: :meth:`Kernel.load` of a saved artifact directory."""
+    return Kernel.load(path)
+
 
 __version__ = "0.1.0"
 
@@ -42,6 +49,7 @@ __all__ = [
     "ArgumentError",
     "CompileError",
     "CudaError",
+    "DataType",
     "Error",
     "JITImpl",
     "Kernel",
@@ -54,7 +62,9 @@ __all__ = [
     "Scalar",
     "Tensor",
     "TmaDescriptor",
+    "cache_key",
     "compile",
+    "from_database",
     "jit",
     "par_compile",
 ]
