@@ -30,6 +30,7 @@ import functools
 import inspect
 import os
 import threading
+import typing
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
 from ._compile import OutIdx, cache_key, compile, par_compile
@@ -48,7 +49,9 @@ _TENSOR_TYPE_NAMES = ("Tensor", "ndarray", "Array")
 
 def _is_tensor_annotation(annotation: Any) -> bool:
     if isinstance(annotation, str):  # postponed (from __future__ import annotations)
-        return annotation.rsplit(".", 1)[-1].strip("'\" ") in _TENSOR_TYPE_NAMES
+        return annotation.rsplit(".", 1)[-1].strip("'\" ]") in _TENSOR_TYPE_NAMES
+    if any(_is_tensor_annotation(a) for a in typing.get_args(annotation)):
+        return True  # Optional[torch.Tensor], torch.Tensor | None
     return isinstance(annotation, type) and hasattr(annotation, "__dlpack__")
 
 

@@ -6,6 +6,7 @@ import ctypes
 import os
 import subprocess
 import sys
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -139,12 +140,17 @@ def test_mode_is_inferred_from_annotations_before_any_call():
         return vector_add_program()
 
     @tilejit.jit
+    def eager_optional(A: Optional[np.ndarray], n: int):
+        return vector_add_program()
+
+    @tilejit.jit
     def unannotated(A, B, C):
         return vector_add_program()
 
     assert lazy.mode == "lazy"
     assert eager.mode == "eager"
     assert eager_postponed.mode == "eager"
+    assert eager_optional.mode == "eager"
     assert unannotated.mode == "auto"
     assert tilejit.jit(mode="eager")(lambda factor: None).mode == "eager"
 
