@@ -82,7 +82,8 @@ class Kernel {
   // The seed adapter's from_database: a Kernel from a directory written by
   // CompiledArtifact::save (cache_key() is then empty) or a disk-cache entry
   // (<cache>/v1/<key[0:2]>/<key>, verified by its manifest; cache_key() is its key). Nothing is
-  // compiled. A missing, incomplete or corrupted directory throws Error naming it.
+  // compiled. A missing, incomplete or corrupted directory throws Error naming it. Loading runs
+  // the directory's code: load only directories you trust.
   //
   //   kernel.artifact().save("saved/axpy");  ...  auto k = tilejit::Kernel::load("saved/axpy");
   static Kernel load(const std::filesystem::path& dir);
@@ -118,9 +119,9 @@ class Kernel {
 Kernel compile(const Program& program, const CompileOptions& options = {});
 
 // Compiles in parallel (num_workers <= 0: the CPUs this process may use; never more threads
-// than Programs). Results are in input order. With
-// ignore_error a failed Program yields an empty Kernel and its error is logged; otherwise
-// the first error is rethrown after every compile has finished.
+// than Programs). Results are in input order. With ignore_error a failed Program yields an
+// empty Kernel and its error is logged; otherwise the first error is rethrown after every
+// compile has finished.
 std::vector<Kernel> par_compile(std::span<const Program> programs,
                                 const CompileOptions& options = {}, int num_workers = 0,
                                 bool ignore_error = false);

@@ -80,7 +80,8 @@ def cache_key(program: Program, out_idx: OutIdx = None, execution_backend: Optio
     ``compile(program, ...).cache_key``. Builds nothing, but for the first key of a Program
     with user include directories (its key covers the headers a build reads)."""
     if not isinstance(program, Program):
-        raise TypeError(f"tilejit.cache_key expects a tilejit.Program, got {type(program).__name__}")
+        raise TypeError(
+            f"tilejit.cache_key expects a tilejit.Program, got {type(program).__name__}")
     return _core.cache_key(program, **_options(out_idx, execution_backend, target, target_host,
                                                verbose, pass_configs, compile_flags,
                                                host_compiler))
@@ -108,9 +109,9 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     processes (tilejit-nvrtc-worker, beside the extension module), since NVRTC barely overlaps
     compiles within one process. ``num_workers`` None (or <= 0) means the CPUs this process may
     run on (its affinity mask), never more than there are Programs: the C++ par_compile's rule.
-    A progress bar is drawn when tqdm is installed. With ``ignore_error`` a failed Program yields None and its error is
-    logged as a warning; otherwise the first failure (in input order) is raised once every
-    compile has finished.
+    A progress bar is drawn when tqdm is installed. With ``ignore_error`` a failed Program
+    yields None and its error is logged as a warning; otherwise the first failure (in input
+    order) is raised once every compile has finished.
     """
     programs = list(programs)
     options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,

@@ -184,9 +184,8 @@ class JITImpl:
             kernel = next(kernels) if program is not None else None
             if kernel is not None:
                 self._write_debug_sources(program, kernel)
-                key = (args, frozenset(kwargs.items())) if kwargs else args
                 with self._lock:
-                    self._kernels.setdefault(key, kernel)
+                    self._kernels.setdefault(self._memo_key(args, kwargs), kernel)
             results.append(kernel)
         return results
 

@@ -47,7 +47,6 @@ const Backend& backend_named(std::string_view name) {
 
 namespace {
 
-// What an execution_backend the user gave (ours or the seed's) is here; see backend.h.
 // The seed's execution_backend names (tilelang.jit.compile) that are not ours. Its host-wrapper
 // backends (tvm_ffi, cython, dlpack) compile generated host code next to the device code into
 // one library: here that is the target's host-wrapper backend (nvcc for CUDA). Its "torch"

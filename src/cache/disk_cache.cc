@@ -481,7 +481,7 @@ DiskCache::DiskCache(fs::path root, uint64_t max_bytes)
 }
 
 DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
-  const std::string what = fmt::format("cache entry '{}'", dir.string());
+  const std::string what = "cache entry";
   Opened opened = open_dir_at(AT_FDCWD, dir.c_str(), what, false);
   if (opened.access != Access::kOk) {
     throw Error(opened.problem.empty() ? fmt::format("{} does not exist", what) : opened.problem);

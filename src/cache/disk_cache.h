@@ -53,7 +53,7 @@ class DiskCache {
   // discards its copy), then evicts least recently used entries beyond the size cap.
   void store(const std::string& key, const CompiledArtifact& artifact) const;
   // Reads one entry directory named by path (Kernel::load), verified like lookup(); the key is
-  // the one its manifest records. Throws Error naming the directory and the problem.
+  // the one its manifest records. Throws Error saying what is wrong (the caller names `dir`).
   struct Entry {
     std::string key;
     CompiledArtifact artifact;

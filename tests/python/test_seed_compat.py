@@ -356,7 +356,8 @@ def test_handle_scalar_from_a_cuda_tensor():
         params=[tilejit.Scalar("dst", "handle"), tilejit.Scalar("n", "int32")],
         launches=[tilejit.Launch("fill_handle_cuda", grid=["ceildiv(n, 128)"], block=[128])]))
     expected = 0.5 * torch.arange(1000, device="cuda", dtype=torch.float32) + 1
-    for pointer_of in (lambda t: t, lambda t: t.data_ptr(), lambda t: ctypes.c_void_p(t.data_ptr())):
+    for pointer_of in (lambda t: t, lambda t: t.data_ptr(),
+                       lambda t: ctypes.c_void_p(t.data_ptr())):
         out = torch.zeros(1000, device="cuda")
         kernel(pointer_of(out), 1000)
         torch.cuda.synchronize()
