@@ -362,3 +362,43 @@ def test_handle_scalar_from_a_cuda_tensor():
         kernel(pointer_of(out), 1000)
         torch.cuda.synchronize()
         assert torch.equal(out, expected)
+
+
+CUDA_ADD = """
+extern "C" __global__ void vector_add(const float* A, const float* B, float* C, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) C[i] = A[i] + B[i];
+}
+"""
+
+
+def cuda_add_program():
+    return tilejit.Program(
+        "vector_add", CUDA_ADD,
+        params=[tilejit.Tensor("A", "float32", ["n"]), tilejit.Tensor("B", "float32", ["n"]),
+                tilejit.Tensor("C", "float32", ["n"])],
+        launches=[tilejit.Launch("vector_add", grid=["ceildiv(n, 128)"], block=[128])],
+        out_idx=[-1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,ours", [("tvm_ffi", "nvcc"), ("cython", "nvcc"),
+                                       ("nvrtc", "nvrtc"), ("auto", "nvrtc")])
+def test_seed_backend_names_run_cuda_kernels(name, ours):
+    torch = cuda_torch()
+    kernel = tilejit.compile(cuda_add_program(), execution_backend=name)
+    assert kernel.backend == ours
+    a, b = (torch.randn(1001, device="cuda") for _ in range(2))
+    assert torch.equal(kernel(a, b), a + b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["nvrtc", "nvcc"])
+def test_kernel_load_of_a_cuda_kernel(backend, tmp_path):
+    torch = cuda_torch()
+    kernel = tilejit.compile(cuda_add_program(), execution_backend=backend)
+    kernel.save(tmp_path / "saved")
+    loaded = tilejit.Kernel.load(tmp_path / "saved")
+    assert loaded.backend == backend
+    a, b = (torch.randn(777, device="cuda") for _ in range(2))
+    assert torch.equal(loaded(a, b), a + b)
