@@ -184,37 +184,48 @@ def test_explicit_eager_mode_runs_without_tensor_arguments():
 
 # --- KernelParam.dtype ---------------------------------------------------------------------
 
-def test_kernel_param_dtype_equals_its_name_torch_and_numpy():
-    import torch
-
-    program = tilejit.Program(
+def dtype_params():
+    return tilejit.Program(
         "dtypes", "void dtypes(void) {}",
         params=[tilejit.Tensor("H", "float16", [4]), tilejit.Tensor("B", "bfloat16", [4]),
-                tilejit.Tensor("U", "uint8", [4]), tilejit.Scalar("p", "handle")],
-        launches=[tilejit.Launch("dtypes", args=[])], language="c")
-    half, brain, byte, handle = (p.dtype for p in program.params)
+                tilejit.Tensor("U", "uint8", [4]), tilejit.Scalar("p", "handle"),
+                tilejit.Tensor("F", "float8_e4m3", [4])],
+        launches=[tilejit.Launch("dtypes", args=[])], language="c").params
+
+
+def test_kernel_param_dtype_equals_its_name_and_numpy():
+    half, brain, byte, handle, _ = (p.dtype for p in dtype_params())
     assert isinstance(half, tilejit.DataType) and isinstance(half, str)
     assert half == "float16" and str(half) == "float16" and {"float16": 1}[half] == 1
-    assert half == torch.float16 and torch.float16 == half
-    assert half != torch.float32 and half != "float32"
+    assert half != "float32" and repr(half) == "tilejit.DataType('float16')"
     assert half == np.float16 and half == np.dtype("float16") and np.dtype("float16") == half
-    assert brain == torch.bfloat16 and brain != np.float16
-    assert byte == torch.uint8 and byte == np.uint8 and byte != torch.int8
-    assert half.torch_dtype() is torch.float16 and byte.numpy_dtype() == np.dtype(np.uint8)
-    assert handle == "handle" and handle != torch.int64
+    assert half != np.float32 and brain != np.float16 and handle != np.int64
+    assert byte == np.uint8 and byte.numpy_dtype() == np.dtype(np.uint8)
     with pytest.raises(tilejit.NotAvailableError):
         brain.numpy_dtype()
 
 
+def test_kernel_param_dtype_equals_the_torch_dtype():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    half, brain, byte, handle, fp8 = (p.dtype for p in dtype_params())
+    assert half == torch.float16 and torch.float16 == half
+    assert half != torch.float32 and torch.float32 != half
+    assert brain == torch.bfloat16 and fp8 == torch.float8_e4m3fn
+    assert byte == torch.uint8 and byte != torch.int8
+    assert half.torch_dtype() is torch.float16
+    assert handle == "handle" and handle != torch.int64
+
+
 def test_kernel_param_tilelang_dtype():
-    T = pytest.importorskip("tilelang.language", reason="TileLang is not installed")
-    program = tilejit.Program(
-        "dtypes", "void dtypes(void) {}",
-        params=[tilejit.Tensor("H", "float16", [4]), tilejit.Tensor("F", "float8_e4m3", [4])],
-        launches=[tilejit.Launch("dtypes", args=[])], language="c")
-    half, fp8 = program.params
-    assert half.tilelang_dtype() == T.float16
-    assert fp8.dtype.tilelang_dtype() == T.float8_e4m3fn
+    half, _, _, _, fp8 = dtype_params()
+    try:
+        import tilelang.language as T
+    except ImportError:
+        with pytest.raises(tilejit.NotAvailableError, match="TileLang"):
+            half.tilelang_dtype()
+    else:
+        assert half.tilelang_dtype() == T.float16
+        assert fp8.dtype.tilelang_dtype() == T.float8_e4m3fn
 
 
 # --- from_database / Kernel.load -----------------------------------------------------------
@@ -311,23 +322,35 @@ def fill_handle():
         launches=[tilejit.Launch("fill_handle")], language="c"))
 
 
-def pointers_to(array):
-    import torch
+class Buffer:
+    """The data_ptr() protocol without torch."""
 
-    address = array.ctypes.data
-    yield address
-    yield np.uint64(address)
-    yield ctypes.c_void_p(address)
-    yield torch.from_numpy(array)  # has data_ptr()
+    def __init__(self, array):
+        self.array = array
+
+    def data_ptr(self):
+        return self.array.ctypes.data
 
 
-def test_handle_scalars_take_addresses_ctypes_and_data_ptr(fill_handle):
-    expected = 0.5 * np.arange(13, dtype=np.float32) + 1
-    for make in range(4):
-        out = np.zeros(13, np.float32)
-        pointer = list(pointers_to(out))[make]
-        fill_handle(pointer, 13)
-        np.testing.assert_array_equal(out, expected, err_msg=type(pointer).__name__)
+POINTERS = [lambda a: a.ctypes.data, lambda a: np.uint64(a.ctypes.data),
+            lambda a: ctypes.c_void_p(a.ctypes.data), Buffer]
+
+
+@pytest.mark.parametrize("pointer_to", POINTERS)
+def test_handle_scalars_take_addresses_ctypes_and_data_ptr(fill_handle, pointer_to):
+    out = np.zeros(13, np.float32)
+    fill_handle(pointer_to(out), 13)
+    np.testing.assert_array_equal(out, 0.5 * np.arange(13, dtype=np.float32) + 1)
+
+
+def test_handle_scalar_from_a_torch_tensor(fill_handle):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    out = torch.zeros(9)  # one-element tensors also have __index__: data_ptr() must win
+    fill_handle(out, 9)
+    assert torch.equal(out, 0.5 * torch.arange(9, dtype=torch.float32) + 1)
+    one = torch.zeros(1)
+    fill_handle(one, 1)
+    assert one.item() == 1.0
 
 
 @pytest.mark.parametrize("bad,words", [(None, ["None", "0 for a null"]),
