@@ -6,6 +6,9 @@
 #
 #   scripts/gpu-check.sh                 # configure + build (Release, -j16), tests, bench
 #   GPU_CHECK_SKIP_CPU_TESTS=1 scripts/gpu-check.sh
+#   GPU_CHECK_BUILD_ONLY=1 scripts/gpu-check.sh   # build + install the Python package, then stop
+#                                                 # (a lent machine's first call; the next call
+#                                                 # finds the build and runs the rest)
 #
 # Other parts append their own sections at the end of this file: call `run_step NAME CMD...`
 # (its output is logged to $LOGS/NAME.log, its status and last line land in the summary) or
@@ -85,6 +88,12 @@ if ! run_step build cmake --build "$BUILD" -j "$JOBS" -- "${keep_going[@]}"; the
   if ! ls "$BUILD"/libtilejit.* >/dev/null 2>&1; then
     exit 1
   fi
+fi
+
+if [ "${GPU_CHECK_BUILD_ONLY:-0}" = 1 ]; then
+  CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
+    python3 -m pip install --no-build-isolation -v "$ROOT"
+  exit $?
 fi
 
 # ---- C++ GPU tests (label gpu): one process per test case, serially (one device) ----
