@@ -159,3 +159,17 @@ sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
 # memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
 if run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7; then :; fi
 sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- TileLang front end: TileLang's kernels through tilejit and through TileLang itself ----
+# The GPU tests (tests/python/test_tilelang_gpu.py) run in pytest-gpu above; this is their
+# summary line, then the launch / cold-compile comparison (bench/python/bench_tilelang.py).
+# TileLang must be importable by python3 (e.g. through PYTHONPATH).
+if python3 -c "import tilelang" >/dev/null 2>&1; then
+  tilelang_tests="$(grep -E 'test_tilelang_gpu.py' "$LOGS/pytest-gpu.log" 2>/dev/null | head -n 20)"
+  record pytest-tilelang-gpu info "see pytest-gpu.log: tests/python/test_tilelang_gpu.py"
+  [ -n "$tilelang_tests" ] && printf '%s\n' "$tilelang_tests" | sed 's/^/  /' >>"$SUMMARY"
+  if run_step bench_tilelang python3 "$ROOT/bench/python/bench_tilelang.py"; then :; fi
+  sed -n '/^device:/,$p' "$LOGS/bench_tilelang.log" | sed 's/^/  /' >>"$SUMMARY"
+else
+  record bench_tilelang skip "tilelang is not importable by python3 (PYTHONPATH?)"
+fi

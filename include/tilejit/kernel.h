@@ -68,6 +68,9 @@ class OutputAllocator {
  public:
   virtual ~OutputAllocator() = default;
   virtual Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const = 0;
+  // The device index a call with no tensor argument runs and allocates on: the framework's
+  // current device, where it has one.
+  virtual int32_t default_device_id() const { return 0; }
 };
 
 namespace detail {

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from . import _core
+from . import _core, _pass_configs
+from ._capture import refuse_during_capture
 from ._core import Error, Program
 from .kernel import Kernel
 
 logger = logging.getLogger("tilejit")
 
 OutIdx = Union[int, Sequence[int], None]
+
+
+def is_tilelang_function(value: Any) -> bool:
+    """A TileLang PrimFunc or @tilelang.jit function, told apart without importing TileLang."""
+    module = type(value).__module__
+    return module.startswith(("tvm.", "tilelang."))
+
+
+def _target_text(target: Any) -> str:
+    """The seed's target forms as tilejit's text: a string as is, a tvm Target or a Target
+    dict by its CUDA arch (else its kind)."""
+    if not target:
+        return ""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, dict):
+        return str(target.get("arch") or target.get("kind") or "")
+    kind = getattr(target, "kind", None)
+    if kind is not None:
+        return str(target.attrs.get("arch", "") or kind.name)
+    return str(target)
 
 
 def _target_host_text(target_host: Any) -> str:
@@ -24,12 +47,13 @@ def _target_host_text(target_host: Any) -> str:
     return str(getattr(kind, "name", kind)) if kind is not None else str(target_host)
 
 
-def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional[str],
+def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Any,
              target_host: Optional[str], verbose: Optional[bool],
              pass_configs: Optional[dict[str, Any]],
              compile_flags: Union[Sequence[str], str, None],
              host_compiler: Optional[str] = None) -> dict[str, Any]:
-    """Keyword arguments for _core.compile. None means: the environment, then 'auto'."""
+    """Keyword arguments for _core.compile of a hand-written Program. None means: the
+    environment, then 'auto'."""
     if isinstance(out_idx, int):
         out_idx = [out_idx]
     if isinstance(compile_flags, str):
@@ -37,22 +61,52 @@ def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional
     return dict(
         out_idx=None if out_idx is None else list(out_idx),
         execution_backend=execution_backend or "",
-        target=str(target) if target else "",
+        target=_target_text(target),
         target_host=_target_host_text(target_host),
         host_compiler=host_compiler or "",
         verbose=verbose,
-        # Recorded in the cache key as text.
-        pass_configs={str(k): str(v) for k, v in (pass_configs or {}).items()},
-        compile_flags=list(compile_flags or []),
+        # The keys tilejit honours become flags (and so part of the cache key); the others
+        # are warned about, never silently hashed.
+        pass_configs={},
+        compile_flags=_pass_configs.for_program(pass_configs) + list(compile_flags or []),
     )
 
 
-def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
-            target: Optional[str] = None, target_host: Optional[str] = None,
+def _program_and_options(program: Any, out_idx: OutIdx, execution_backend: Optional[str],
+                         target: Any, target_host: Optional[str], verbose: Optional[bool],
+                         pass_configs: Optional[dict[str, Any]],
+                         compile_flags: Union[Sequence[str], str, None],
+                         host_compiler: Optional[str] = None
+                         ) -> tuple[Program, dict[str, Any]]:
+    """A Program and its compile options; a TileLang function is lowered by TileLang and
+    converted first (tilejit.tilelang), taking out_idx, pass_configs and flags into the
+    Program."""
+    if isinstance(program, Program):
+        return program, _options(out_idx, execution_backend, target, target_host, verbose,
+                                 pass_configs, compile_flags, host_compiler)
+    if not is_tilelang_function(program):
+        raise TypeError(f"tilejit.compile expects a tilejit.Program or a TileLang PrimFunc, got "
+                        f"{type(program).__name__}")
+    from .tilelang import from_tilelang, resolve_target
+
+    _, arch = resolve_target(target)
+    converted = from_tilelang(program, target=target, pass_configs=pass_configs,
+                              out_idx=out_idx, compile_flags=compile_flags)
+    return converted, _options(None, execution_backend, arch, target_host, verbose, None, None,
+                               host_compiler)
+
+
+def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
+            target: Any = None, target_host: Optional[str] = None,
             verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
             compile_flags: Union[Sequence[str], str, None] = None,
-            host_compiler: Optional[str] = None) -> Kernel:
+            host_compiler: Optional[str] = None, torch_op: Optional[str] = None) -> Kernel:
     """Compiles ``program`` into a :class:`Kernel`.
+
+    ``program`` is a :class:`Program`, or a TileLang PrimFunc / ``@tilelang.jit`` function:
+    TileLang lowers it and :func:`tilejit.tilelang.from_tilelang` converts it (``target``
+    then takes TileLang's forms too: a tvm Target or dict; ``pass_configs`` go to TileLang's
+    lowering).
 
     Looks the kernel up in the memory and disk caches first; builds it on a miss. Options left
     as None come from TILELANG_EXECUTION_BACKEND, TILELANG_TARGET and TILELANG_VERBOSE, else
@@ -62,29 +116,41 @@ def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optiona
     ``host_compiler`` names the compiler of generated host code (default: CC/CXX, else c++).
     ``out_idx`` (an index or a list; negative counts from the end) overrides the Program's.
     ``compile_flags`` are appended to the Program's own. Raises CompileError (with ``.log``)
-    when the compiler rejects the source, ProgramError for a malformed Program.
+    when the compiler rejects the source, ProgramError for a malformed Program, and
+    CaptureError when torch's current CUDA stream is capturing a graph. ``torch_op="ns::op"``
+    also registers the kernel as ``torch.ops.ns.op`` (:meth:`Kernel.as_torch_op`; with target
+    "auto", one variant per device architecture).
     """
-    if not isinstance(program, Program):
-        raise TypeError(f"tilejit.compile expects a tilejit.Program, got {type(program).__name__}")
-    return _core.compile(Kernel, program, **_options(out_idx, execution_backend, target,
-                                                    target_host, verbose, pass_configs,
-                                                    compile_flags, host_compiler))
+    refuse_during_capture(f"compile of '{program.name}'" if isinstance(program, Program)
+                          else f"compile of a {type(program).__name__}")
+    program, options = _program_and_options(program, out_idx, execution_backend, target,
+                                            target_host, verbose, pass_configs, compile_flags,
+                                            host_compiler)
+    kernel = _core.compile(Kernel, program, **options)
+    if torch_op is not None:
+        from .torch_op import register_kernel
+
+        # An architecture left to "auto" is resolved again for each device the op meets.
+        target_text = options["target"] or os.environ.get("TILELANG_TARGET") or "auto"
+        per_device = "sm_" not in target_text
+        register_kernel(kernel, torch_op, recompile=(
+            (lambda: _core.compile(Kernel, program, **options)) if per_device else None))
+    return kernel
 
 
-def cache_key(program: Program, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
-              target: Optional[str] = None, target_host: Optional[str] = None,
+def cache_key(program: Any, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
+              target: Any = None, target_host: Optional[str] = None,
               verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
               compile_flags: Union[Sequence[str], str, None] = None,
               host_compiler: Optional[str] = None) -> str:
-    """The key (SHA-256 hex) that :func:`compile` with these options files ``program`` under:
-    ``compile(program, ...).cache_key``. Builds nothing, but for the first key of a Program
-    with user include directories (its key covers the headers a build reads)."""
-    if not isinstance(program, Program):
-        raise TypeError(
-            f"tilejit.cache_key expects a tilejit.Program, got {type(program).__name__}")
-    return _core.cache_key(program, **_options(out_idx, execution_backend, target, target_host,
-                                               verbose, pass_configs, compile_flags,
-                                               host_compiler))
+    """The key (SHA-256 hex) that :func:`compile` with these options files ``program`` (a
+    Program or a TileLang function) under: ``compile(program, ...).cache_key``. Builds nothing,
+    but for the first key of a Program with user include directories (its key covers the
+    headers a build reads)."""
+    program, options = _program_and_options(program, out_idx, execution_backend, target,
+                                            target_host, verbose, pass_configs, compile_flags,
+                                            host_compiler)
+    return _core.cache_key(program, **options)
 
 
 def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
@@ -95,7 +161,7 @@ def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
     return tqdm(items, total=total, desc="tilejit compile", unit="kernel")
 
 
-def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
+def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
                 execution_backend: Optional[str] = None, target: Optional[str] = None,
                 target_host: Optional[str] = None, verbose: Optional[bool] = None,
                 pass_configs: Optional[dict[str, Any]] = None,
@@ -114,8 +180,13 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     order) is raised once every compile has finished.
     """
     programs = list(programs)
-    options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,
-                       compile_flags, host_compiler)
+    refuse_during_capture(f"par_compile of {len(programs)} programs")
+    # TileLang functions are lowered here, one after another: TileLang's lowering is not
+    # meant to run in several threads at once.
+    prepared = [_program_and_options(p, out_idx, execution_backend, target, target_host, verbose,
+                                     pass_configs, compile_flags, host_compiler)
+                for p in programs]
+    programs = [program for program, _ in prepared]
     if not programs:
         return []
     workers = _core.par_compile_workers(len(programs), num_workers or 0)
@@ -123,7 +194,7 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     errors: list[Optional[Error]] = [None] * len(programs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tilejit-compile") as pool:
         futures = {pool.submit(_core.compile, Kernel, program, _worker_process=True, **options): i
-                   for i, program in enumerate(programs)}
+                   for i, (program, options) in enumerate(prepared)}
         for future in _progress(as_completed(futures), total=len(futures)):
             i = futures[future]
             try:

@@ -1,4 +1,5 @@
-"""@tilejit.jit: the seed's tilelang.jit decorator on functions that return a Program.
+"""@tilejit.jit: the seed's tilelang.jit decorator on functions that return a Program, a TileLang
+PrimFunc, or on a ``@tilelang.jit`` function (whose PrimFuncs TileLang lowers and tilejit runs).
 
 Lazy mode (the function takes configuration values)::
 
@@ -33,7 +34,7 @@ import threading
 import typing
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
-from ._compile import OutIdx, cache_key, compile, par_compile
+from ._compile import OutIdx, cache_key, compile, is_tilelang_function, par_compile
 from ._core import ArgumentError, Program, ProgramError
 from .kernel import Kernel
 
@@ -77,7 +78,8 @@ class JITImpl:
     Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
     ``target_host``, ``verbose``, ``pass_configs``, ``debug_root_path``, ``compile_flags``,
     ``func``, ``func_source``, ``signature``; ``host_compiler`` is tilejit's; ``mode`` is
-    "lazy", "eager" or "auto" (per call), fixed at decoration (see the module docstring).
+    "lazy", "eager" or "auto" (per call), fixed at decoration (see the module docstring);
+    ``torch_op`` is the registered torch operator when ``torch_op=`` named one.
     """
 
     def __init__(self, func: Callable[..., Program], *, out_idx: OutIdx = None,
@@ -86,10 +88,17 @@ class JITImpl:
                  pass_configs: Optional[dict[str, Any]] = None,
                  debug_root_path: Optional[str] = None,
                  compile_flags: Union[Sequence[str], str, None] = None,
-                 mode: Optional[Mode] = None, host_compiler: Optional[str] = None) -> None:
+                 mode: Optional[Mode] = None, host_compiler: Optional[str] = None,
+                 torch_op: Optional[str] = None) -> None:
         if mode is not None and mode not in ("auto", "lazy", "eager"):
             raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
         functools.update_wrapper(self, func)
+        if is_tilelang_function(func) and hasattr(func, "get_tir"):
+            # A @tilelang.jit function: its get_tir(*args) makes the PrimFunc for a config,
+            # and its out_idx stands unless this decorator gives one.
+            if out_idx is None:
+                out_idx = getattr(func, "out_idx", None)
+            func = func.get_tir
         self.func = func
         self.out_idx = out_idx
         self.execution_backend = execution_backend
@@ -111,6 +120,8 @@ class JITImpl:
         self._kernels: dict[Any, Kernel] = {}
         self._eager: dict[Any, Kernel] = {}
         self._lock = threading.Lock()
+        # The registered torch op (torch.library.custom_op), when torch_op= names one.
+        self.torch_op = self.as_torch_op(torch_op) if torch_op is not None else None
 
     # The memo hit is the hot path: one tuple, one dict lookup.
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -145,12 +156,13 @@ class JITImpl:
                                 f"kernel memo and must be hashable ({error})") from None
         return key
 
-    def get_tir(self, *args: Any, **kwargs: Any) -> Program:
-        """Calls the decorated function; checks that it returned a Program."""
+    def get_tir(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the decorated function; checks that it returned a Program or a TileLang
+        PrimFunc (which compiling lowers and converts)."""
         program = self.func(*args, **kwargs)
-        if not isinstance(program, Program):
-            raise ProgramError(f"@tilejit.jit '{self.__name__}' must return a tilejit.Program, "
-                               f"got {type(program).__name__}")
+        if not isinstance(program, Program) and not is_tilelang_function(program):
+            raise ProgramError(f"@tilejit.jit '{self.__name__}' must return a tilejit.Program or "
+                               f"a TileLang PrimFunc, got {type(program).__name__}")
         return program
 
     def compile(self, *args: Any, **kwargs: Any) -> Kernel:
@@ -168,7 +180,7 @@ class JITImpl:
         """Compiles one kernel per config (a dict of keyword arguments or a tuple of positional
         ones) in parallel and memoizes them; failed configs give None with ``ignore_error``."""
         calls = [((), dict(c)) if isinstance(c, dict) else (tuple(c), {}) for c in configs]
-        programs: list[Optional[Program]] = []
+        programs: list[Any] = []
         for args, kwargs in calls:
             try:
                 programs.append(self.get_tir(*args, **kwargs))
@@ -183,11 +195,39 @@ class JITImpl:
         for (args, kwargs), program in zip(calls, programs):
             kernel = next(kernels) if program is not None else None
             if kernel is not None:
-                self._write_debug_sources(program, kernel)
+                self._write_debug_sources(kernel)
                 with self._lock:
                     self._kernels.setdefault(self._memo_key(args, kwargs), kernel)
             results.append(kernel)
         return results
+
+    def as_torch_op(self, name: str, *, mutates_args: Optional[Iterable[str]] = None,
+                    backward: Any = None,
+                    setup_context: Optional[Callable[..., Any]] = None) -> Any:
+        """Registers the function, in eager mode, as the PyTorch operator ``name``: each call
+        specializes (compiles per dtype, shape and device, memoized) and runs. The function's
+        parameters and return need type annotations (torch.Tensor, int, float, bool); see
+        :meth:`tilejit.Kernel.as_torch_op` and docs/torch.md."""
+        from .torch_op import register_jit
+
+        return register_jit(self, name, mutates_args=mutates_args, backward=backward,
+                            setup_context=setup_context)
+
+    def warmup(self, configs: Iterable[Union[dict[str, Any], tuple[Any, ...]]]) -> list[Kernel]:
+        """Compiles and memoizes the kernel of each config before a CUDA graph capture needs it.
+
+        A config is a tuple of positional arguments or a dict of keyword ones: configuration
+        values in lazy mode, example tensors (the shapes, dtypes and devices the graph will use)
+        in eager mode. Returns the kernels; nothing is launched.
+        """
+        kernels = []
+        for config in configs:
+            args, kwargs = ((), dict(config)) if isinstance(config, dict) else (tuple(config), {})
+            if self._resolve_mode(args, kwargs) == "eager":
+                kernels.append(self._eager_kernel(args, kwargs)[0])
+            else:
+                kernels.append(self._lazy_kernel(args, kwargs))
+        return kernels
 
     def _compile_options(self) -> dict[str, Any]:
         return dict(out_idx=self.out_idx, execution_backend=self.execution_backend,
@@ -195,17 +235,18 @@ class JITImpl:
                     pass_configs=self.pass_configs, compile_flags=self.compile_flags,
                     host_compiler=self.host_compiler)
 
-    def _compile_program(self, program: Program) -> Kernel:
+    def _compile_program(self, program: Any) -> Kernel:
         kernel = compile(program, **self._compile_options())
-        self._write_debug_sources(program, kernel)
+        self._write_debug_sources(kernel)
         return kernel
 
-    def _write_debug_sources(self, program: Program, kernel: Kernel) -> None:
+    def _write_debug_sources(self, kernel: Kernel) -> None:
         """debug_root_path: each compiled kernel's device and host sources, by name and key."""
         if not self.debug_root_path:
             return
         os.makedirs(self.debug_root_path, exist_ok=True)
-        path = os.path.join(self.debug_root_path, f"{program.name}.{kernel.cache_key[:16]}")
+        path = os.path.join(self.debug_root_path,
+                            f"{kernel.program.name}.{kernel.cache_key[:16]}")
         with open(path + ".device.txt", "w") as f:
             f.write(kernel.get_device_source())
         with open(path + ".host.txt", "w") as f:
@@ -264,17 +305,20 @@ def jit(func: Optional[Callable[..., Program]] = None, *, out_idx: OutIdx = None
         execution_backend: Optional[str] = None, verbose: Optional[bool] = None,
         pass_configs: Optional[dict[str, Any]] = None, debug_root_path: Optional[str] = None,
         compile_flags: Union[Sequence[str], str, None] = None,
-        mode: Optional[Mode] = None, host_compiler: Optional[str] = None) -> Any:
+        mode: Optional[Mode] = None, host_compiler: Optional[str] = None,
+        torch_op: Optional[str] = None) -> Any:
     """Decorator: ``@tilejit.jit`` or ``@tilejit.jit(out_idx=[-1], target="cuda", ...)``.
 
     The options are those of :func:`tilejit.compile`; ``debug_root_path`` also writes each
     compiled kernel's sources there (``compile`` and ``par_compile`` alike). ``mode`` ("lazy",
     "eager", "auto") overrides the mode inferred from the signature (module docstring).
+    ``torch_op="ns::op"`` registers the function as a PyTorch operator
+    (:meth:`JITImpl.as_torch_op`).
     """
     def decorate(f: Callable[..., Program]) -> JITImpl:
         return JITImpl(f, out_idx=out_idx, execution_backend=execution_backend, target=target,
                        target_host=target_host, verbose=verbose, pass_configs=pass_configs,
                        debug_root_path=debug_root_path, compile_flags=compile_flags, mode=mode,
-                       host_compiler=host_compiler)
+                       host_compiler=host_compiler, torch_op=torch_op)
 
     return decorate(func) if func is not None else decorate

@@ -206,6 +206,12 @@ class NvccBackend final : public Backend {
         fmt::format("arch=compute_{}{},code=sm_{}{}", arch.number(), suffix, arch.number(), suffix),
         "-I" + (dir.path() / "include").string()};
     append_program_flags(argv, program, options);
+    // NVRTC's -default-device makes unannotated functions device functions, which JIT mode
+    // needs (TileLang's Programs carry it); nvcc compiles offline, has no such flag and needs
+    // none.
+    std::erase_if(argv, [](const std::string& flag) {
+      return flag == "-default-device" || flag == "--device-as-default-execution-space";
+    });
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
     argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
                              (dir.path() / kHostSourceName).string()});
