@@ -30,7 +30,8 @@ class DataType(str):
         return _core._torch_dtype(str(self))
 
     def numpy_dtype(self) -> Any:
-        """The numpy dtype; NotAvailableError for types numpy lacks (bfloat16, float8, ...)."""
+        """The numpy dtype; NotAvailableError for types numpy lacks (handle; bfloat16 and float8
+        unless ml_dtypes has registered them)."""
         import numpy
 
         try:
