@@ -36,6 +36,10 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   # TILEJIT_CLI: the CLI the TileLang tests hand their saved Programs to.
   (cd "$build" && TILEJIT_CLI="$build/tools/tilejit" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
+  # The C++ test of TileLang's headers on both backends; ctest above skipped it (no tilelang yet).
+  TILEJIT_TILELANG_DIR="$("$venv/bin/python" -c \
+    'import importlib.util as u; print(u.find_spec("tilelang").submodule_search_locations[0])')" \
+    "$build/tests/cpp/test_tilelang_headers"
 fi
 
 if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then

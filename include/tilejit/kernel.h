@@ -75,12 +75,12 @@ class OutputAllocator {
 
 namespace detail {
 struct KernelState;
-}
+struct KernelAccess;  // the library's own way in (src/compile/kernel_state.h)
+}  // namespace detail
 
 class Kernel {
  public:
   Kernel() = default;
-  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
 
   // The seed adapter's from_database: a Kernel from a directory written by
   // CompiledArtifact::save (cache_key() is then empty) or a disk-cache entry
@@ -113,9 +113,11 @@ class Kernel {
   void export_to(const std::filesystem::path& dir) const;
 
   explicit operator bool() const { return state_ != nullptr; }
-  const detail::KernelState& state() const { return *state_; }
 
  private:
+  friend struct detail::KernelAccess;
+  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
+
   std::shared_ptr<const detail::KernelState> state_;
 };
 

@@ -433,7 +433,7 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
                        std::to_string(kMaxParams) + " parameters");
   }
   plan->num_outputs = out_idx.size();
-  plan->runs_on_host = kernel.state().backend->device_type() == dlpack::kDLCPU;
+  plan->runs_on_host = detail::kernel_state(kernel).backend->device_type() == dlpack::kDLCPU;
   plan->kernel = kernel;
   nb::object compiled = nb::cast(std::move(kernel));
 

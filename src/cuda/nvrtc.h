@@ -26,6 +26,10 @@ struct NvrtcApi {
   PFN_nvrtcGetBytes nvrtcGetCUBIN = nullptr;
   PFN_nvrtcGetSize nvrtcGetPTXSize = nullptr;
   PFN_nvrtcGetBytes nvrtcGetPTX = nullptr;
+  // Precompiled headers (NVRTC 12.8+); null in older libraries, which then compile without.
+  PFN_nvrtcGetPCHCreateStatus nvrtcGetPCHCreateStatus = nullptr;
+  PFN_nvrtcGetSize nvrtcGetPCHHeapSizeRequired = nullptr;
+  PFN_nvrtcSetPCHHeapSize nvrtcSetPCHHeapSize = nullptr;
 
   std::string version_string() const { return std::to_string(major) + "." + std::to_string(minor); }
   int max_arch() const { return supported_archs.empty() ? 0 : supported_archs.back(); }
@@ -66,6 +70,8 @@ struct NvrtcOptions {
   std::vector<std::string> flags;  // passed through after tilejit's own
   bool verbose = false;            // adds -lineinfo
   bool list_dependencies = false;  // fill NvrtcOutput::dependencies (costs a trace file)
+  // Where precompiled headers of this NVRTC instance go (nvrtc_pch.h); empty: none are used.
+  std::string pch_dir;
 };
 
 struct NvrtcOutput {
@@ -75,6 +81,7 @@ struct NvrtcOutput {
   std::vector<std::string> options;
   std::string log;
   std::vector<std::string> dependencies;  // headers NVRTC opened, when list_dependencies
+  std::string pch;  // "created <file>", "used <file>", or empty when no PCH took part
 };
 
 // The options compile_cuda() hands NVRTC (also recorded in the artifact's metadata).
