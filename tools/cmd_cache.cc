@@ -117,8 +117,7 @@ const tilejit::cli::Registration kRegistration{
       auto program_path = std::make_shared<std::string>();
       auto options = std::make_shared<tilejit::CompileOptions>();
       key->add_option("program", *program_path, "Program JSON file")->required();
-      key->add_option("--target", options->target, "Target (default: TILELANG_TARGET, else auto)");
-      key->add_option("--backend", options->execution_backend, "Execution backend");
+      tilejit::cli::add_compile_options(key, *options);
       key->callback([program_path, options] {
         fmt::print("{}\n", tilejit::cache_key(tilejit::Program::load(*program_path), *options));
       });

@@ -26,17 +26,14 @@ std::string describe(const tilejit::KernelParam& p) {
 
 struct CompileArgs {
   std::string program_path;
-  std::string target;
-  std::string backend;
+  tilejit::CompileOptions options;
   std::vector<int> out_idx;
   std::string show;
 };
 
 void run(const CompileArgs& args, bool out_idx_given) {
   const tilejit::Program program = tilejit::Program::load(args.program_path);
-  tilejit::CompileOptions options;
-  options.target = args.target;
-  options.execution_backend = args.backend;
+  tilejit::CompileOptions options = args.options;
   if (out_idx_given) options.out_idx = args.out_idx;
   const tilejit::Kernel kernel = tilejit::compile(program, options);
 
@@ -72,8 +69,7 @@ const tilejit::cli::Registration kRegistration{
       cmd->add_option("program", args->program_path, "Program JSON file (tilejit.program/1)")
           ->required()
           ->check(CLI::ExistingFile);
-      cmd->add_option("--target", args->target, "Target: auto, cuda, sm_90a, c, llvm, ...");
-      cmd->add_option("--backend", args->backend, "Execution backend: auto, nvrtc, nvcc, cpu, ...");
+      tilejit::cli::add_compile_options(cmd, args->options);
       CLI::Option* out_idx =
           cmd->add_option("--out-idx", args->out_idx,
                           "Output param indices (comma-separated; negative from the end)")

@@ -14,16 +14,12 @@ namespace {
 struct ExportArgs {
   std::string program_path;
   std::string dir;
-  std::string backend;
-  std::string target;
+  tilejit::CompileOptions options;
 };
 
 void run(const ExportArgs& args) {
   const tilejit::Program program = tilejit::Program::load(args.program_path);
-  tilejit::CompileOptions options;
-  options.execution_backend = args.backend;
-  options.target = args.target;
-  const tilejit::Kernel kernel = tilejit::compile(program, options);
+  const tilejit::Kernel kernel = tilejit::compile(program, args.options);
   kernel.export_to(args.dir);
   fmt::print("exported '{}' ({} backend, target {}) to {}:\n", program.name,
              kernel.artifact().backend, kernel.artifact().target, args.dir);
@@ -43,9 +39,8 @@ const tilejit::cli::Registration kRegistration{
           ->required()
           ->check(CLI::ExistingFile);
       cmd->add_option("dir", args->dir, "Directory to write (created if missing)")->required();
-      cmd->add_option("--backend", args->backend,
-                      "Execution backend: auto, cpu, nvcc, nvrtc (rebuilt with nvcc), hip");
-      cmd->add_option("--target", args->target, "Target: auto, c, cuda, sm_90a, ...");
+      // An nvrtc kernel is rebuilt with nvcc: an export is a host-wrapper library.
+      tilejit::cli::add_compile_options(cmd, args->options);
       cmd->callback([args] { run(*args); });
     }};
 

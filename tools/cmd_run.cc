@@ -32,8 +32,7 @@ using tilejit::TypeCode;
 struct RunArgs {
   std::string program_path;
   std::vector<std::string> sets;
-  std::string target;
-  std::string backend;
+  tilejit::CompileOptions options;
   std::vector<int> out_idx;
   std::optional<int64_t> default_size;
   uint64_t seed = 0;
@@ -268,9 +267,7 @@ std::pair<int64_t, int64_t> unwritten(const DataType& t, const std::vector<unsig
 
 void run(const RunArgs& args, bool out_idx_given) {
   const tilejit::Program program = tilejit::Program::load(args.program_path);
-  tilejit::CompileOptions options;
-  options.target = args.target;
-  options.execution_backend = args.backend;
+  tilejit::CompileOptions options = args.options;
   if (out_idx_given) options.out_idx = args.out_idx;
   if (args.repeat < 1) throw Error("--repeat must be at least 1");
 
@@ -498,8 +495,7 @@ const tilejit::cli::Registration kRegistration{
           ->check(CLI::ExistingFile);
       cmd->add_option("--set", args->sets,
                       "NAME=VALUE for a shape variable or scalar param (repeatable)");
-      cmd->add_option("--target", args->target, "Target: auto, cuda, sm_90a, c, llvm, ...");
-      cmd->add_option("--backend", args->backend, "Execution backend: auto, nvrtc, nvcc, cpu, ...");
+      tilejit::cli::add_compile_options(cmd, args->options);
       CLI::Option* out_idx =
           cmd->add_option("--out-idx", args->out_idx,
                           "Output param indices (comma-separated; negative from the end)")

@@ -7,7 +7,7 @@
 //                              {.out_idx = std::vector<int>{-1}});
 //   tilejit::Kernel k = matmul(1024, 1024, 512);   // compiled (or loaded from the cache)
 //   auto outs = k({A, B});
-//   matmul.parse_cache_key(1024, 1024, 512);        // the cache key (see cache_key())
+//   matmul.parse_cache_key(1024, 1024, 512);        // == matmul(1024, 1024, 512).cache_key()
 //   auto kernels = matmul.par_compile({{128, 128, 64}, {256, 256, 64}});
 //
 // Eager mode: a function from the call's argument specs (tensor dtypes, shapes, devices;
@@ -102,8 +102,9 @@ class Jit {
     return kernel;
   }
 
-  // The cache key of the Program these arguments produce (tilejit::cache_key: no compile but
-  // for the first key of a Program with user include directories).
+  // The cache key (SHA-256 hex) of the Program these arguments produce, which is the key of
+  // the Kernel they get; Python's JITImpl.parse_cache_key means the same (docs/seed-compat.md).
+  // tilejit::cache_key: no compile but for the first key of a Program with include dirs.
   template <class... A>
   requires(!kEager && std::is_constructible_v<Args, A...>) std::string parse_cache_key(A&&... args)
   const {

@@ -27,10 +27,15 @@ namespace tilejit {
 // The seed's compile() options. Unset fields fall back to the environment, then to "auto".
 struct CompileOptions {
   std::optional<std::vector<int>> out_idx;  // overrides Program::out_idx
-  std::string execution_backend;  // "auto" | "nvrtc" | "nvcc" | "cpu" | "hip" | "metal"; "" = env
-  std::string target;             // "auto" | "cuda" | "cuda -arch=sm_90a" | "sm_90a" | "c" | ...
-  std::string target_host;        // host compiler for generated wrappers ("" = c++ on PATH)
-  std::optional<bool> verbose;    // "" = TILELANG_VERBOSE
+  // "auto" | "nvrtc" | "nvcc" | "cpu" | "hip" | "metal", or one of the seed's names ("tvm_ffi",
+  // "cython", "dlpack": the host-wrapper backend; "torch": metal); "" = env. docs/seed-compat.md
+  std::string execution_backend;
+  std::string target;  // "auto" | "cuda" | "cuda -arch=sm_90a" | "sm_90a" | "c" | ...
+  // The seed's TVM host target: "" | "llvm" | "c", all meaning this machine (tilejit does not
+  // cross-compile host code); anything else is an ArgumentError.
+  std::string target_host;
+  std::string host_compiler;    // compiler for generated host code ("" = CC/CXX, else c++)
+  std::optional<bool> verbose;  // "" = TILELANG_VERBOSE
   std::map<std::string, std::string> pass_configs;  // recorded in the cache key
   std::vector<std::string> compile_flags;           // appended to the Program's own
   // The remote cache tier behind the disk cache (docs/cluster.md): "redis://host:port/db",
@@ -80,6 +85,15 @@ class Kernel {
  public:
   Kernel() = default;
 
+  // The seed adapter's from_database: a Kernel from a directory written by
+  // CompiledArtifact::save (cache_key() is then empty) or a disk-cache entry
+  // (<cache>/v1/<key[0:2]>/<key>, verified by its manifest; cache_key() is its key). Nothing is
+  // compiled. A missing, incomplete or corrupted directory throws Error naming it. Loading runs
+  // the directory's code: load only directories you trust.
+  //
+  //   kernel.artifact().save("saved/axpy");  ...  auto k = tilejit::Kernel::load("saved/axpy");
+  static Kernel load(const std::filesystem::path& dir);
+
   // Checks the arguments (inputs only when out_idx is set), launches on `stream` and returns
   // the out_idx outputs. Throws ArgumentError before any launch when an argument is wrong.
   std::vector<Tensor> operator()(std::span<const Arg> args, StreamRef stream = {},
@@ -112,9 +126,10 @@ class Kernel {
 
 Kernel compile(const Program& program, const CompileOptions& options = {});
 
-// Compiles in parallel (num_workers <= 0: usable cores). Results are in input order. With
-// ignore_error a failed Program yields an empty Kernel and its error is logged; otherwise
-// the first error is rethrown after every compile has finished.
+// Compiles in parallel (num_workers <= 0: the CPUs this process may use; never more threads
+// than Programs). Results are in input order. With ignore_error a failed Program yields an
+// empty Kernel and its error is logged; otherwise the first error is rethrown after every
+// compile has finished.
 std::vector<Kernel> par_compile(std::span<const Program> programs,
                                 const CompileOptions& options = {}, int num_workers = 0,
                                 bool ignore_error = false);

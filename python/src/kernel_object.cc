@@ -26,6 +26,7 @@
 #include "dlpack_exchange.h"
 #include "exception_translation.h"
 #include "tilejit/errors.h"
+#include "tilejit/jit.h"
 #include "tilejit/kernel.h"
 
 namespace nb = nanobind;
@@ -41,6 +42,7 @@ struct CallPlan {
   Kernel kernel;
   std::string name;
   std::vector<std::string> input_names;  // the params a call passes, in order
+  std::vector<uint8_t> input_is_handle;  // 1 where that param is a `handle` (void*) scalar
   size_t num_outputs = 0;
   // The cpu backend runs the kernel on the calling thread: the GIL is released around it.
   bool runs_on_host = false;
@@ -111,6 +113,51 @@ int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
     throw nb::python_error();
   }
   return v;
+}
+
+// A `handle` (void*) argument: an int address (0 is null), a ctypes.c_void_p, or an object
+// with data_ptr() (a torch tensor). None is refused: it is far more often a missing buffer than
+// a null pointer meant.
+void* handle_argument(const CallPlan& plan, size_t i, PyObject* value) {
+  static PyObject* c_void_p = [] {
+    nb::object type = nb::module_::import_("ctypes").attr("c_void_p");
+    return type.release().ptr();  // kept for the life of the process
+  }();
+  nb::object address;
+  if (value == Py_None) {
+    bad_argument(plan, i, "expected a pointer (handle), got None; pass 0 for a null pointer");
+  } else if (PyBool_Check(value)) {
+    bad_argument(plan, i, "expected a pointer (handle), got a bool");
+  } else if (PyLong_Check(value)) {
+    address = nb::borrow(value);
+  } else if (int is = PyObject_IsInstance(value, c_void_p); is != 0) {
+    if (is < 0) throw nb::python_error();
+    address = nb::steal(PyObject_GetAttrString(value, "value"));
+    if (address.is_valid() && address.is_none()) return nullptr;  // c_void_p(): null
+  } else if (nb::hasattr(value, "data_ptr")) {
+    // Before __index__: a one-element torch tensor has both, and means its data.
+    address = nb::handle(value).attr("data_ptr")();
+    if (!PyLong_Check(address.ptr())) {
+      bad_argument(plan, i, "data_ptr() of a " + type_name_of(value) + " did not return an int");
+    }
+  } else if (PyIndex_Check(value)) {  // numpy integers
+    address = nb::steal(PyNumber_Index(value));
+  } else {
+    bad_argument(plan, i,
+                 "expected a pointer (handle): an int address, a ctypes.c_void_p or an object "
+                 "with data_ptr(), got " +
+                     type_name_of(value));
+  }
+  if (!address.is_valid()) throw nb::python_error();
+  if (PyObject_RichCompareBool(address.ptr(), nb::int_(0).ptr(), Py_LT) == 1) {
+    bad_argument(plan, i, "a pointer (handle) cannot be negative");
+  }
+  void* pointer = PyLong_AsVoidPtr(address.ptr());
+  if (pointer == nullptr && PyErr_Occurred()) {
+    PyErr_Clear();
+    bad_argument(plan, i, "the address does not fit in a pointer");
+  }
+  return pointer;
 }
 
 // An explicit stream= : a raw handle (int), a torch/cupy stream object (.cuda_stream), or
@@ -194,7 +241,9 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   for (size_t i = 0; i < nargs; ++i) {
     PyObject* value = args[i];
     PyTypeObject* type = Py_TYPE(value);
-    if (type == &PyLong_Type) {
+    if (plan.input_is_handle[i] != 0) {
+      list.push(Arg::pointer(handle_argument(plan, i, value)));
+    } else if (type == &PyLong_Type) {
       list.push(Arg(static_cast<long long>(int_argument(plan, i, value))));
     } else if (type == &PyFloat_Type) {
       list.push(Arg(PyFloat_AS_DOUBLE(value)));
@@ -377,7 +426,10 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
   for (size_t i = 0; i < program.params.size(); ++i) {
     bool is_output = false;
     for (int o : out_idx) is_output |= static_cast<size_t>(o) == i;
-    if (!is_output) plan->input_names.push_back(program.params[i].name);
+    if (is_output) continue;
+    plan->input_names.push_back(program.params[i].name);
+    plan->input_is_handle.push_back(
+        program.params[i].is_scalar() && program.params[i].dtype.is_handle() ? 1 : 0);
   }
   if (plan->input_names.size() > static_cast<size_t>(kMaxParams)) {
     throw ProgramError("program '" + program.name + "' has more than " +
@@ -399,7 +451,7 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
 }
 
 CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string execution_backend,
-                            std::string target, std::string target_host,
+                            std::string target, std::string target_host, std::string host_compiler,
                             std::optional<bool> verbose,
                             std::map<std::string, std::string> pass_configs,
                             std::vector<std::string> compile_flags, std::string remote_cache) {
@@ -408,6 +460,7 @@ CompileOptions make_options(std::optional<std::vector<int>> out_idx, std::string
   options.execution_backend = std::move(execution_backend);
   options.target = std::move(target);
   options.target_host = std::move(target_host);
+  options.host_compiler = std::move(host_compiler);
   options.verbose = verbose;
   options.pass_configs = std::move(pass_configs);
   options.compile_flags = std::move(compile_flags);
@@ -440,18 +493,22 @@ void bind_kernel(nb::module_& m) {
       .def("get_kernel_source", &Kernel::get_kernel_source, "kernel_only"_a = false)
       .def("get_host_source", &Kernel::get_host_source)
       .def("get_device_source", &Kernel::get_device_source)
-      .def("export", &Kernel::export_to, "path"_a, nb::call_guard<nb::gil_scoped_release>());
+      .def("export", &Kernel::export_to, "path"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def(
+          "save", [](const Kernel& k, const std::filesystem::path& dir) { k.artifact().save(dir); },
+          "path"_a, nb::call_guard<nb::gil_scoped_release>());
 
   m.def(
       "compile",
       [](nb::handle cls, const Program& program, std::optional<std::vector<int>> out_idx,
          std::string execution_backend, std::string target, std::string target_host,
-         std::optional<bool> verbose, std::map<std::string, std::string> pass_configs,
-         std::vector<std::string> compile_flags, std::string remote_cache, bool worker_process) {
+         std::string host_compiler, std::optional<bool> verbose,
+         std::map<std::string, std::string> pass_configs, std::vector<std::string> compile_flags,
+         std::string remote_cache, bool worker_process) {
         CompileOptions options = make_options(
             std::move(out_idx), std::move(execution_backend), std::move(target),
-            std::move(target_host), verbose, std::move(pass_configs), std::move(compile_flags),
-            std::move(remote_cache));
+            std::move(target_host), std::move(host_compiler), verbose, std::move(pass_configs),
+            std::move(compile_flags), std::move(remote_cache));
         Kernel kernel;
         {
           // Compiling takes milliseconds to seconds: other Python threads run meanwhile, which
@@ -466,13 +523,49 @@ void bind_kernel(nb::module_& m) {
         return make_kernel_object(cls, std::move(kernel));
       },
       "cls"_a, "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
-      "target_host"_a = "", "verbose"_a = nb::none(),
+      "target_host"_a = "", "host_compiler"_a = "", "verbose"_a = nb::none(),
       "pass_configs"_a = std::map<std::string, std::string>{},
       "compile_flags"_a = std::vector<std::string>{}, "remote_cache"_a = "",
       "_worker_process"_a = false,
       "Compiles `program` (memory cache, disk cache, then the backend) into an instance of `cls`. "
       "`_worker_process` (par_compile's) runs an in-process compiler (NVRTC) in a worker process "
       "instead, so that compiles on several threads overlap.");
+
+  m.def(
+      "cache_key",
+      [](const Program& program, std::optional<std::vector<int>> out_idx,
+         std::string execution_backend, std::string target, std::string target_host,
+         std::string host_compiler, std::optional<bool> verbose,
+         std::map<std::string, std::string> pass_configs, std::vector<std::string> compile_flags) {
+        CompileOptions options =
+            make_options(std::move(out_idx), std::move(execution_backend), std::move(target),
+                         std::move(target_host), std::move(host_compiler), verbose,
+                         std::move(pass_configs), std::move(compile_flags));
+        nb::gil_scoped_release release;  // may compile once (user include directories)
+        return tilejit::cache_key(program, options);
+      },
+      "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
+      "target_host"_a = "", "host_compiler"_a = "", "verbose"_a = nb::none(),
+      "pass_configs"_a = std::map<std::string, std::string>{},
+      "compile_flags"_a = std::vector<std::string>{},
+      "The key compile() files `program` under (tilejit::cache_key: SHA-256 hex).");
+
+  m.def(
+      "load_kernel",
+      [](nb::handle cls, const std::filesystem::path& dir) {
+        Kernel kernel;
+        {
+          nb::gil_scoped_release release;
+          kernel = Kernel::load(dir);
+        }
+        return make_kernel_object(cls, std::move(kernel));
+      },
+      "cls"_a, "path"_a,
+      "Kernel::load: an instance of `cls` from a saved artifact or cache entry directory.");
+
+  m.def("par_compile_workers", &detail::par_compile_workers, "count"_a, "num_workers"_a,
+        "par_compile's worker count: num_workers when > 0, else the CPUs this process may run "
+        "on; never more than count.");
 }
 
 }  // namespace tilejit::python

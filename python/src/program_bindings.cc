@@ -98,6 +98,15 @@ nb::object torch_dtype(const DataType& dtype) {
   return torch.attr(name.c_str());
 }
 
+// tilejit.DataType (python/tilejit/_dtype.py), a str subclass: what KernelParam.dtype returns.
+nb::object dtype_object(const DataType& dtype) {
+  static PyObject* type = [] {
+    nb::object cls = nb::module_::import_("tilejit._dtype").attr("DataType");
+    return cls.release().ptr();  // kept for the life of the process
+  }();
+  return nb::handle(type)(dtype.str());
+}
+
 // An Expr as plain Python values: an int, a variable's name, or (op, lhs, rhs) with op one of
 // "+", "-", "*", "//", "%", "ceildiv", "min", "max". Lets Python code evaluate a shape over
 // values of its own (torch's SymInts) without a second expression parser.
@@ -157,8 +166,9 @@ void bind_program(nb::module_& m) {
                           "one with tilejit.Tensor(...) or tilejit.Scalar(...).")
       .def_ro("name", &KernelParam::name)
       .def_prop_ro(
-          "dtype", [](const KernelParam& p) { return p.dtype; },
-          "The element type's name: 'float16', 'int32', 'float8_e4m3', ...")
+          "dtype", [](const KernelParam& p) { return dtype_object(p.dtype); },
+          "The element type: a tilejit.DataType, the name ('float16', 'int32', 'float8_e4m3', "
+          "...) as a str that also equals the torch and numpy dtype of the same type.")
       .def_prop_ro(
           "shape", [](const KernelParam& p) { return p.shape; },
           "Dimensions: ints for constants, strings for symbolic ones ('M', "
@@ -174,6 +184,10 @@ void bind_program(nb::module_& m) {
       .def(
           "torch_dtype", [](const KernelParam& p) { return torch_dtype(p.dtype); },
           "The torch dtype of this parameter (imports torch).")
+      .def(
+          "tilelang_dtype",
+          [](const KernelParam& p) { return dtype_object(p.dtype).attr("tilelang_dtype")(); },
+          "The TileLang dtype of this parameter (imports tilelang).")
       .def(nb::self == nb::self)
       .def("__repr__", [](const KernelParam& p) {
         if (p.is_scalar()) {
@@ -187,6 +201,9 @@ void bind_program(nb::module_& m) {
         return text + ")";
       });
 
+  m.def(
+      "_torch_dtype", [](const std::string& name) { return torch_dtype(to_dtype(name, "dtype")); },
+      "name"_a, "torch.<dtype> for a tilejit dtype name (tilejit.DataType.torch_dtype).");
   m.def(
       "Tensor",
       [](std::string name, const std::string& dtype, nb::handle shape, nb::handle strides) {

@@ -37,9 +37,16 @@ from ._core import (
     TmaDescriptor,
 )
 from ._capture import CaptureError
-from ._compile import compile, par_compile
+from ._compile import cache_key, compile, par_compile
+from ._dtype import DataType
 from .jit import JITImpl, jit
 from .kernel import Kernel
+
+
+def from_database(path):
+    """The seed adapter's ``from_database``: :meth:`Kernel.load` of a saved artifact directory."""
+    return Kernel.load(path)
+
 
 __version__ = "0.1.0"
 
@@ -64,6 +71,7 @@ __all__ = [
     "CaptureError",
     "CompileError",
     "CudaError",
+    "DataType",
     "Error",
     "JITImpl",
     "Kernel",
@@ -76,7 +84,9 @@ __all__ = [
     "Scalar",
     "Tensor",
     "TmaDescriptor",
+    "cache_key",
     "compile",
+    "from_database",
     "jit",
     "par_compile",
 ]

@@ -13,10 +13,16 @@ Lazy mode (the function takes configuration values)::
 Eager mode (the function takes tensors and reads their shapes and dtypes)::
 
     @tilejit.jit
-    def add(A, B, C):
+    def add(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor):
         return tilejit.Program(...)
 
     add(a, b, c)                  # builds, compiles (memoized on dtypes/shapes) and runs
+
+The mode is the decorated function's (``JITImpl.mode``), fixed when it is decorated: ``mode=``
+when given; else "eager" when a parameter is annotated with a tensor type (a class with
+``__dlpack__``, or a name ending in Tensor/ndarray/Array), "lazy" when parameters are annotated
+with other types; a function with no annotations is "auto": each call on its own is eager when
+one of its arguments is a tensor, lazy otherwise. No call changes it.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import functools
 import inspect
 import os
 import threading
+import typing
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
-from ._compile import OutIdx, compile, is_tilelang_function, par_compile
+from ._compile import OutIdx, cache_key, compile, is_tilelang_function, par_compile
 from ._core import ArgumentError, Program, ProgramError
 from .kernel import Kernel
 
@@ -36,6 +43,26 @@ Mode = Literal["auto", "lazy", "eager"]
 
 def _is_tensor(value: Any) -> bool:
     return hasattr(value, "__dlpack__")
+
+
+_TENSOR_TYPE_NAMES = ("Tensor", "ndarray", "Array")
+
+
+def _is_tensor_annotation(annotation: Any) -> bool:
+    if isinstance(annotation, str):  # postponed (from __future__ import annotations)
+        return annotation.rsplit(".", 1)[-1].strip("'\" ]") in _TENSOR_TYPE_NAMES
+    if any(_is_tensor_annotation(a) for a in typing.get_args(annotation)):
+        return True  # Optional[torch.Tensor], torch.Tensor | None
+    return isinstance(annotation, type) and hasattr(annotation, "__dlpack__")
+
+
+def _infer_mode(signature: inspect.Signature) -> Mode:
+    """The mode a signature implies: see the module docstring."""
+    annotations = [p.annotation for p in signature.parameters.values()
+                   if p.annotation is not inspect.Parameter.empty]
+    if not annotations:
+        return "auto"
+    return "eager" if any(_is_tensor_annotation(a) for a in annotations) else "lazy"
 
 
 def _eager_key_of(value: Any) -> Any:
@@ -50,9 +77,9 @@ class JITImpl:
 
     Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
     ``target_host``, ``verbose``, ``pass_configs``, ``debug_root_path``, ``compile_flags``,
-    ``func``, ``func_source``, ``signature`` and ``mode`` ("auto" until the first call decides:
-    eager when any argument is a tensor, lazy otherwise); ``torch_op`` is the registered torch
-    operator when ``torch_op=`` named one.
+    ``func``, ``func_source``, ``signature``; ``host_compiler`` is tilejit's; ``mode`` is
+    "lazy", "eager" or "auto" (per call), fixed at decoration (see the module docstring);
+    ``torch_op`` is the registered torch operator when ``torch_op=`` named one.
     """
 
     def __init__(self, func: Callable[..., Program], *, out_idx: OutIdx = None,
@@ -61,8 +88,9 @@ class JITImpl:
                  pass_configs: Optional[dict[str, Any]] = None,
                  debug_root_path: Optional[str] = None,
                  compile_flags: Union[Sequence[str], str, None] = None,
-                 mode: Mode = "auto", torch_op: Optional[str] = None) -> None:
-        if mode not in ("auto", "lazy", "eager"):
+                 mode: Optional[Mode] = None, host_compiler: Optional[str] = None,
+                 torch_op: Optional[str] = None) -> None:
+        if mode is not None and mode not in ("auto", "lazy", "eager"):
             raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
         functools.update_wrapper(self, func)
         if is_tilelang_function(func) and hasattr(func, "get_tir"):
@@ -80,8 +108,9 @@ class JITImpl:
         self.pass_configs = pass_configs
         self.debug_root_path = debug_root_path
         self.compile_flags = compile_flags
-        self.mode = mode
+        self.host_compiler = host_compiler
         self.signature = inspect.signature(func)
+        self.mode: Mode = mode if mode is not None else _infer_mode(self.signature)
         try:
             self.func_source = inspect.getsource(func)
         except (OSError, TypeError):
@@ -107,12 +136,18 @@ class JITImpl:
             return self._run_eager(args, kwargs)
         return self._lazy_kernel(args, kwargs)
 
-    def parse_cache_key(self, *args: Any, **kwargs: Any) -> Any:
-        """The memo key of a call: its arguments (lazy), or tensor dtypes/shapes (eager)."""
-        if self._resolve_mode(args, kwargs) == "eager":
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return tuple((name, _eager_key_of(v)) for name, v in bound.arguments.items())
+    def parse_cache_key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key (SHA-256 hex) of the kernel a call with these arguments gets: equal to
+        its ``Kernel.cache_key``, as the C++ ``Jit::parse_cache_key``. Compiles nothing (but
+        for the first key of a Program with user include directories, see tilejit.cache_key)."""
+        if self._resolve_mode(args, kwargs) == "lazy":
+            kernel = self._kernels.get(self._memo_key(args, kwargs))
+            if kernel is not None:
+                return kernel.cache_key
+        return cache_key(self.get_tir(*args, **kwargs), **self._compile_options())
+
+    def _memo_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The lazy-mode memo key of a call: its arguments."""
         key = (args, frozenset(kwargs.items())) if kwargs else args
         try:
             hash(key)
@@ -160,9 +195,9 @@ class JITImpl:
         for (args, kwargs), program in zip(calls, programs):
             kernel = next(kernels) if program is not None else None
             if kernel is not None:
-                key = (args, frozenset(kwargs.items())) if kwargs else args
+                self._write_debug_sources(kernel)
                 with self._lock:
-                    self._kernels.setdefault(key, kernel)
+                    self._kernels.setdefault(self._memo_key(args, kwargs), kernel)
             results.append(kernel)
         return results
 
@@ -197,28 +232,35 @@ class JITImpl:
     def _compile_options(self) -> dict[str, Any]:
         return dict(out_idx=self.out_idx, execution_backend=self.execution_backend,
                     target=self.target, target_host=self.target_host, verbose=self.verbose,
-                    pass_configs=self.pass_configs, compile_flags=self.compile_flags)
+                    pass_configs=self.pass_configs, compile_flags=self.compile_flags,
+                    host_compiler=self.host_compiler)
 
     def _compile_program(self, program: Any) -> Kernel:
         kernel = compile(program, **self._compile_options())
-        if self.debug_root_path:
-            os.makedirs(self.debug_root_path, exist_ok=True)
-            path = os.path.join(self.debug_root_path,
-                                f"{kernel.program.name}.{kernel.cache_key[:16]}")
-            with open(path + ".device.txt", "w") as f:
-                f.write(kernel.get_device_source())
-            with open(path + ".host.txt", "w") as f:
-                f.write(kernel.get_host_source())
+        self._write_debug_sources(kernel)
         return kernel
 
+    def _write_debug_sources(self, kernel: Kernel) -> None:
+        """debug_root_path: each compiled kernel's device and host sources, by name and key."""
+        if not self.debug_root_path:
+            return
+        os.makedirs(self.debug_root_path, exist_ok=True)
+        path = os.path.join(self.debug_root_path,
+                            f"{kernel.program.name}.{kernel.cache_key[:16]}")
+        with open(path + ".device.txt", "w") as f:
+            f.write(kernel.get_device_source())
+        with open(path + ".host.txt", "w") as f:
+            f.write(kernel.get_host_source())
+
     def _resolve_mode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        if self.mode == "auto":
-            tensors = any(_is_tensor(v) for v in args) or any(_is_tensor(v) for v in kwargs.values())
-            self.mode = "eager" if tensors else "lazy"
-        return self.mode
+        """This call's mode: the function's, or for "auto" whether the call passes a tensor."""
+        if self.mode != "auto":
+            return self.mode
+        tensors = any(_is_tensor(v) for v in args) or any(_is_tensor(v) for v in kwargs.values())
+        return "eager" if tensors else "lazy"
 
     def _lazy_kernel(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Kernel:
-        key = self.parse_cache_key(*args, **kwargs)
+        key = self._memo_key(args, kwargs)
         with self._lock:
             kernel = self._kernels.get(key)
             if kernel is None:
@@ -263,17 +305,20 @@ def jit(func: Optional[Callable[..., Program]] = None, *, out_idx: OutIdx = None
         execution_backend: Optional[str] = None, verbose: Optional[bool] = None,
         pass_configs: Optional[dict[str, Any]] = None, debug_root_path: Optional[str] = None,
         compile_flags: Union[Sequence[str], str, None] = None,
-        mode: Mode = "auto", torch_op: Optional[str] = None) -> Any:
+        mode: Optional[Mode] = None, host_compiler: Optional[str] = None,
+        torch_op: Optional[str] = None) -> Any:
     """Decorator: ``@tilejit.jit`` or ``@tilejit.jit(out_idx=[-1], target="cuda", ...)``.
 
     The options are those of :func:`tilejit.compile`; ``debug_root_path`` also writes each
-    compiled kernel's sources there. ``torch_op="ns::op"`` registers the function as a PyTorch
-    operator (:meth:`JITImpl.as_torch_op`). See :class:`JITImpl` for the lazy and eager modes.
+    compiled kernel's sources there (``compile`` and ``par_compile`` alike). ``mode`` ("lazy",
+    "eager", "auto") overrides the mode inferred from the signature (module docstring).
+    ``torch_op="ns::op"`` registers the function as a PyTorch operator
+    (:meth:`JITImpl.as_torch_op`).
     """
     def decorate(f: Callable[..., Program]) -> JITImpl:
         return JITImpl(f, out_idx=out_idx, execution_backend=execution_backend, target=target,
                        target_host=target_host, verbose=verbose, pass_configs=pass_configs,
                        debug_root_path=debug_root_path, compile_flags=compile_flags, mode=mode,
-                       torch_op=torch_op)
+                       host_compiler=host_compiler, torch_op=torch_op)
 
     return decorate(func) if func is not None else decorate

@@ -9,7 +9,8 @@ from . import _core
 
 
 class Kernel(_core.KernelBase):
-    """A compiled kernel. Made by :func:`tilejit.compile`, never directly.
+    """A compiled kernel. Made by :func:`tilejit.compile`, or from a saved artifact directory by
+    :meth:`Kernel.load` (the seed adapter's ``from_database``); never directly.
 
     ``kernel(*args, stream=None)`` checks every argument against the Program's params, launches
     and returns the ``out_idx`` outputs: ``None`` when there are none, the tensor when there is
@@ -23,6 +24,18 @@ class Kernel(_core.KernelBase):
 
     # No per-instance dict: the object stays the C struct that the call path reads.
     __slots__ = ()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Kernel":
+        """The kernel in a directory written by :meth:`save`, or a disk-cache entry
+        (``$TILELANG_CACHE_DIR/v1/<key[:2]>/<key>``, verified against its manifest; the kernel's
+        ``cache_key`` is then its key, else ""). Nothing is compiled. A missing, incomplete or
+        corrupted directory raises :class:`tilejit.Error` naming it."""
+        return _core.load_kernel(cls, os.fspath(path))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the compiled artifact (binary, sources, Program) to ``path`` for :meth:`load`."""
+        self._compiled.save(os.fspath(path))
 
     @property
     def params(self) -> list[_core.KernelParam]:

@@ -41,5 +41,11 @@ class Backend {
 const Backend& backend_named(std::string_view name);
 // "auto" for a target kind: cuda -> nvrtc (nvcc when NVRTC is missing), c -> cpu, ...
 std::string_view default_backend_for(const Target& target);
+// The backend that runs an execution_backend a user asked for: "" and "auto" as
+// default_backend_for, our names as themselves, the seed's (docs/seed-compat.md) mapped:
+// "tvm_ffi" / "cython" / "dlpack" -> the target's host-wrapper backend (cuda: nvcc, c: cpu,
+// hip: hip), "torch" -> metal. "cutedsl", "torch" for a non-Metal target and unknown names
+// throw ArgumentError saying what to use.
+std::string_view backend_for(std::string_view requested, const Target& target);
 
 }  // namespace tilejit::detail

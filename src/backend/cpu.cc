@@ -121,9 +121,9 @@ class CpuBackend final : public Backend {
                       program.name, to_string(program.language)));
     }
     const std::string host_source = generate_cpu_wrapper(program);
-    const HostCompiler compiler = options.target_host.empty()
+    const HostCompiler compiler = options.host_compiler.empty()
                                       ? HostCompiler::detect()
-                                      : HostCompiler::named(options.target_host);
+                                      : HostCompiler::named(options.host_compiler);
 
     TempDir dir("tilejit-cpu");
     const std::string stem = file_stem(program.name);

@@ -200,7 +200,7 @@ class NvccBackend final : public Backend {
     const std::string host_source = generate_cuda_wrapper(program, kDeviceSourceName);
     const NvccToolchain& t = toolchain();
     const HostCompiler host =
-        options.target_host.empty() ? t.host : HostCompiler::named(options.target_host);
+        options.host_compiler.empty() ? t.host : HostCompiler::named(options.host_compiler);
     const cuda::CudaArch arch = cuda::CudaArch::parse(options.target.arch);
     const std::string suffix = arch.arch_specific ? "a" : "";
 

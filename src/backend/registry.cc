@@ -45,12 +45,60 @@ const Backend& backend_named(std::string_view name) {
       "execution_backend \"{}\" is not available in this build (known: {})", name, known));
 }
 
+namespace {
+
+// The seed's execution_backend names (tilelang.jit.compile) that are not ours. Its host-wrapper
+// backends (tvm_ffi, cython, dlpack) compile generated host code next to the device code into
+// one library: here that is the target's host-wrapper backend (nvcc for CUDA). Its "torch"
+// backend runs Metal kernels through torch.mps: our metal backend. Its "cutedsl" backend emits
+// CuTe DSL Python from TileLang's IR; tilejit compiles C/CUDA sources and has no counterpart.
+std::string_view backend_for_seed_name(std::string_view requested, const Target& target) {
+  if (requested == "tvm_ffi" || requested == "cython" || requested == "dlpack") {
+    if (target.kind == "cuda") return "nvcc";
+    if (target.kind == "c") return "cpu";
+    if (target.kind == "hip") return "hip";
+    throw ArgumentError(
+        fmt::format("execution_backend \"{}\" (a host-wrapper backend of the seed) has no "
+                    "counterpart for target \"{}\"; use \"auto\"",
+                    requested, target.str()));
+  }
+  if (requested == "torch") {
+    if (target.kind == "metal") return "metal";
+    throw ArgumentError(fmt::format(
+        "execution_backend \"torch\" is the seed's Metal backend (kernels run through "
+        "torch.mps) and cannot run target \"{}\"; use \"auto\" (CUDA: \"nvrtc\" or \"nvcc\", "
+        "C: \"cpu\")",
+        target.str()));
+  }
+  if (requested == "cutedsl") {
+    throw ArgumentError(
+        "execution_backend \"cutedsl\" does not exist in tilejit: the seed's CuTe DSL backend "
+        "generates CuTe DSL Python from TileLang IR, while tilejit compiles CUDA C++ sources; "
+        "use \"nvrtc\" (or \"auto\") to compile in process, \"nvcc\" for a host-wrapper "
+        "library");
+  }
+  std::string known;
+  for (const Entry& entry : kBackends) known += fmt::format("\"{}\", ", entry.name);
+  throw ArgumentError(fmt::format(
+      "execution_backend \"{}\" is not available in this build (known: \"auto\", {}and the "
+      "seed's \"tvm_ffi\", \"cython\", \"dlpack\", \"torch\"; docs/seed-compat.md)",
+      requested, known));
+}
+
+}  // namespace
+
 std::string_view default_backend_for(const Target& target) {
   if (target.kind == "c") return "cpu";
   if (target.kind == "cuda") return find("nvrtc") != nullptr ? "nvrtc" : "nvcc";
   if (target.kind == "hip") return "hip";
   if (target.kind == "metal") return "metal";
   throw ArgumentError(fmt::format("no execution backend for target \"{}\"", target.str()));
+}
+
+std::string_view backend_for(std::string_view requested, const Target& target) {
+  if (requested.empty() || requested == "auto") return default_backend_for(target);
+  if (const Entry* entry = find(requested)) return entry->name;
+  return backend_for_seed_name(requested, target);
 }
 
 }  // namespace tilejit::detail

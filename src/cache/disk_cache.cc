@@ -494,6 +494,26 @@ DiskCache::DiskCache(fs::path root, uint64_t max_bytes)
   if (root_.is_relative()) root_ = fs::absolute(root_);
 }
 
+DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
+  const std::string what = "cache entry";
+  Opened opened = open_dir_at(AT_FDCWD, dir.c_str(), what, false);
+  if (opened.access != Access::kOk) {
+    throw Error(opened.problem.empty() ? fmt::format("{} does not exist", what) : opened.problem);
+  }
+  FileRead manifest = read_file_at(opened.fd.get(), kManifestFile, "manifest.json");
+  if (manifest.access != Access::kOk) throw Error(fmt::format("{}: {}", what, manifest.problem));
+  Entry entry;
+  try {
+    entry.key = json::parse(manifest.bytes).at("key").get<std::string>();
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{}: manifest.json is malformed: {}", what, e.what()));
+  }
+  Verdict verdict = verify_entry(opened.fd.get(), entry.key);
+  if (verdict.access != Access::kOk) throw Error(fmt::format("{}: {}", what, verdict.problem));
+  entry.artifact = artifact_from_files(verdict.files);
+  return entry;
+}
+
 DiskCache::Lookup DiskCache::lookup(const std::string& key) const {
   Lookup result;
   if (!is_key(key)) return result;

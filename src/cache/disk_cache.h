@@ -58,6 +58,14 @@ class DiskCache {
   // Publishes `artifact` under `key` (staging directory + rename; the loser of a race
   // discards its copy), then evicts least recently used entries beyond the size cap.
   void store(const std::string& key, const CompiledArtifact& artifact) const;
+  // Reads one entry directory named by path (Kernel::load), verified like lookup(); the key is
+  // the one its manifest records. Throws Error saying what is wrong (the caller names `dir`).
+  struct Entry {
+    std::string key;
+    CompiledArtifact artifact;
+  };
+  static Entry read_entry(const std::filesystem::path& dir);
+
   // Removes the entry (used when a verified artifact still fails to load).
   void remove(const std::string& key) const;
 

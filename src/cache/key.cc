@@ -21,7 +21,7 @@ std::string compute_cache_key(const Program& program, const ResolvedOptions& opt
   sha.field("program", program.to_json());
   sha.field("backend", options.backend);
   sha.field("target", options.target.str());
-  sha.field("target_host", options.target_host);
+  sha.field("host_compiler", options.host_compiler);
   for (const std::string& flag : options.compile_flags) sha.field("compile_flag", flag);
   for (const auto& [name, value] : options.pass_configs)
     sha.field("pass_config", name).field("=", value);

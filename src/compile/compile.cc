@@ -86,7 +86,7 @@ std::string toolchain_fingerprint(const Backend& backend, const Target& target) 
 }
 
 bool same_options(const ResolvedOptions& a, const ResolvedOptions& b) {
-  return a.backend == b.backend && a.target == b.target && a.target_host == b.target_host &&
+  return a.backend == b.backend && a.target == b.target && a.host_compiler == b.host_compiler &&
          a.out_idx == b.out_idx && a.pass_configs == b.pass_configs &&
          a.compile_flags == b.compile_flags;
 }
@@ -431,6 +431,17 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   return make_kernel(std::move(artifact), key);
 }
 
+// The seed's target_host is a TVM host target. tilejit's host code is C/C++ compiled for this
+// machine, which is what "llvm" and "c" mean there; a cross-compilation target has no meaning.
+void check_target_host(std::string_view target_host) {
+  if (target_host.empty() || target_host == "llvm" || target_host == "c") return;
+  throw ArgumentError(fmt::format(
+      "target_host \"{}\": tilejit builds host code for this machine only, so target_host may be "
+      "\"llvm\" or \"c\" (both mean this machine) or left unset; to choose the compiler of the "
+      "host code use host_compiler (CLI: --host-compiler)",
+      target_host));
+}
+
 }  // namespace
 
 ResolvedOptions resolve_options(const Program& program, const CompileOptions& options) {
@@ -449,13 +460,13 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
                     target_text, program.name, language_kind));
   }
 
-  resolved.backend = options.execution_backend;
-  if (resolved.backend.empty()) resolved.backend = env_string(kBackendEnv);
-  if (resolved.backend.empty() || resolved.backend == "auto")
-    resolved.backend = default_backend_for(target);
+  std::string requested_backend = options.execution_backend;
+  if (requested_backend.empty()) requested_backend = env_string(kBackendEnv);
+  resolved.backend = backend_for(requested_backend, target);
   resolved.target = backend_named(resolved.backend).resolve_target(target);
 
-  resolved.target_host = options.target_host;
+  check_target_host(options.target_host);
+  resolved.host_compiler = options.host_compiler;
   resolved.verbose = options.verbose.has_value() ? *options.verbose : env_flag(kVerboseEnv);
   resolved.pass_configs = options.pass_configs;
   resolved.out_idx = options.out_idx

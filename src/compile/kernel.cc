@@ -1,6 +1,10 @@
 // Kernel: a loaded artifact behind a shared, immutable KernelState.
+#include <filesystem>
+#include <system_error>
+
 #include <fmt/format.h>
 
+#include "cache/disk_cache.h"
 #include "compile/kernel_state.h"
 #include "tilejit/errors.h"
 #include "tilejit/kernel.h"
@@ -37,6 +41,28 @@ Kernel make_kernel(CompiledArtifact artifact, std::string cache_key) {
 }
 
 }  // namespace detail
+
+Kernel Kernel::load(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw Error(fmt::format(
+        "Kernel::load: '{}' is not a directory (expected one written by CompiledArtifact::save, "
+        "or a disk-cache entry)",
+        dir.string()));
+  }
+  try {
+    // A cache entry carries a manifest with every file's SHA-256: verify before trusting it.
+    if (std::filesystem::exists(dir / "manifest.json", ec)) {
+      detail::DiskCache::Entry entry = detail::DiskCache::read_entry(dir);
+      return detail::make_kernel(std::move(entry.artifact), std::move(entry.key));
+    }
+    return detail::make_kernel(CompiledArtifact::load(dir), "");
+  } catch (const NotAvailableError&) {
+    throw;  // a well-formed artifact this machine cannot run (a cubin and no GPU)
+  } catch (const Error& e) {
+    throw Error(fmt::format("Kernel::load('{}'): {}", dir.string(), e.what()));
+  }
+}
 
 std::vector<Tensor> Kernel::operator()(std::span<const Arg> args, StreamRef stream,
                                        const OutputAllocator* allocator) const {

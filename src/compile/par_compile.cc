@@ -25,6 +25,11 @@ void write_stderr(const std::string& text) {
 
 }  // namespace
 
+size_t par_compile_workers(size_t count, int num_workers) {
+  const size_t wanted = static_cast<size_t>(num_workers > 0 ? num_workers : usable_cores());
+  return std::max<size_t>(1, std::min(count, wanted));
+}
+
 std::vector<Kernel> par_compile_tasks(size_t count,
                                       const std::function<CompileReport(size_t)>& task,
                                       const std::function<std::string(size_t)>& describe,
@@ -32,8 +37,7 @@ std::vector<Kernel> par_compile_tasks(size_t count,
   std::vector<Kernel> results(count);
   std::vector<std::exception_ptr> errors(count);
   if (count == 0) return results;
-  const size_t workers =
-      std::min(count, static_cast<size_t>(num_workers > 0 ? num_workers : usable_cores()));
+  const size_t workers = par_compile_workers(count, num_workers);
   const bool show_progress = ::isatty(STDERR_FILENO) == 1;
 
   std::atomic<size_t> next{0};

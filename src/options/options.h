@@ -34,8 +34,8 @@ enum class CompilerPlacement { kInProcess, kWorkerProcess };
 struct ResolvedOptions {
   std::string backend;
   Target target;
-  std::string target_host;
-  std::vector<int> out_idx;  // non-negative, ascending
+  std::string host_compiler;  // CompileOptions::host_compiler
+  std::vector<int> out_idx;   // non-negative, ascending
   bool verbose = false;
   std::map<std::string, std::string> pass_configs;
   std::vector<std::string> compile_flags;  // Program's then the options'

@@ -45,7 +45,7 @@ struct HostCompiler {
 
   // Detected once per process. Throws NotAvailableError when no compiler is found.
   static const HostCompiler& detect();
-  // A specific compiler (CompileOptions::target_host), used for both C and C++.
+  // A specific compiler (CompileOptions::host_compiler), used for both C and C++.
   static HostCompiler named(std::string_view compiler);
 };
 

@@ -74,6 +74,14 @@ TEST(CacheKey, EqualProgramsGiveEqualKeys) {
   CompileOptions same_out_idx;
   same_out_idx.out_idx = std::vector<int>{2};  // -1 normalized is 2
   EXPECT_EQ(cache_key(program, same_out_idx), cache_key(program));
+  for (const char* host : {"llvm", "c"}) {  // the seed's host targets: this machine either way
+    CompileOptions target_host;
+    target_host.target_host = host;
+    EXPECT_EQ(cache_key(program, target_host), cache_key(program)) << host;
+  }
+  CompileOptions seed_backend;
+  seed_backend.execution_backend = "cython";  // the seed's name of the host-wrapper backend
+  EXPECT_EQ(cache_key(program, seed_backend), cache_key(program));
 }
 
 TEST(CacheKey, EveryByteOfTheSourceMatters) {
@@ -107,8 +115,8 @@ TEST(CacheKey, OptionsAndProgramFieldsMatter) {
   options.out_idx = std::vector<int>{0};
   expect_new(program, options, "out_idx");
   options = {};
-  options.target_host = "clang";
-  expect_new(program, options, "target_host");
+  options.host_compiler = "clang";
+  expect_new(program, options, "host_compiler");
   Program defined = program;
   defined.defines["AXPY_UNUSED"] = "1";
   expect_new(defined, {}, "a define");

@@ -219,6 +219,24 @@ TEST(Cli, SetParsesIntegersExactly) {
   expect_contains(odd.output, "-9007199254740993");
 }
 
+// The seed's option meanings (docs/seed-compat.md) reach the CLI through CompileOptions.
+TEST(Cli, SeedBackendNamesTargetHostAndHostCompiler) {
+  auto r =
+      tilejit({"compile", example("vector_add"), "--backend", "cython", "--target-host", "llvm"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  expect_contains(r.output, "backend:  cpu");
+  r = tilejit({"run", example("vector_add"), "--set", "n=19", "--check", "--host-compiler", "cc"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  expect_user_error(tilejit({"compile", example("vector_add"), "--target-host", "gcc"}),
+                    "--host-compiler");
+  expect_user_error(tilejit({"compile", example("vector_add"), "--backend", "cutedsl"}),
+                    "CuTe DSL");
+  const std::string plain = tilejit({"cache", "key", example("vector_add")}).output;
+  EXPECT_EQ(tilejit({"cache", "key", example("vector_add"), "--backend", "tvm_ffi"}).output, plain);
+  EXPECT_NE(tilejit({"cache", "key", example("vector_add"), "--host-compiler", "cc"}).output,
+            plain);
+}
+
 TEST(Cli, HelpAndVersionExitZero) {
   EXPECT_EQ(tilejit({"--help"}).exit_code, 0);
   const auto r = tilejit({"--version"});

@@ -138,6 +138,129 @@ TEST(ResolveOptions, BadOptionsNameTheOption) {
   }
 }
 
+// The seed's execution_backend names (docs/seed-compat.md): each maps to one of ours or says
+// why it does not exist and what to use; TILELANG_EXECUTION_BACKEND takes them too.
+TEST(ResolveOptions, SeedBackendNames) {
+  ScopedEnv t("TILELANG_TARGET", nullptr), b("TILELANG_EXECUTION_BACKEND", nullptr);
+  const Program c_program = axpy_program(2);
+  Program cuda_program = ProgramBuilder("scale")
+                             .source("extern \"C\" __global__ void scale(float* x) { x[0] = 1; }")
+                             .tensor("x", "float32", {"n"})
+                             .launch(Launch("scale"))
+                             .build();
+  auto backend_of = [](const Program& program, const char* backend, const char* target) {
+    CompileOptions options;
+    options.execution_backend = backend;
+    options.target = target;
+    return detail::resolve_options(program, options).backend;
+  };
+  for (const char* name : {"tvm_ffi", "cython", "dlpack"}) {
+    EXPECT_EQ(backend_of(c_program, name, ""), "cpu") << name;
+    EXPECT_EQ(backend_of(cuda_program, name, "sm_80"), "nvcc") << name;
+  }
+  EXPECT_EQ(backend_of(c_program, "auto", ""), "cpu");
+  EXPECT_EQ(backend_of(cuda_program, "auto", "sm_80"), "nvrtc");
+  EXPECT_EQ(backend_of(cuda_program, "nvrtc", "sm_80"), "nvrtc");
+  {
+    ScopedEnv seed("TILELANG_EXECUTION_BACKEND", "tvm_ffi");
+    EXPECT_EQ(backend_of(cuda_program, "", "sm_80"), "nvcc");
+  }
+  auto expect_refused = [&](const Program& program, const char* backend,
+                            std::vector<std::string> needles) {
+    try {
+      (void)backend_of(program, backend, program.language == Language::kC ? "" : "sm_80");
+      ADD_FAILURE() << "execution_backend " << backend << " was accepted";
+    } catch (const ArgumentError& e) {
+      for (const std::string& needle : needles)
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_refused(cuda_program, "cutedsl", {"cutedsl", "CuTe DSL", "nvrtc", "nvcc"});
+  expect_refused(c_program, "cutedsl", {"cutedsl"});
+  expect_refused(cuda_program, "torch", {"torch", "Metal", "nvrtc"});
+  expect_refused(cuda_program, "TVM_FFI", {"TVM_FFI", "tvm_ffi", "nvrtc"});  // names are exact
+}
+
+// target_host is the seed's TVM host target; the compiler of host code is host_compiler.
+TEST(ResolveOptions, TargetHostIsTheSeedsHostTarget) {
+  ScopedEnv t("TILELANG_TARGET", nullptr), b("TILELANG_EXECUTION_BACKEND", nullptr);
+  const Program program = axpy_program(2);
+  for (const char* host : {"", "llvm", "c"}) {
+    CompileOptions options;
+    options.target_host = host;
+    EXPECT_NO_THROW((void)detail::resolve_options(program, options)) << host;
+  }
+  for (const char* host : {"c++", "clang", "llvm -mtriple=aarch64-linux-gnu", "cuda"}) {
+    CompileOptions options;
+    options.target_host = host;
+    try {
+      (void)detail::resolve_options(program, options);
+      ADD_FAILURE() << "target_host '" << host << "' was accepted";
+    } catch (const ArgumentError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(host), std::string::npos) << message;
+      EXPECT_NE(message.find("host_compiler"), std::string::npos) << message;
+    }
+  }
+  CompileOptions compiler;
+  compiler.host_compiler = "cc";
+  EXPECT_EQ(detail::resolve_options(program, compiler).host_compiler, "cc");
+}
+
+// The seed adapter's from_database: a Kernel from a saved artifact or a cache entry, nothing
+// compiled; a missing or corrupted directory is an Error naming it and the problem.
+TEST(KernelLoad, FromASavedArtifactAndFromACacheEntry) {
+  ScopedCacheDir cache;
+  const Kernel built = compile(axpy_program(6));
+  const std::filesystem::path saved = cache.scratch() / "saved";
+  built.artifact().save(saved);
+  const Kernel from_saved = Kernel::load(saved);
+  expect_axpy_correct(from_saved, 6);
+  EXPECT_EQ(from_saved.cache_key(), "");
+  EXPECT_EQ(from_saved.get_host_source(), built.get_host_source());
+
+  const Kernel from_entry = Kernel::load(cache.entry(built.cache_key()));
+  expect_axpy_correct(from_entry, 6);
+  EXPECT_EQ(from_entry.cache_key(), built.cache_key());
+}
+
+TEST(KernelLoad, MissingAndCorruptedDirectoriesAreClearErrors) {
+  ScopedCacheDir cache;
+  const Kernel built = compile(axpy_program(8));
+  auto expect_error = [](const std::filesystem::path& dir, const std::string& needle) {
+    try {
+      (void)Kernel::load(dir);
+      ADD_FAILURE() << "loaded " << dir;
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(dir.string()), std::string::npos) << message;
+      EXPECT_NE(message.find(needle), std::string::npos) << message;
+    }
+  };
+  expect_error(cache.scratch() / "no-such-dir", "not a directory");
+
+  const std::filesystem::path saved = cache.scratch() / "saved";
+  built.artifact().save(saved);
+  std::filesystem::remove(saved / "program.json");
+  expect_error(saved, "program.json");
+  built.artifact().save(saved);
+  std::ofstream(saved / "artifact.json") << "{ truncated";
+  expect_error(saved, "not valid JSON");
+  built.artifact().save(saved);
+  std::ofstream(saved / "kernel.so") << "not a shared library";
+  expect_error(saved, "cannot load library");
+
+  const std::filesystem::path entry = cache.entry(built.cache_key());
+  {
+    std::fstream so(entry / "kernel.so", std::ios::in | std::ios::out | std::ios::binary);
+    so.seekg(100);
+    const char byte = static_cast<char>(so.get());
+    so.seekp(100);
+    so.put(static_cast<char>(byte ^ 0x01));
+  }
+  expect_error(entry, "SHA-256");
+}
+
 TEST(Compile, BuildsAndMemoizes) {
   ScopedCacheDir cache;
   const Program program = axpy_program(3);

@@ -218,7 +218,7 @@ TEST(CpuBackend, ACompilerThatWritesNoDependencyFileIsAnErrorSayingWhy) {
                      "exec cc \"${args[@]}\"\n");
   std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
   detail::ResolvedOptions options = vector_add_build_options();
-  options.target_host = wrapper.string();
+  options.host_compiler = wrapper.string();
   try {
     (void)detail::backend_named("cpu").build(example("vector_add"), options);
     FAIL() << "a build without a dependency list was accepted";

@@ -1,10 +1,12 @@
 // par_compile: results in input order, ignore_error, errors propagated after every compile
 // has finished, and real parallelism (the memory cache never serializes distinct keys).
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include "cache_test_support.h"
 #include "compile/compile.h"
 #include "compile/kernel_state.h"
+#include "tilejit/jit.h"
 
 namespace tilejit {
 namespace {
@@ -107,6 +109,28 @@ TEST(ParCompile, ManyWorkersManyPrograms) {
   const std::vector<Program> programs = programs_with_scales(scales);
   const std::vector<Kernel> kernels = par_compile(programs, {}, 8);
   for (size_t i = 0; i < kernels.size(); ++i) expect_axpy_correct(kernels[i], scales[i]);
+}
+
+// The default worker count (Python's par_compile uses the same function): the CPUs of the
+// affinity mask, not of the machine, capped by the number of items.
+TEST(ParCompile, DefaultWorkerCountFollowsTheAffinityMask) {
+  EXPECT_EQ(detail::par_compile_workers(5, 3), 3u);
+  EXPECT_EQ(detail::par_compile_workers(2, 8), 2u);
+  EXPECT_EQ(detail::par_compile_workers(0, 0), 1u);
+  cpu_set_t saved;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(saved), &saved), 0);
+  const size_t allowed = static_cast<size_t>(CPU_COUNT(&saved));
+  EXPECT_EQ(detail::par_compile_workers(1000, 0), allowed);
+  EXPECT_EQ(detail::par_compile_workers(1000, -1), allowed);
+  int first = 0;
+  while (!CPU_ISSET(first, &saved)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof(one), &one), 0);
+  const size_t pinned = detail::par_compile_workers(1000, 0);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof(saved), &saved), 0);
+  EXPECT_EQ(pinned, 1u);
 }
 
 }  // namespace

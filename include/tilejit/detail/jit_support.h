@@ -28,8 +28,12 @@ struct CompileReport {
 // worker process so that N compiles really run N at a time.
 CompileReport par_compile_one(const Program& program, const CompileOptions& options);
 
-// The pool behind par_compile: runs task(0..count-1) on num_workers threads (<= 0: usable
-// cores), results in input order. describe(i) names item i in error messages.
+// par_compile's worker count, in C++ and Python alike: num_workers when > 0, else the CPUs
+// this process may run on (its affinity mask); never more than `count` (at least 1).
+size_t par_compile_workers(size_t count, int num_workers);
+
+// The pool behind par_compile: runs task(0..count-1) on par_compile_workers(count,
+// num_workers) threads, results in input order. describe(i) names item i in error messages.
 std::vector<Kernel> par_compile_tasks(size_t count,
                                       const std::function<CompileReport(size_t)>& task,
                                       const std::function<std::string(size_t)>& describe,
