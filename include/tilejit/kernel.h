@@ -65,6 +65,16 @@ class OutputAllocator {
   virtual Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const = 0;
 };
 
+// A module global of a loaded kernel: a `__constant__` or `__device__` variable of a CUDA
+// module (a device address on `device`), or a global variable of a cpu kernel's library (a host
+// address). Write it (cuMemcpyHtoD, torch's copy, memcpy) before the launches that read it.
+// CuPy's RawModule.get_global.
+struct GlobalSymbol {
+  void* ptr = nullptr;
+  size_t bytes = 0;  // the variable's size
+  Device device;
+};
+
 namespace detail {
 struct KernelState;
 }
@@ -91,6 +101,10 @@ class Kernel {
   std::string get_kernel_source(bool kernel_only = false) const;
   const std::string& get_host_source() const;
   const std::string& get_device_source() const;
+  // The module global `name` (its name in the binary: extern "C" or a file-scope variable),
+  // on CUDA device `device_id` for CUDA backends. Throws ArgumentError naming it when the
+  // module has none; NotAvailableError where CUDA is missing.
+  GlobalSymbol get_global(std::string_view name, int device_id = 0) const;
   // Writes a self-contained library (shared library, C header, sources) usable with no
   // tilejit at run time. (The seed's export(); `export` is a C++ keyword.)
   void export_to(const std::filesystem::path& dir) const;

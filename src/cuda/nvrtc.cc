@@ -94,7 +94,9 @@ LoadedNvrtc load_nvrtc() {
             resolve(handle, "nvrtcGetCUBINSize", api.nvrtcGetCUBINSize, error) &&
             resolve(handle, "nvrtcGetCUBIN", api.nvrtcGetCUBIN, error) &&
             resolve(handle, "nvrtcGetPTXSize", api.nvrtcGetPTXSize, error) &&
-            resolve(handle, "nvrtcGetPTX", api.nvrtcGetPTX, error);
+            resolve(handle, "nvrtcGetPTX", api.nvrtcGetPTX, error) &&
+            resolve(handle, "nvrtcAddNameExpression", api.nvrtcAddNameExpression, error) &&
+            resolve(handle, "nvrtcGetLoweredName", api.nvrtcGetLoweredName, error);
   if (!ok) {
     return loaded;
   }
@@ -325,6 +327,15 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   auto destroy = [&api](nvrtcProgram* p) { api.nvrtcDestroyProgram(p); };
   std::unique_ptr<nvrtcProgram, decltype(destroy)> guard(&program, destroy);
 
+  for (const std::string& expression : options.name_expressions) {
+    nvrtcResult added = api.nvrtcAddNameExpression(program, expression.c_str());
+    if (added != NVRTC_SUCCESS) {
+      throw CompileError(fmt::format("nvrtcAddNameExpression(\"{}\") failed for {}: {}", expression,
+                                     options.source_name, api.nvrtcGetErrorString(added)),
+                         "", out.options, options.source_name);
+    }
+  }
+
   std::optional<DependencyTrace> trace;
   std::vector<const char*> argv;
   argv.reserve(out.options.size() + 1);
@@ -359,6 +370,18 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   }
   if (trace) {
     out.dependencies = trace->headers(api);
+  }
+  for (const std::string& expression : options.name_expressions) {
+    const char* lowered = nullptr;
+    nvrtcResult found = api.nvrtcGetLoweredName(program, expression.c_str(), &lowered);
+    if (found != NVRTC_SUCCESS || lowered == nullptr) {
+      throw CompileError(
+          fmt::format("NVRTC compiled {} but has no lowered name for the kernel '{}' ({}): "
+                      "expected a __global__ function of that C++ name",
+                      options.source_name, expression, api.nvrtcGetErrorString(found)),
+          out.log, out.options, options.source_name);
+    }
+    out.lowered_names.emplace_back(lowered);
   }
   size_t size = 0;
   (ptx ? api.nvrtcGetPTXSize : api.nvrtcGetCUBINSize)(program, &size);

@@ -26,6 +26,8 @@ struct NvrtcApi {
   PFN_nvrtcGetBytes nvrtcGetCUBIN = nullptr;
   PFN_nvrtcGetSize nvrtcGetPTXSize = nullptr;
   PFN_nvrtcGetBytes nvrtcGetPTX = nullptr;
+  PFN_nvrtcAddNameExpression nvrtcAddNameExpression = nullptr;
+  PFN_nvrtcGetLoweredName nvrtcGetLoweredName = nullptr;
 
   std::string version_string() const { return std::to_string(major) + "." + std::to_string(minor); }
   int max_arch() const { return supported_archs.empty() ? 0 : supported_archs.back(); }
@@ -66,6 +68,9 @@ struct NvrtcOptions {
   std::vector<std::string> flags;  // passed through after tilejit's own
   bool verbose = false;            // adds -lineinfo
   bool list_dependencies = false;  // fill NvrtcOutput::dependencies (costs a trace file)
+  // C++ names of kernels (`my_sqrt<float>`, a kernel without extern "C") whose mangled names
+  // NVRTC reports in NvrtcOutput::lowered_names, in this order.
+  std::vector<std::string> name_expressions;
 };
 
 struct NvrtcOutput {
@@ -74,7 +79,8 @@ struct NvrtcOutput {
   std::string target;       // what NVRTC compiled for: "sm_90a" or "compute_90"
   std::vector<std::string> options;
   std::string log;
-  std::vector<std::string> dependencies;  // headers NVRTC opened, when list_dependencies
+  std::vector<std::string> dependencies;   // headers NVRTC opened, when list_dependencies
+  std::vector<std::string> lowered_names;  // one per NvrtcOptions::name_expressions
 };
 
 // The options compile_cuda() hands NVRTC (also recorded in the artifact's metadata).

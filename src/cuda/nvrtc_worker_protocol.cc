@@ -176,8 +176,8 @@ std::string encode_request(const Request& request) {
   // The structured bindings name every field: a field added to NvrtcOptions or CudaArch stops
   // this from compiling until the wire format carries it (out-of-process must equal
   // in-process).
-  const auto& [arch, source_name, include_dirs, defines, flags, verbose, list_dependencies] =
-      request.options;
+  const auto& [arch, source_name, include_dirs, defines, flags, verbose, list_dependencies,
+               name_expressions] = request.options;
   const auto& [major, minor, arch_specific] = arch;
   Writer out;
   out.string(request.working_directory);
@@ -191,6 +191,7 @@ std::string encode_request(const Request& request) {
   out.strings(flags);
   out.boolean(verbose);
   out.boolean(list_dependencies);
+  out.strings(name_expressions);
   return out.take();
 }
 
@@ -209,13 +210,14 @@ Request decode_request(std::string_view payload) {
   options.flags = in.strings();
   options.verbose = in.boolean();
   options.list_dependencies = in.boolean();
+  options.name_expressions = in.strings();
   in.finish();
   return request;
 }
 
 std::string encode_output(const NvrtcOutput& output) {
   // Every field by name, as in encode_request.
-  const auto& [binary, binary_kind, target, options, log, dependencies] = output;
+  const auto& [binary, binary_kind, target, options, log, dependencies, lowered_names] = output;
   Writer out;
   out.u8(static_cast<uint8_t>(Outcome::kOutput));
   out.string(binary);
@@ -224,6 +226,7 @@ std::string encode_output(const NvrtcOutput& output) {
   out.strings(options);
   out.string(log);
   out.strings(dependencies);
+  out.strings(lowered_names);
   return out.take();
 }
 
@@ -274,6 +277,7 @@ Response decode_response(std::string_view payload) {
     output.options = in.strings();
     output.log = in.string();
     output.dependencies = in.strings();
+    output.lowered_names = in.strings();
     in.finish();
     return response;
   }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "ir/identifier.h"
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 
 namespace tilejit {
@@ -310,11 +311,15 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
   static constexpr std::string_view kAxes[3] = {"x", "y", "z"};
   for (size_t i = 0; i < program.launches.size(); ++i) {
     const Launch& l = program.launches[i];
-    if (!detail::is_c_identifier(l.kernel)) {
-      throw ProgramError(
-          fmt::format("launches[{}] names the kernel '{}': expected a C "
-                      "identifier",
-                      i, l.kernel));
+    // C has no namespaces or templates; CUDA and HIP kernels may be named as C++ does.
+    const std::optional<detail::KernelName> kernel_name = detail::parse_kernel_name(l.kernel);
+    if (program.language == Language::kC ? !detail::is_c_identifier(l.kernel) : !kernel_name) {
+      throw ProgramError(fmt::format(
+          "launches[{}] names the kernel '{}': expected {}", i, l.kernel,
+          program.language == Language::kC
+              ? "a C identifier"
+              : "a C++ name: an identifier, optionally qualified (ns::k) and with template "
+                "arguments (k<float, 128>)"));
     }
     std::string what = fmt::format("launches[{}] (kernel '{}')", i, l.kernel);
     for (int a = 0; a < 3; ++a) {
@@ -459,6 +464,11 @@ Launch& Launch::with_cooperative(bool on) {
 
 Launch& Launch::with_pdl(bool on) {
   pdl = on;
+  return *this;
+}
+
+Launch& Launch::with_signature(std::string parameter_list) {
+  signature = std::move(parameter_list);
   return *this;
 }
 
