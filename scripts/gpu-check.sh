@@ -150,3 +150,8 @@ sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
 # memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
 if run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7; then :; fi
 sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
+# kernel with an explicit signature (nvrtc and nvcc), module globals written before a launch
+# (nvrtc get_global); tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
+if run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"; then :; fi

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -53,6 +54,69 @@ TEST(CpuBackend, VectorAddSymbolicNOddSizes) {
     EXPECT_EQ(outs[0].dtype(), DataType::parse("float32"));
     const float* c = outs[0].data<float>();
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << "n=" << n << " i=" << i;
+  }
+}
+
+// Module globals: a C global of the kernel's library is found by name with its size; what is
+// written into it before a call is what the kernel reads.
+TEST(CpuBackend, GetGlobalReturnsTheLibrarysVariableForWritesBeforeALaunch) {
+  Program program = ProgramBuilder("poly")
+                        .source(R"(
+#include <stdint.h>
+double coefficients[5] = {0, 0, 0, 0, 0};
+int64_t calls;
+static int hidden;
+void poly(const double* x, double* y, int64_t n) {
+  ++calls;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = 0;
+    for (int k = 4; k >= 0; --k) v = v * x[i] + coefficients[k];
+    y[i] = v;
+  }
+}
+)",
+                                Language::kC)
+                        .tensor("x", "float64", {"n"})
+                        .tensor("y", "float64", {"n"})
+                        .launch(Launch("poly"))
+                        .out_idx({-1})
+                        .build();
+  CompileOptions options;
+  options.target = "c";
+  Kernel kernel = compile(program, options);
+  GlobalSymbol coefficients = kernel.get_global("coefficients");
+  ASSERT_NE(coefficients.ptr, nullptr);
+  EXPECT_EQ(coefficients.bytes, 5 * sizeof(double));
+  EXPECT_EQ(coefficients.device, Device::cpu());
+  EXPECT_EQ(kernel.get_global("calls").bytes, sizeof(int64_t));
+
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (int trial = 0; trial < 3; ++trial) {
+    double c[5];
+    for (double& v : c) v = dist(rng);
+    std::memcpy(coefficients.ptr, c, sizeof(c));
+    const int64_t n = 17 + trial * 5;
+    std::vector<double> x(static_cast<size_t>(n));
+    for (double& v : x) v = dist(rng);
+    std::vector<Tensor> outs = kernel({TensorView(x.data(), "float64", {n})});
+    const double* y = outs.at(0).data<double>();
+    for (int64_t i = 0; i < n; ++i) {
+      double want = 0;
+      for (int k = 4; k >= 0; --k) want = want * x[i] + c[k];
+      ASSERT_DOUBLE_EQ(y[i], want) << "trial " << trial << " i " << i;
+    }
+  }
+  EXPECT_EQ(*static_cast<int64_t*>(kernel.get_global("calls").ptr), 3);
+
+  for (const char* missing : {"missing", "hidden", "poly"}) {  // absent, static, a function
+    try {
+      kernel.get_global(missing);
+      ADD_FAILURE() << missing;
+    } catch (const ArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("'") + missing + "'"), std::string::npos)
+          << e.what();
+    }
   }
 }
 
