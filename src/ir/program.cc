@@ -112,6 +112,12 @@ void validate_params(const Program& program) {
                         "none",
                         p.name));
       }
+      if (p.dtype.is_complex()) {
+        throw ProgramError(fmt::format(
+            "scalar parameter '{}' is {}: complex values are passed in tensors only; expected a "
+            "1-element {} tensor, or two {} scalars for the real and imaginary parts",
+            p.name, p.dtype.str(), p.dtype.str(), p.dtype.bits == 64 ? "float32" : "float64"));
+      }
       continue;
     }
     for (size_t d = 0; d < p.shape.size(); ++d) {

@@ -73,6 +73,7 @@ TEST(NvccBackend, BuildsOneSharedLibraryFromTheDeviceSourceAndTheGeneratedWrappe
 // device source, so it launches each by the C++ name the launch gives (`my_sqrt<float>`
 // instantiates the template). A forwarding `extern "C"` kernel calling `my_sqrt<float>(x)`
 // would not compile: a __global__ function cannot be called without a launch configuration.
+// A complex64 tensor travels as a void* in the wrapper.
 TEST(NvccBackend, LaunchesKernelsByTheirCxxNames) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   ProgramBuilder b("cxx_names");
@@ -82,11 +83,14 @@ __global__ void scale(T* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= FACT
 namespace ops { __global__ void negate(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = -x[threadIdx.x]; } }
 #define UNARY(name, expr) __global__ void name(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = (expr); }
 UNARY(square, x[threadIdx.x] * x[threadIdx.x])
+extern "C" __global__ void conjugate(float2* z, int m) { if (threadIdx.x < m) z[threadIdx.x].y *= -1; }
 )")
       .tensor("x", "float32", {"n"})
+      .tensor("z", "complex64", {"m"})
       .launch(Launch("scale<float, 3>").with_block({"n"}))
       .launch(Launch("ops::negate").with_block({"n"}))
-      .launch(Launch("square").with_signature("float* x, int n").with_block({"n"}));
+      .launch(Launch("square").with_signature("float* x, int n").with_block({"n"}))
+      .launch(Launch("conjugate").with_block({"m"}));
   Kernel kernel = compile(b.build(), nvcc_options("cuda -arch=sm_90a"));
   const std::string& host = kernel.artifact().host_source;
   EXPECT_TRUE(contains(host, "(const void*)scale<float, 3>")) << host;

@@ -4,6 +4,7 @@
 // (`__constant__` / `__device__`) written before a launch through Kernel::get_global (nvrtc).
 #include <array>
 #include <cmath>
+#include <complex>
 #include <filesystem>
 
 #include "compile/toolchain.h"
@@ -104,6 +105,38 @@ TEST(UserKernels, MacroDeclaredKernelRunsWithAnExplicitSignature) {
   TILEJIT_REQUIRE_GPU();
   check_in_place<float>(one_launch("square_by_macro", "float32", "float* x, int n"),
                         DataType::parse("float32"), [](float v) { return v * v; });
+}
+
+// complex64 tensors (torch.complex64, DLPack kDLComplex) reach a kernel that reads them as
+// float2 (cuFloatComplex has the same layout).
+TEST(UserKernels, Complex64TensorsRunOnBothBackends) {
+  TILEJIT_REQUIRE_GPU();
+  Program program =
+      ProgramBuilder("conjugate_scale")
+          .source(R"(
+extern "C" __global__ void conjugate_scale(float2* z, float s, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) z[i] = make_float2(z[i].x * s, -z[i].y * s);
+}
+)")
+          .tensor("z", "complex64", {"n"})
+          .scalar("s", "float32")
+          .launch(Launch("conjugate_scale").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+          .build();
+  for (const std::string& backend : backends()) {
+    SCOPED_TRACE(backend);
+    Kernel kernel = compile_with(program, backend);
+    const int64_t n = 777;
+    std::vector<float> parts = random_floats(2 * static_cast<size_t>(n));
+    std::vector<std::complex<float>> host(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) host[i] = {parts[2 * i], parts[2 * i + 1]};
+    Tensor z = to_device(host, {n}, DataType::parse("complex64"));
+    kernel({z, 1.5f});
+    std::vector<std::complex<float>> got = to_host<std::complex<float>>(z);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(got[i], std::conj(host[i]) * 1.5f) << i;
+    }
+  }
 }
 
 // CuPy's RawModule.get_global: write a __constant__ table and reset a __device__ counter, then
