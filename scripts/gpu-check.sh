@@ -6,6 +6,9 @@
 #
 #   scripts/gpu-check.sh                 # configure + build (Release, -j16), tests, bench
 #   GPU_CHECK_SKIP_CPU_TESTS=1 scripts/gpu-check.sh
+#   GPU_CHECK_BUILD_ONLY=1 scripts/gpu-check.sh   # build + install the Python package, then stop
+#                                                 # (a lent machine's first call; the next call
+#                                                 # finds the build and runs the rest)
 #
 # Other parts append their own sections at the end of this file: call `run_step NAME CMD...`
 # (its output is logged to $LOGS/NAME.log, its status and last line land in the summary) or
@@ -87,6 +90,12 @@ if ! run_step build cmake --build "$BUILD" -j "$JOBS" -- "${keep_going[@]}"; the
   fi
 fi
 
+if [ "${GPU_CHECK_BUILD_ONLY:-0}" = 1 ]; then
+  CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
+    python3 -m pip install --no-build-isolation -v "$ROOT"
+  exit $?
+fi
+
 # ---- C++ GPU tests (label gpu): one process per test case, serially (one device) ----
 (cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 120) >"$LOGS/ctest-gpu.log" 2>&1
 status=$?
@@ -150,6 +159,20 @@ sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
 # memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
 if run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7; then :; fi
 sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- TileLang front end: TileLang's kernels through tilejit and through TileLang itself ----
+# The GPU tests (tests/python/test_tilelang_gpu.py) run in pytest-gpu above; this is their
+# summary line, then the launch / cold-compile comparison (bench/python/bench_tilelang.py).
+# TileLang must be importable by python3 (e.g. through PYTHONPATH).
+if python3 -c "import tilelang" >/dev/null 2>&1; then
+  tilelang_tests="$(grep -E 'test_tilelang_gpu.py' "$LOGS/pytest-gpu.log" 2>/dev/null | head -n 20)"
+  record pytest-tilelang-gpu info "see pytest-gpu.log: tests/python/test_tilelang_gpu.py"
+  [ -n "$tilelang_tests" ] && printf '%s\n' "$tilelang_tests" | sed 's/^/  /' >>"$SUMMARY"
+  if run_step bench_tilelang python3 "$ROOT/bench/python/bench_tilelang.py"; then :; fi
+  sed -n '/^device:/,$p' "$LOGS/bench_tilelang.log" | sed 's/^/  /' >>"$SUMMARY"
+else
+  record bench_tilelang skip "tilelang is not importable by python3 (PYTHONPATH?)"
+fi
 
 # ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
 # kernel with an explicit signature (nvrtc and nvcc), module globals written before a launch

@@ -28,9 +28,13 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q pytest numpy
+  # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed).
+  "$venv/bin/python" -m pip install -q torch tilelang==0.1.15
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
-  (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
+  # TILEJIT_CLI: the CLI the TileLang tests hand their saved Programs to.
+  (cd "$build" && TILEJIT_CLI="$build/tools/tilejit" \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
 fi
 
 if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then

@@ -6,10 +6,10 @@
 #include <fmt/format.h>
 
 #include "cli.h"
-#include "compile/toolchain.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 

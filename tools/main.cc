@@ -6,8 +6,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tilejit: compile, cache and run GPU/CPU kernels from Program descriptions"};

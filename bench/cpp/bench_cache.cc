@@ -28,11 +28,11 @@
 #include "cache/memory_cache.h"
 #include "codegen/wrapper.h"
 #include "compile/compile.h"
-#include "compile/toolchain.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
 #include "cuda/nvrtc_worker.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 extern char** environ;
 

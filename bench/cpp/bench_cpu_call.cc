@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "backend/shared_library.h"
-#include "compile/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 

@@ -19,8 +19,8 @@
 
 #include "backend/backend.h"
 #include "compile/compile.h"
-#include "compile/toolchain.h"
 #include "launch_timing.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 

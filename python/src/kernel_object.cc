@@ -27,7 +27,7 @@
 #include "compile/compile.h"
 #include "compile/kernel_state.h"
 #include "dlpack_exchange.h"
-#include "errors.h"
+#include "exception_translation.h"
 #include "tilejit/errors.h"
 #include "tilejit/kernel.h"
 

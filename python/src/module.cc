@@ -3,7 +3,7 @@
 
 #include "bindings.h"
 #include "dlpack_exchange.h"
-#include "errors.h"
+#include "exception_translation.h"
 
 NB_MODULE(_core, m) {
   m.doc() = "tilejit's C++ core: Program model, compile, and the kernel call path.";

@@ -15,6 +15,10 @@ The Python face of tilejit's C++ core, mirroring TileLang's JIT API::
 
 Any object with ``__dlpack__`` is a tensor: torch (through the DLPack C exchange API), numpy,
 cupy, jax.
+
+TileLang kernels go in as they are: ``tilejit.compile(prim_func, out_idx=[-1], target="sm_90a")``
+lowers them with TileLang and converts the result (``tilejit.Program.from_tilelang``, module
+``tilejit.tilelang``); importing tilejit never imports TileLang.
 """
 
 from ._core import (
@@ -38,6 +42,22 @@ from .jit import JITImpl, jit
 from .kernel import Kernel
 
 __version__ = "0.1.0"
+
+
+def _program_from_tilelang(func, target=None, pass_configs=None, out_idx=None, compile_flags=None,
+                           name=None):
+    """Lowers a TileLang PrimFunc (or @tilelang.jit function) with TileLang and converts it into
+    a Program; see :func:`tilejit.tilelang.from_tilelang`. Imports TileLang."""
+    try:
+        from .tilelang import from_tilelang
+    except ImportError as error:
+        raise NotAvailableError(f"Program.from_tilelang needs TileLang ({error}); "
+                                f"pip install tilejit[tilelang]") from error
+    return from_tilelang(func, target=target, pass_configs=pass_configs, out_idx=out_idx,
+                         compile_flags=compile_flags, name=name)
+
+
+Program.from_tilelang = staticmethod(_program_from_tilelang)
 
 __all__ = [
     "ArgumentError",

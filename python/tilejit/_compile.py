@@ -8,7 +8,7 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from . import _core
+from . import _core, _pass_configs
 from ._core import Error, Program
 from .kernel import Kernel
 
@@ -17,11 +17,33 @@ logger = logging.getLogger("tilejit")
 OutIdx = Union[int, Sequence[int], None]
 
 
-def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional[str],
+def is_tilelang_function(value: Any) -> bool:
+    """A TileLang PrimFunc or @tilelang.jit function, told apart without importing TileLang."""
+    module = type(value).__module__
+    return module.startswith(("tvm.", "tilelang."))
+
+
+def _target_text(target: Any) -> str:
+    """The seed's target forms as tilejit's text: a string as is, a tvm Target or a Target
+    dict by its CUDA arch (else its kind)."""
+    if not target:
+        return ""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, dict):
+        return str(target.get("arch") or target.get("kind") or "")
+    kind = getattr(target, "kind", None)
+    if kind is not None:
+        return str(target.attrs.get("arch", "") or kind.name)
+    return str(target)
+
+
+def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Any,
              target_host: Optional[str], verbose: Optional[bool],
              pass_configs: Optional[dict[str, Any]],
              compile_flags: Union[Sequence[str], str, None]) -> dict[str, Any]:
-    """Keyword arguments for _core.compile. None means: the environment, then 'auto'."""
+    """Keyword arguments for _core.compile of a hand-written Program. None means: the
+    environment, then 'auto'."""
     if isinstance(out_idx, int):
         out_idx = [out_idx]
     if isinstance(compile_flags, str):
@@ -29,20 +51,48 @@ def _options(out_idx: OutIdx, execution_backend: Optional[str], target: Optional
     return dict(
         out_idx=None if out_idx is None else list(out_idx),
         execution_backend=execution_backend or "",
-        target=str(target) if target else "",
+        target=_target_text(target),
         target_host=str(target_host) if target_host else "",
         verbose=verbose,
-        # Recorded in the cache key as text.
-        pass_configs={str(k): str(v) for k, v in (pass_configs or {}).items()},
-        compile_flags=list(compile_flags or []),
+        # The keys tilejit honours become flags (and so part of the cache key); the others
+        # are warned about, never silently hashed.
+        pass_configs={},
+        compile_flags=_pass_configs.for_program(pass_configs) + list(compile_flags or []),
     )
 
 
-def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
-            target: Optional[str] = None, target_host: Optional[str] = None,
+def _program_and_options(program: Any, out_idx: OutIdx, execution_backend: Optional[str],
+                         target: Any, target_host: Optional[str], verbose: Optional[bool],
+                         pass_configs: Optional[dict[str, Any]],
+                         compile_flags: Union[Sequence[str], str, None]
+                         ) -> tuple[Program, dict[str, Any]]:
+    """A Program and its compile options; a TileLang function is lowered by TileLang and
+    converted first (tilejit.tilelang), taking out_idx, pass_configs and flags into the
+    Program."""
+    if isinstance(program, Program):
+        return program, _options(out_idx, execution_backend, target, target_host, verbose,
+                                 pass_configs, compile_flags)
+    if not is_tilelang_function(program):
+        raise TypeError(f"tilejit.compile expects a tilejit.Program or a TileLang PrimFunc, got "
+                        f"{type(program).__name__}")
+    from .tilelang import from_tilelang, resolve_target
+
+    _, arch = resolve_target(target)
+    converted = from_tilelang(program, target=target, pass_configs=pass_configs,
+                              out_idx=out_idx, compile_flags=compile_flags)
+    return converted, _options(None, execution_backend, arch, target_host, verbose, None, None)
+
+
+def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
+            target: Any = None, target_host: Optional[str] = None,
             verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
             compile_flags: Union[Sequence[str], str, None] = None) -> Kernel:
     """Compiles ``program`` into a :class:`Kernel`.
+
+    ``program`` is a :class:`Program`, or a TileLang PrimFunc / ``@tilelang.jit`` function:
+    TileLang lowers it and :func:`tilejit.tilelang.from_tilelang` converts it (``target``
+    then takes TileLang's forms too: a tvm Target or dict; ``pass_configs`` go to TileLang's
+    lowering).
 
     Looks the kernel up in the memory and disk caches first; builds it on a miss. Options left
     as None come from TILELANG_EXECUTION_BACKEND, TILELANG_TARGET and TILELANG_VERBOSE, else
@@ -50,11 +100,9 @@ def compile(program: Program, out_idx: OutIdx = None, execution_backend: Optiona
     Program's. ``compile_flags`` are appended to the Program's own. Raises CompileError (with
     ``.log``) when the compiler rejects the source, ProgramError for a malformed Program.
     """
-    if not isinstance(program, Program):
-        raise TypeError(f"tilejit.compile expects a tilejit.Program, got {type(program).__name__}")
-    return _core.compile(Kernel, program, **_options(out_idx, execution_backend, target,
-                                                    target_host, verbose, pass_configs,
-                                                    compile_flags))
+    program, options = _program_and_options(program, out_idx, execution_backend, target,
+                                            target_host, verbose, pass_configs, compile_flags)
+    return _core.compile(Kernel, program, **options)
 
 
 def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
@@ -65,7 +113,7 @@ def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
     return tqdm(items, total=total, desc="tilejit compile", unit="kernel")
 
 
-def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
+def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
                 execution_backend: Optional[str] = None, target: Optional[str] = None,
                 target_host: Optional[str] = None, verbose: Optional[bool] = None,
                 pass_configs: Optional[dict[str, Any]] = None,
@@ -81,9 +129,11 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     logged as a warning; otherwise the first failure (in input order) is raised once every
     compile has finished.
     """
-    programs = list(programs)
-    options = _options(out_idx, execution_backend, target, target_host, verbose, pass_configs,
-                       compile_flags)
+    # TileLang functions are lowered here, one after another: TileLang's lowering is not
+    # meant to run in several threads at once.
+    prepared = [_program_and_options(p, out_idx, execution_backend, target, target_host, verbose,
+                                     pass_configs, compile_flags) for p in programs]
+    programs = [program for program, _ in prepared]
     if not programs:
         return []
     workers = num_workers or min(len(programs), os.cpu_count() or 1)
@@ -91,7 +141,7 @@ def par_compile(programs: Iterable[Program], out_idx: OutIdx = None,
     errors: list[Optional[Error]] = [None] * len(programs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tilejit-compile") as pool:
         futures = {pool.submit(_core.compile, Kernel, program, _worker_process=True, **options): i
-                   for i, program in enumerate(programs)}
+                   for i, (program, options) in enumerate(prepared)}
         for future in _progress(as_completed(futures), total=len(futures)):
             i = futures[future]
             try:

@@ -1,4 +1,5 @@
-"""@tilejit.jit: the seed's tilelang.jit decorator on functions that return a Program.
+"""@tilejit.jit: the seed's tilelang.jit decorator on functions that return a Program, a TileLang
+PrimFunc, or on a ``@tilelang.jit`` function (whose PrimFuncs TileLang lowers and tilejit runs).
 
 Lazy mode (the function takes configuration values)::
 
@@ -26,7 +27,7 @@ import os
 import threading
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
-from ._compile import OutIdx, compile, par_compile
+from ._compile import OutIdx, compile, is_tilelang_function, par_compile
 from ._core import ArgumentError, Program, ProgramError
 from .kernel import Kernel
 
@@ -63,6 +64,12 @@ class JITImpl:
         if mode not in ("auto", "lazy", "eager"):
             raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
         functools.update_wrapper(self, func)
+        if is_tilelang_function(func) and hasattr(func, "get_tir"):
+            # A @tilelang.jit function: its get_tir(*args) makes the PrimFunc for a config,
+            # and its out_idx stands unless this decorator gives one.
+            if out_idx is None:
+                out_idx = getattr(func, "out_idx", None)
+            func = func.get_tir
         self.func = func
         self.out_idx = out_idx
         self.execution_backend = execution_backend
@@ -111,12 +118,13 @@ class JITImpl:
                                 f"kernel memo and must be hashable ({error})") from None
         return key
 
-    def get_tir(self, *args: Any, **kwargs: Any) -> Program:
-        """Calls the decorated function; checks that it returned a Program."""
+    def get_tir(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the decorated function; checks that it returned a Program or a TileLang
+        PrimFunc (which compiling lowers and converts)."""
         program = self.func(*args, **kwargs)
-        if not isinstance(program, Program):
-            raise ProgramError(f"@tilejit.jit '{self.__name__}' must return a tilejit.Program, "
-                               f"got {type(program).__name__}")
+        if not isinstance(program, Program) and not is_tilelang_function(program):
+            raise ProgramError(f"@tilejit.jit '{self.__name__}' must return a tilejit.Program or "
+                               f"a TileLang PrimFunc, got {type(program).__name__}")
         return program
 
     def compile(self, *args: Any, **kwargs: Any) -> Kernel:
@@ -134,7 +142,7 @@ class JITImpl:
         """Compiles one kernel per config (a dict of keyword arguments or a tuple of positional
         ones) in parallel and memoizes them; failed configs give None with ``ignore_error``."""
         calls = [((), dict(c)) if isinstance(c, dict) else (tuple(c), {}) for c in configs]
-        programs: list[Optional[Program]] = []
+        programs: list[Any] = []
         for args, kwargs in calls:
             try:
                 programs.append(self.get_tir(*args, **kwargs))
@@ -160,11 +168,12 @@ class JITImpl:
                     target=self.target, target_host=self.target_host, verbose=self.verbose,
                     pass_configs=self.pass_configs, compile_flags=self.compile_flags)
 
-    def _compile_program(self, program: Program) -> Kernel:
+    def _compile_program(self, program: Any) -> Kernel:
         kernel = compile(program, **self._compile_options())
         if self.debug_root_path:
             os.makedirs(self.debug_root_path, exist_ok=True)
-            path = os.path.join(self.debug_root_path, f"{program.name}.{kernel.cache_key[:16]}")
+            path = os.path.join(self.debug_root_path,
+                                f"{kernel.program.name}.{kernel.cache_key[:16]}")
             with open(path + ".device.txt", "w") as f:
                 f.write(kernel.get_device_source())
             with open(path + ".host.txt", "w") as f:

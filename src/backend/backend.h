@@ -2,48 +2,16 @@
 // Executor. One implementation per execution_backend; registry in registry.cc.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "call/binder.h"
+#include "options/options.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {
-
-// A resolved compilation target. kind: "cuda" | "c" | "hip" | "metal"; arch: "sm_90a",
-// "sm_80", "gfx90a" or empty. str() is canonical ("cuda -arch=sm_90a", "c").
-struct Target {
-  std::string kind;
-  std::string arch;
-
-  // Accepts "auto", "cuda", "cuda -arch=sm_90a", "sm_90a", "nvidia/h100"-style is not
-  // supported; "c", "llvm" (= c), "hip", "hip -mcpu=gfx90a", "metal". Throws ArgumentError.
-  static Target parse(std::string_view text);
-  std::string str() const;
-  bool is_auto_arch() const { return arch.empty() || arch == "auto"; }
-  friend bool operator==(const Target&, const Target&) = default;
-};
-
-// Where a backend that compiles inside this process (NVRTC) runs its compiler. NVRTC compiles
-// in one process barely overlap (measured: 2.3x on 16 threads, 10.8x on 16 processes), so
-// par_compile asks for worker processes; a single compile() stays in-process (no spawn).
-// Not part of the cache key: both places produce the same binary.
-enum class CompilerPlacement { kInProcess, kWorkerProcess };
-
-// The options after env vars and defaults are applied; what a backend builds with.
-struct ResolvedOptions {
-  std::string backend;
-  Target target;
-  std::string target_host;
-  std::vector<int> out_idx;  // non-negative, ascending
-  bool verbose = false;
-  std::map<std::string, std::string> pass_configs;
-  std::vector<std::string> compile_flags;  // Program's then the options'
-  CompilerPlacement compiler_placement = CompilerPlacement::kInProcess;
-};
 
 // Runs the launches of one loaded artifact. launch() is the hot path: no heap, no locks.
 class Executor {

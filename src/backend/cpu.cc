@@ -10,12 +10,11 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace {
@@ -148,12 +147,7 @@ class CpuBackend final : public Backend {
     write_file(host_path, host_source);
 
     std::vector<std::string> argv = {compiler.c_compiler, "-O2", "-fPIC", "-shared"};
-    for (const std::string& include_dir : program.include_dirs) argv.push_back("-I" + include_dir);
-    for (const auto& [define, value] : program.defines) {
-      argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
-    }
-    // The resolved flags already hold the Program's own flags followed by the options'.
-    for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+    append_program_flags(argv, program, options);
     // -MF holds the dependencies of the last source on the command line only (GCC and Clang
     // alike), so the Program's own source goes last.
     const auto dependency_path = dir.path() / "dependencies.d";
@@ -171,20 +165,11 @@ class CpuBackend final : public Backend {
                          result.output, argv, source_name);
     }
 
-    CompiledArtifact artifact;
-    artifact.backend = "cpu";
-    artifact.target = Target{"c", ""}.str();
-    artifact.program = program;
-    artifact.program.out_idx = options.out_idx;
-    artifact.binary_kind = "shared_library";
-    artifact.binary = read_file(library_path);
-    artifact.host_source = host_source;
-    artifact.device_source = program.source;
+    CompiledArtifact artifact =
+        library_artifact("cpu", Target{"c", ""}, program, options,
+                         {library_path, dependency_path, host_source, argv, result.output});
     artifact.metadata["host_compiler"] = compiler.c_compiler;
     artifact.metadata["host_compiler_version"] = compiler.version;
-    artifact.metadata["compile_command"] = join(argv);
-    artifact.metadata["compile_log"] = result.output;
-    artifact.dependencies = user_headers_from_make_file(dependency_path, program, options);
     return artifact;
   }
 

@@ -4,8 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace fs = std::filesystem;

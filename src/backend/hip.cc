@@ -14,12 +14,11 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace {
@@ -138,11 +137,7 @@ class HipBackend final : public Backend {
     std::vector<std::string> argv = {hipcc.string(), "-shared",
                                      "-fPIC",        "-std=c++17",
                                      "-O3",          "--offload-arch=" + options.target.arch};
-    for (const std::string& include_dir : program.include_dirs) argv.push_back("-I" + include_dir);
-    for (const auto& [define, value] : program.defines) {
-      argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
-    }
-    for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+    append_program_flags(argv, program, options);
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
     argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
                              (dir.path() / kHostSourceName).string()});
@@ -152,19 +147,8 @@ class HipBackend final : public Backend {
                          result.output, argv, kDeviceSourceName);
     }
 
-    CompiledArtifact artifact;
-    artifact.backend = "hip";
-    artifact.target = options.target.str();
-    artifact.program = program;
-    artifact.program.out_idx = options.out_idx;
-    artifact.binary_kind = "shared_library";
-    artifact.binary = read_file(library);
-    artifact.host_source = host_source;
-    artifact.device_source = program.source;
-    artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(argv, " "));
-    artifact.metadata["compile_log"] = result.output;
-    artifact.dependencies = user_headers_from_make_file(dependency_file, program, options);
-    return artifact;
+    return library_artifact("hip", options.target, program, options,
+                            {library, dependency_file, host_source, argv, result.output});
   }
 
   std::unique_ptr<Executor> load(const CompiledArtifact& artifact,

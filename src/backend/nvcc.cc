@@ -14,14 +14,13 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "backend/dependencies.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
-#include "compile/toolchain.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace {
@@ -217,12 +216,13 @@ class NvccBackend final : public Backend {
         "-gencode",
         fmt::format("arch=compute_{}{},code=sm_{}{}", arch.number(), suffix, arch.number(), suffix),
         "-I" + (dir.path() / "include").string()};
-    for (const std::string& include_dir : program.include_dirs) argv.push_back("-I" + include_dir);
-    for (const auto& [define, value] : program.defines) {
-      argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
-    }
-    // The resolved flags hold the Program's own flags followed by the options'.
-    for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+    append_program_flags(argv, program, options);
+    // NVRTC's -default-device makes unannotated functions device functions, which JIT mode
+    // needs (TileLang's Programs carry it); nvcc compiles offline, has no such flag and needs
+    // none.
+    std::erase_if(argv, [](const std::string& flag) {
+      return flag == "-default-device" || flag == "--device-as-default-execution-space";
+    });
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
     argv.insert(argv.end(), {"-MD", "-MF", dependency_file.string(), "-o", library.string(),
                              (dir.path() / kHostSourceName).string()});
@@ -238,23 +238,14 @@ class NvccBackend final : public Backend {
           result.output, argv, kDeviceSourceName);
     }
 
-    CompiledArtifact artifact;
-    artifact.backend = "nvcc";
-    artifact.target = options.target.str();
-    artifact.program = program;
-    artifact.program.out_idx = options.out_idx;
-    artifact.binary_kind = "shared_library";
-    artifact.binary = read_file(library);
-    artifact.host_source = host_source;
-    artifact.device_source = program.source;
+    CompiledArtifact artifact =
+        library_artifact("nvcc", options.target, program, options,
+                         {library, dependency_file, host_source, argv, result.output});
     artifact.metadata["nvcc"] = t.nvcc.string();
     artifact.metadata["nvcc_version"] = t.version;
     artifact.metadata["host_compiler"] = host.cxx_compiler;
     artifact.metadata["host_compiler_version"] = host.version;
     artifact.metadata["arch"] = arch.sm();
-    artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(argv, " "));
-    artifact.metadata["compile_log"] = result.output;
-    artifact.dependencies = user_headers_from_make_file(dependency_file, program, options);
     return artifact;
   }
 

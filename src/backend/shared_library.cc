@@ -13,7 +13,9 @@
 
 #include <fmt/format.h>
 
+#include "backend/dependencies.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::detail {
 namespace {
@@ -141,6 +143,33 @@ SharedLibrary load_artifact_library(const CompiledArtifact& artifact, std::strin
                     artifact.program.name, backend, artifact.binary_kind));
   }
   return SharedLibrary::from_bytes(artifact.binary, artifact.program.name);
+}
+
+void append_program_flags(std::vector<std::string>& argv, const Program& program,
+                          const ResolvedOptions& options) {
+  for (const std::string& include_dir : program.include_dirs) argv.push_back("-I" + include_dir);
+  for (const auto& [define, value] : program.defines) {
+    argv.push_back(value.empty() ? "-D" + define : fmt::format("-D{}={}", define, value));
+  }
+  for (const std::string& flag : options.compile_flags) argv.push_back(flag);
+}
+
+CompiledArtifact library_artifact(std::string_view backend, const Target& target,
+                                  const Program& program, const ResolvedOptions& options,
+                                  const LibraryBuild& build) {
+  CompiledArtifact artifact;
+  artifact.backend = backend;
+  artifact.target = target.str();
+  artifact.program = program;
+  artifact.program.out_idx = options.out_idx;
+  artifact.binary_kind = "shared_library";
+  artifact.binary = read_file(build.library);
+  artifact.host_source = build.host_source;
+  artifact.device_source = program.source;
+  artifact.metadata["compile_command"] = fmt::format("{}", fmt::join(build.command, " "));
+  artifact.metadata["compile_log"] = build.log;
+  artifact.dependencies = user_headers_from_make_file(build.dependency_file, program, options);
+  return artifact;
 }
 
 }  // namespace tilejit::detail

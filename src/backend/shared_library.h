@@ -7,10 +7,13 @@
 // loaded is exactly what the caller verified (CONVENTIONS §5). dlclose on destruction.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
+#include "options/options.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {
@@ -53,5 +56,25 @@ class SharedLibrary {
 // The library of an artifact built by a host-library backend (cpu, nvcc, hip). An artifact of
 // another binary kind is an Error naming the program, the backend and what it holds.
 SharedLibrary load_artifact_library(const CompiledArtifact& artifact, std::string_view backend);
+
+// What the host-library backends (cpu, nvcc, hip) build alike. The Program's own flags, in
+// the order they must come: -I per include dir, -D per define, then the resolved compile
+// flags (the Program's followed by the options').
+void append_program_flags(std::vector<std::string>& argv, const Program& program,
+                          const ResolvedOptions& options);
+
+// A host-library build that succeeded, and its artifact: the library's bytes, both sources,
+// the command and its log, and the user headers named by the compiler's `-MD -MF
+// dependency_file` output. The backend adds its toolchain's metadata.
+struct LibraryBuild {
+  std::filesystem::path library;
+  std::filesystem::path dependency_file;
+  std::string host_source;
+  std::vector<std::string> command;
+  std::string log;
+};
+CompiledArtifact library_artifact(std::string_view backend, const Target& target,
+                                  const Program& program, const ResolvedOptions& options,
+                                  const LibraryBuild& build);
 
 }  // namespace tilejit::detail

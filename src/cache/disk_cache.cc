@@ -22,10 +22,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cache/artifact_io.h"
+#include "artifact/artifact_io.h"
 #include "cache/key.h"
-#include "compile/compile.h"
+#include "options/options.h"
 #include "tilejit/errors.h"
+#include "toolchain/unique_fd.h"
 
 namespace tilejit::detail {
 namespace fs = std::filesystem;
@@ -41,33 +42,6 @@ constexpr const char* kManifestFormat = "tilejit.cache-entry/1";
 // A staging directory younger than this is never reclaimed, even when unlocked: its owner
 // may be between mkdir and flock.
 constexpr auto kStagingGrace = std::chrono::seconds(5);
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 template <class... Args>
 void warn(fmt::format_string<Args...> format, Args&&... args) {

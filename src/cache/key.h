@@ -6,7 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "backend/backend.h"
+#include "options/options.h"
+#include "tilejit/kernel.h"
 #include "tilejit/program.h"
 
 namespace tilejit::detail {

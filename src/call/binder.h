@@ -52,7 +52,7 @@ class Binder {
 
  private:
   struct Plan;  // the precomputed list of checks
-  const Program& program_;
+  Program program_;  // a copy: no caller's Program has to outlive the Binder
   std::vector<int> out_idx_;
   int32_t expected_device_type_;
   std::vector<std::string> symbols_;

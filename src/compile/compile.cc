@@ -337,13 +337,6 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
 
 }  // namespace
 
-bool env_flag(const char* name) {
-  std::string value = env_string(name);
-  std::transform(value.begin(), value.end(), value.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return value == "1" || value == "true" || value == "yes" || value == "on";
-}
-
 ResolvedOptions resolve_options(const Program& program, const CompileOptions& options) {
   ResolvedOptions resolved;
   // A Program's language names its target kind: "cuda", "c", "hip", "metal".

@@ -7,12 +7,10 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "options/options.h"
 #include "tilejit/kernel.h"
 
 namespace tilejit::detail {
-
-// True when the environment variable is "1", "true", "yes" or "on" (any case).
-bool env_flag(const char* name);
 
 // Applies CompileOptions over the environment (TILELANG_TARGET, TILELANG_EXECUTION_BACKEND,
 // TILELANG_VERBOSE) and the Program's own defaults: the target kind follows

@@ -10,10 +10,10 @@
 #include "backend/backend.h"
 #include "codegen/wrapper.h"
 #include "compile/kernel_state.h"
-#include "compile/toolchain.h"
 #include "cuda/nvrtc.h"
 #include "tilejit/errors.h"
 #include "tilejit/kernel.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

@@ -15,7 +15,7 @@ struct KernelState {
   CompiledArtifact artifact;
   std::string cache_key;
   const Backend* backend = nullptr;
-  std::unique_ptr<Binder> binder;      // refers to artifact.program
+  std::unique_ptr<Binder> binder;      // holds its own copy of artifact.program
   std::unique_ptr<Executor> executor;  // refers to *binder
 };
 

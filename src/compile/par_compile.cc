@@ -11,9 +11,9 @@
 
 #include <fmt/format.h>
 
-#include "compile/toolchain.h"
 #include "tilejit/errors.h"
 #include "tilejit/jit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace detail {

@@ -39,19 +39,8 @@ void free_device_tensor(dlpack::DLManagedTensorVersioned* self) {
 
 dlpack::DLManagedTensorVersioned* allocate_tensor(DataType dtype, std::span<const int64_t> shape,
                                                   Device device) {
-  if (shape.size() > kMaxTensorDims) {
-    throw ArgumentError(fmt::format("Tensor::empty: {} dimensions exceed the maximum of {}",
-                                    shape.size(), kMaxTensorDims));
-  }
-  int64_t count = 1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0) {
-      throw ArgumentError(fmt::format("Tensor::empty: dimension {} is negative ({})", i, shape[i]));
-    }
-    if (__builtin_mul_overflow(count, shape[i], &count)) {
-      throw ArgumentError("Tensor::empty: the element count overflows int64");
-    }
-  }
+  int64_t count = 1;  // Tensor::empty has checked the rank and every extent
+  for (int64_t extent : shape) count *= extent;
   const DriverApi& api = driver();
   const DeviceInfo& info = device_info(device.id);
   auto tensor = std::make_unique<DeviceTensor>();

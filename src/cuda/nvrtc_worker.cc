@@ -25,9 +25,9 @@
 
 #include <fmt/format.h>
 
-#include "compile/toolchain.h"
 #include "cuda/nvrtc_worker_protocol.h"
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 extern char** environ;
 

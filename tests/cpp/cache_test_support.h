@@ -15,8 +15,8 @@
 #include <fmt/format.h>
 
 #include "cache/memory_cache.h"
-#include "compile/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::testing {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "compile/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "compile/toolchain.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

@@ -30,9 +30,9 @@
 
 #include "codegen/emit.h"
 #include "codegen/wrapper.h"
-#include "compile/toolchain.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

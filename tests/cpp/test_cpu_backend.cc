@@ -15,8 +15,8 @@
 #include "backend/backend.h"
 #include "backend/shared_library.h"
 #include "compile/kernel_state.h"
-#include "compile/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "compile/toolchain.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

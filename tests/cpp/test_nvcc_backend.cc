@@ -12,10 +12,10 @@
 #include "backend/backend.h"
 #include "codegen/wrapper.h"
 #include "compile/kernel_state.h"
-#include "compile/toolchain.h"
 #include "cuda/driver.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

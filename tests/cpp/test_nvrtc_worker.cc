@@ -26,11 +26,11 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "compile/toolchain.h"
 #include "cuda/nvrtc.h"
 #include "cuda/nvrtc_worker.h"
 #include "cuda/nvrtc_worker_protocol.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 extern char** environ;
 

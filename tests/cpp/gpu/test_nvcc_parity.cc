@@ -9,9 +9,9 @@
 #include <cstring>
 #include <filesystem>
 
-#include "compile/toolchain.h"
 #include "gpu/gpu_support.h"
 #include "test_codegen_programs.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "cache/memory_cache.h"
-#include "compile/toolchain.h"
 #include "cuda/nvrtc_worker.h"
 #include "gpu/gpu_support.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {

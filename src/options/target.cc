@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "backend/backend.h"
+#include "options/options.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {

@@ -1,4 +1,4 @@
-#include "compile/toolchain.h"
+#include "toolchain/toolchain.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -21,30 +21,12 @@
 #include <fmt/format.h>
 
 #include "tilejit/errors.h"
+#include "toolchain/unique_fd.h"
 
 extern char** environ;
 
 namespace tilejit::detail {
 namespace {
-
-// Closes a file descriptor on scope exit.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -69,8 +51,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::sec
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     throw Error(fmt::format("run_process: pipe failed: {}", std::strerror(errno)));
   }
-  FdCloser read_end(pipe_fds[0]);
-  FdCloser write_end(pipe_fds[1]);
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);

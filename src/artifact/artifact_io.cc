@@ -1,4 +1,4 @@
-#include "cache/artifact_io.h"
+#include "artifact/artifact_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "errors.h"
+#include "exception_translation.h"
 
 #include <exception>
 #include <new>
