@@ -7,8 +7,8 @@
 #include <complex>
 #include <filesystem>
 
-#include "compile/toolchain.h"
 #include "gpu/gpu_support.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {
