@@ -40,7 +40,9 @@ struct CompileOptions {
 // What a backend built: serializable, so the disk cache can store it and export() can hand
 // it to a user. The seed's CompiledArtifact.
 struct CompiledArtifact {
-  static constexpr int kFormatVersion = 2;  // 2: dependencies
+  // 2: dependencies; 3: nvrtc records the lowered (mangled) names of C++-named kernels, which
+  // version-2 entries of such kernels lack.
+  static constexpr int kFormatVersion = 3;
 
   std::string backend;                          // "nvrtc", "nvcc", "cpu", ...
   std::string target;                           // canonical target text ("cuda -arch=sm_90a", "c")
