@@ -28,13 +28,18 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q pytest numpy
-  # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed).
+  # torch and TileLang (the TileLang front end's tests lower TileLang's kernels; no GPU needed;
+  # test_torch_op.py runs torch.compile, whose inductor uses g++ on the CPU).
   "$venv/bin/python" -m pip install -q torch tilelang==0.1.15
   "$venv/bin/python" -m pip install -q "$root"
   # Run from outside the source tree so the installed package, not python/, is imported.
   # TILEJIT_CLI: the CLI the TileLang tests hand their saved Programs to.
   (cd "$build" && TILEJIT_CLI="$build/tools/tilejit" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python")
+  # The C++ test of TileLang's headers on both backends; ctest above skipped it (no tilelang yet).
+  TILEJIT_TILELANG_DIR="$("$venv/bin/python" -c \
+    'import importlib.util as u; print(u.find_spec("tilelang").submodule_search_locations[0])')" \
+    "$build/tests/cpp/test_tilelang_headers"
 fi
 
 if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then

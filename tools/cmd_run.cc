@@ -320,7 +320,8 @@ void run(const RunArgs& args, bool out_idx_given) {
   std::mt19937_64 rng(args.seed);
 
   // Inputs: storage for every tensor, values for every scalar, in param order.
-  const Memory memory(tilejit::Device{kernel.state().backend->device_type(), 0});
+  const Memory memory(
+      tilejit::Device{tilejit::detail::kernel_state(kernel).backend->device_type(), 0});
   std::vector<tilejit::Tensor> buffers;  // inputs' memory, on the kernel's device
   std::vector<tilejit::TensorView> views;
   // The Args point into `views`: no reallocation may move them.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "compile/kernel_state.h"
 #include "launch_timing.h"
 
 namespace {
@@ -88,13 +89,19 @@ int main() {
 
   std::vector<Variant> variants = {
       {"(a) raw cuLaunchKernelEx", [&] { raw(raw_a, raw.axpy_params); }, {}},
-      {"(a) tilejit executor", [&] { a.state().executor->launch(bound_a, stream); }, {}},
+      {"(a) tilejit executor",
+       [&] { detail::kernel_state(a).executor->launch(bound_a, stream); },
+       {}},
       {"(a) tilejit call", [&] { a(args_a, stream); }, {}},
       {"(b) raw cuLaunchKernelEx", [&] { raw(raw_b, params_b); }, {}},
-      {"(b) tilejit executor", [&] { b.state().executor->launch(bound_b, stream); }, {}},
+      {"(b) tilejit executor",
+       [&] { detail::kernel_state(b).executor->launch(bound_b, stream); },
+       {}},
       {"(b) tilejit call", [&] { b(args_a, stream); }, {}},
       {"(c) 3x raw cuLaunchKernelEx", [&] { raw.launch_steps(raw_c); }, {}},
-      {"(c) tilejit executor", [&] { c.state().executor->launch(bound_c, stream); }, {}},
+      {"(c) tilejit executor",
+       [&] { detail::kernel_state(c).executor->launch(bound_c, stream); },
+       {}},
       {"(c) tilejit call", [&] { c(args_c, stream); }, {}},
   };
   time_variants(gpu, variants, kRounds);

@@ -19,6 +19,7 @@
 
 #include "backend/backend.h"
 #include "compile/compile.h"
+#include "compile/kernel_state.h"
 #include "launch_timing.h"
 #include "toolchain/toolchain.h"
 
@@ -84,11 +85,15 @@ int main() {
   std::vector<Variant> variants = {
       {"(a) raw cuLaunchKernelEx", [&] { raw(raw_a, raw.axpy_params); }, {}},
       {"(a) nvrtc call", [&] { a_nvrtc(args_a, stream); }, {}},
-      {"(a) nvcc executor", [&] { a_nvcc.state().executor->launch(bound_a, stream); }, {}},
+      {"(a) nvcc executor",
+       [&] { detail::kernel_state(a_nvcc).executor->launch(bound_a, stream); },
+       {}},
       {"(a) nvcc call", [&] { a_nvcc(args_a, stream); }, {}},
       {"(c) 3x raw cuLaunchKernelEx", [&] { raw.launch_steps(raw_c); }, {}},
       {"(c) nvrtc call", [&] { c_nvrtc(args_c, stream); }, {}},
-      {"(c) nvcc executor", [&] { c_nvcc.state().executor->launch(bound_c, stream); }, {}},
+      {"(c) nvcc executor",
+       [&] { detail::kernel_state(c_nvcc).executor->launch(bound_c, stream); },
+       {}},
       {"(c) nvcc call", [&] { c_nvcc(args_c, stream); }, {}},
   };
   time_variants(gpu, variants, kRounds);

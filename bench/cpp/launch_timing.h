@@ -215,7 +215,7 @@ inline detail::BoundCall bind_once(const Kernel& kernel, std::span<const Arg> ar
   } none;
   detail::BoundCall bound{};
   std::vector<Tensor> outputs;
-  kernel.state().binder->bind(args, bound, none, outputs);
+  detail::kernel_state(kernel).binder->bind(args, bound, none, outputs);
   return bound;
 }
 

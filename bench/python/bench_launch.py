@@ -75,6 +75,49 @@ def per_launch_us(launch: Callable[[], Any], sync: Callable[[], None], burst: in
     return statistics.median(times)
 
 
+def torch_op_rows(row: Callable[..., None], measured: dict[str, float], a: Any, b: Any, c: Any,
+                  sync: Callable[[], None], burst: int, bursts: int) -> None:
+    """The kernel as a torch operator (docs/torch.md): through torch.ops in eager mode against a
+    direct call, and inside a torch.compile'd function of one op against torch.add there."""
+    import torch
+
+    print("-- torch operators (x the first floor) --", flush=True)
+    try:
+        into = tilejit.compile(add3_program("add3_op_into"), out_idx=[])
+        returning = tilejit.compile(add3_program("add3_op_out"), out_idx=[2])
+        into.as_torch_op("tilejit_bench::add3_into", mutates_args=["c"])
+        returning.as_torch_op("tilejit_bench::add3_out")
+    except Exception as error:
+        print(f"{'torch operators':46s} {'n/a':>10s} {'':>8s}  {type(error).__name__}: "
+              f"{(str(error).splitlines() or [''])[0][:90]}", flush=True)
+        return
+    op_into, op_out = torch.ops.tilejit_bench.add3_into, torch.ops.tilejit_bench.add3_out
+
+    row("torch.ops op, in place (eager)",
+        lambda: per_launch_us(lambda: op_into(a, b, c, N), sync, burst, bursts))
+    row("tilejit Kernel, out_idx output",
+        lambda: per_launch_us(lambda: returning(a, b, N), sync, burst, bursts))
+    row("torch.ops op, out_idx output (eager)",
+        lambda: per_launch_us(lambda: op_out(a, b, N), sync, burst, bursts))
+    for op_row, direct_row in (("torch.ops op, in place (eager)", "tilejit Kernel (torch tensors)"),
+                               ("torch.ops op, out_idx output (eager)",
+                                "tilejit Kernel, out_idx output")):
+        if op_row in measured and direct_row in measured:
+            print(f"  {op_row}: {measured[op_row] - measured[direct_row]:+.2f} us over a direct "
+                  f"call", flush=True)
+
+    def compiled_row(body: Callable[[Any, Any], Any]) -> float:
+        compiled = torch.compile(body, fullgraph=True)
+        return per_launch_us(lambda: compiled(a, b), sync, burst, bursts)
+
+    row("torch.compile'd fn: the tilejit op", lambda: compiled_row(lambda x, y: op_out(x, y, N)))
+    row("torch.compile'd fn: torch.add", lambda: compiled_row(lambda x, y: torch.add(x, y)))
+    ours, theirs = (measured.get("torch.compile'd fn: the tilejit op"),
+                    measured.get("torch.compile'd fn: torch.add"))
+    if ours and theirs:
+        print(f"  compiled: the tilejit op / torch.add = {ours / theirs:.2f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=200)
@@ -153,6 +196,7 @@ def main() -> int:
         is_floor=True)
     row("tilejit Kernel, 19 args (torch tensors)",
         lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts), args=19)
+    torch_op_rows(row, measured, a, b, c, sync, burst, bursts)
     print("-- peers, same 3-tensor + 1-int kernel (x the first floor) --", flush=True)
     row("torch.add(out=)", lambda: per_launch_us(lambda: torch.add(a, b, out=c), sync, burst, bursts))
 

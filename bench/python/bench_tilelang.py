@@ -196,9 +196,11 @@ def main() -> int:
         lambda: one([gemm_json], "nvrtc", "0", fresh_cache()), "s", compile_base, tl_nvrtc)
     row("tilejit nvrtc + PCH (builds the PCH)",
         lambda: one([gemm_json], "nvrtc", "1", pch_cache), "s", compile_base, tl_nvrtc)
+    # NVRTC accepts a PCH only in the process that wrote it (docs/cache.md), so the variant is
+    # compiled after the GEMM in one process, from an empty cache, and timed alone.
     row("tilejit nvrtc + PCH cached: GEMM variant",
-        lambda: one([variant_json], "nvrtc", "1", pch_cache), f"s (ratio: x {tl_variant})",
-        compile_base, tl_variant)
+        lambda: one([gemm_json, variant_json], "nvrtc", "1", fresh_cache()),
+        f"s (ratio: x {tl_variant})", compile_base, tl_variant)
     row("tilejit nvcc", lambda: one([gemm_json], "nvcc", "0", fresh_cache()), "s",
         compile_base, tl_nvrtc)
     # The first GEMM again, in a new process, from the cache the PCH rows filled.

@@ -65,6 +65,9 @@ class OutputAllocator {
  public:
   virtual ~OutputAllocator() = default;
   virtual Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const = 0;
+  // The device index a call with no tensor argument runs and allocates on: the framework's
+  // current device, where it has one.
+  virtual int32_t default_device_id() const { return 0; }
 };
 
 // A module global of a loaded kernel: a `__constant__` or `__device__` variable of a CUDA
@@ -79,12 +82,12 @@ struct GlobalSymbol {
 
 namespace detail {
 struct KernelState;
-}
+struct KernelAccess;  // the library's own way in (src/compile/kernel_state.h)
+}  // namespace detail
 
 class Kernel {
  public:
   Kernel() = default;
-  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
 
   // Checks the arguments (inputs only when out_idx is set), launches on `stream` and returns
   // the out_idx outputs. Throws ArgumentError before any launch when an argument is wrong.
@@ -112,9 +115,11 @@ class Kernel {
   void export_to(const std::filesystem::path& dir) const;
 
   explicit operator bool() const { return state_ != nullptr; }
-  const detail::KernelState& state() const { return *state_; }
 
  private:
+  friend struct detail::KernelAccess;
+  explicit Kernel(std::shared_ptr<const detail::KernelState> state) : state_(std::move(state)) {}
+
   std::shared_ptr<const detail::KernelState> state_;
 };
 

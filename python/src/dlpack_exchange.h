@@ -47,13 +47,18 @@ struct DLPackExchangeAPI {
 const DLPackExchangeAPI* exchange_api_of(PyTypeObject* type);
 
 // Allocates out_idx outputs with a framework's allocator (e.g. torch's caching allocator).
+// `default_device_id`: where a call with no tensor argument goes (the framework's current
+// device).
 class ExchangeAllocator final : public OutputAllocator {
  public:
-  explicit ExchangeAllocator(const DLPackExchangeAPI* api) : api_(api) {}
+  explicit ExchangeAllocator(const DLPackExchangeAPI* api, int32_t default_device_id = 0)
+      : api_(api), default_device_id_(default_device_id) {}
   Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const override;
+  int32_t default_device_id() const override { return default_device_id_; }
 
  private:
   const DLPackExchangeAPI* api_;
+  int32_t default_device_id_;
 };
 
 // Views one tensor through the Python protocol (`__dlpack_device__`, then

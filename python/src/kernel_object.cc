@@ -135,6 +135,29 @@ void* explicit_stream(PyObject* value) {
       type_name_of(value));
 }
 
+// torch, when the process has imported it (never imports it), for calls with no tensor
+// argument: its exchange API and, for CUDA kernels, its current device.
+struct TorchDefault {
+  const DLPackExchangeAPI* api = nullptr;
+  int32_t cuda_device = 0;
+};
+TorchDefault torch_default(bool cuda) {
+  TorchDefault result;
+  nb::object torch = nb::steal(PyImport_GetModule(nb::str("torch").ptr()));
+  if (!torch.is_valid()) {
+    PyErr_Clear();
+    return result;
+  }
+  nb::object tensor_type = nb::getattr(torch, "Tensor", nb::none());
+  if (!PyType_Check(tensor_type.ptr())) return result;
+  result.api = exchange_api_of(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()));
+  // Without a usable CUDA torch, device 0 stays, and tilejit's own launch reports what is missing.
+  if (result.api != nullptr && cuda && nb::cast<bool>(torch.attr("cuda").attr("is_available")())) {
+    result.cuda_device = nb::cast<int32_t>(torch.attr("cuda").attr("current_device")());
+  }
+  return result;
+}
+
 bool is_cuda(const dlpack::DLDevice& device) {
   return device.device_type == dlpack::kDLCUDA || device.device_type == dlpack::kDLCUDAManaged;
 }
@@ -222,6 +245,16 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
     }
   }
 
+  // No tensor argument says which framework the outputs belong to: torch's, when the process
+  // has imported torch (docs/torch.md), on torch's current device.
+  dlpack::DLDevice no_tensor_device{plan.runs_on_host ? dlpack::kDLCPU : dlpack::kDLCUDA, 0};
+  if (framework_type == nullptr && plan.num_outputs > 0) {
+    const TorchDefault torch = torch_default(!plan.runs_on_host);
+    framework = torch.api;
+    no_tensor_device.device_id = torch.cuda_device;
+    if (framework != nullptr && !plan.runs_on_host) stream_device = &no_tensor_device;
+  }
+
   // The stream is read just in time, every call, as the framework's current stream for the
   // tensors' device: a `with torch.cuda.stream(s):` block is honoured.
   void* stream = nullptr;
@@ -245,7 +278,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
 
   std::vector<Tensor> outputs;
   if (plan.num_outputs > 0 && framework != nullptr) {
-    const ExchangeAllocator allocator(framework);
+    const ExchangeAllocator allocator(framework, no_tensor_device.device_id);
     outputs = plan.kernel(list.span(), StreamRef(stream), &allocator);
   } else if (plan.runs_on_host) {
     // Only tilejit's own allocator runs inside: no Python is touched without the GIL.
@@ -351,7 +384,7 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
                        std::to_string(kMaxParams) + " parameters");
   }
   plan->num_outputs = out_idx.size();
-  plan->runs_on_host = kernel.state().backend->device_type() == dlpack::kDLCPU;
+  plan->runs_on_host = detail::kernel_state(kernel).backend->device_type() == dlpack::kDLCPU;
   plan->kernel = kernel;
   nb::object compiled = nb::cast(std::move(kernel));
 

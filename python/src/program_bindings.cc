@@ -98,9 +98,60 @@ nb::object torch_dtype(const DataType& dtype) {
   return torch.attr(name.c_str());
 }
 
+// An Expr as plain Python values: an int, a variable's name, or (op, lhs, rhs) with op one of
+// "+", "-", "*", "//", "%", "ceildiv", "min", "max". Lets Python code evaluate a shape over
+// values of its own (torch's SymInts) without a second expression parser.
+nb::object expr_tree(const Expr& expr) {
+  using Op = Expr::Op;
+  switch (expr.op()) {
+    case Op::kConst:
+      return nb::int_(expr.const_value());
+    case Op::kVar:
+      return nb::str(expr.var_name().c_str(), expr.var_name().size());
+    default:
+      break;
+  }
+  const char* op = nullptr;
+  switch (expr.op()) {
+    case Op::kAdd:
+      op = "+";
+      break;
+    case Op::kSub:
+      op = "-";
+      break;
+    case Op::kMul:
+      op = "*";
+      break;
+    case Op::kFloorDiv:
+      op = "//";
+      break;
+    case Op::kFloorMod:
+      op = "%";
+      break;
+    case Op::kCeilDiv:
+      op = "ceildiv";
+      break;
+    case Op::kMin:
+      op = "min";
+      break;
+    case Op::kMax:
+      op = "max";
+      break;
+    default:
+      throw ProgramError("expr_tree: unknown expression node in '" + expr.str() + "'");
+  }
+  return nb::make_tuple(op, expr_tree(expr.lhs()), expr_tree(expr.rhs()));
+}
+
 }  // namespace
 
 void bind_program(nb::module_& m) {
+  m.def(
+      "expr_tree", [](nb::handle expr) { return expr_tree(to_expr(expr, "expr_tree")); }, "expr"_a,
+      nb::sig("def expr_tree(expr: int | str) -> int | str | tuple"),
+      "An expression (int or text) as a tree of plain values: an int, a variable name, or "
+      "(op, lhs, rhs) with op in '+', '-', '*', '//', '%', 'ceildiv', 'min', 'max'.");
+
   nb::class_<KernelParam>(m, "KernelParam",
                           "A parameter of a Program: a tensor (with a shape) or a scalar. Build "
                           "one with tilejit.Tensor(...) or tilejit.Scalar(...).")

@@ -37,6 +37,7 @@ from ._core import (
     Tensor,
     TmaDescriptor,
 )
+from ._capture import CaptureError
 from ._compile import compile, par_compile
 from .jit import JITImpl, jit
 from .kernel import Kernel
@@ -61,6 +62,7 @@ Program.from_tilelang = staticmethod(_program_from_tilelang)
 
 __all__ = [
     "ArgumentError",
+    "CaptureError",
     "CompileError",
     "CudaError",
     "Error",

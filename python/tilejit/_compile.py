@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from . import _core, _pass_configs
+from ._capture import refuse_during_capture
 from ._core import Error, Program
 from .kernel import Kernel
 
@@ -86,7 +87,8 @@ def _program_and_options(program: Any, out_idx: OutIdx, execution_backend: Optio
 def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[str] = None,
             target: Any = None, target_host: Optional[str] = None,
             verbose: Optional[bool] = None, pass_configs: Optional[dict[str, Any]] = None,
-            compile_flags: Union[Sequence[str], str, None] = None) -> Kernel:
+            compile_flags: Union[Sequence[str], str, None] = None,
+            torch_op: Optional[str] = None) -> Kernel:
     """Compiles ``program`` into a :class:`Kernel`.
 
     ``program`` is a :class:`Program`, or a TileLang PrimFunc / ``@tilelang.jit`` function:
@@ -98,11 +100,25 @@ def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[st
     as None come from TILELANG_EXECUTION_BACKEND, TILELANG_TARGET and TILELANG_VERBOSE, else
     "auto". ``out_idx`` (an index or a list; negative counts from the end) overrides the
     Program's. ``compile_flags`` are appended to the Program's own. Raises CompileError (with
-    ``.log``) when the compiler rejects the source, ProgramError for a malformed Program.
+    ``.log``) when the compiler rejects the source, ProgramError for a malformed Program, and
+    CaptureError when torch's current CUDA stream is capturing a graph. ``torch_op="ns::op"``
+    also registers the kernel as ``torch.ops.ns.op`` (:meth:`Kernel.as_torch_op`; with target
+    "auto", one variant per device architecture).
     """
+    refuse_during_capture(f"compile of '{program.name}'" if isinstance(program, Program)
+                          else f"compile of a {type(program).__name__}")
     program, options = _program_and_options(program, out_idx, execution_backend, target,
                                             target_host, verbose, pass_configs, compile_flags)
-    return _core.compile(Kernel, program, **options)
+    kernel = _core.compile(Kernel, program, **options)
+    if torch_op is not None:
+        from .torch_op import register_kernel
+
+        # An architecture left to "auto" is resolved again for each device the op meets.
+        target_text = options["target"] or os.environ.get("TILELANG_TARGET") or "auto"
+        per_device = "sm_" not in target_text
+        register_kernel(kernel, torch_op, recompile=(
+            (lambda: _core.compile(Kernel, program, **options)) if per_device else None))
+    return kernel
 
 
 def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
@@ -129,6 +145,8 @@ def par_compile(programs: Iterable[Any], out_idx: OutIdx = None,
     logged as a warning; otherwise the first failure (in input order) is raised once every
     compile has finished.
     """
+    programs = list(programs)
+    refuse_during_capture(f"par_compile of {len(programs)} programs")
     # TileLang functions are lowered here, one after another: TileLang's lowering is not
     # meant to run in several threads at once.
     prepared = [_program_and_options(p, out_idx, execution_backend, target, target_host, verbose,

@@ -51,7 +51,8 @@ class JITImpl:
     Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
     ``target_host``, ``verbose``, ``pass_configs``, ``debug_root_path``, ``compile_flags``,
     ``func``, ``func_source``, ``signature`` and ``mode`` ("auto" until the first call decides:
-    eager when any argument is a tensor, lazy otherwise).
+    eager when any argument is a tensor, lazy otherwise); ``torch_op`` is the registered torch
+    operator when ``torch_op=`` named one.
     """
 
     def __init__(self, func: Callable[..., Program], *, out_idx: OutIdx = None,
@@ -60,7 +61,7 @@ class JITImpl:
                  pass_configs: Optional[dict[str, Any]] = None,
                  debug_root_path: Optional[str] = None,
                  compile_flags: Union[Sequence[str], str, None] = None,
-                 mode: Mode = "auto") -> None:
+                 mode: Mode = "auto", torch_op: Optional[str] = None) -> None:
         if mode not in ("auto", "lazy", "eager"):
             raise ArgumentError(f"@tilejit.jit: mode must be 'auto', 'lazy' or 'eager', got {mode!r}")
         functools.update_wrapper(self, func)
@@ -90,6 +91,8 @@ class JITImpl:
         self._kernels: dict[Any, Kernel] = {}
         self._eager: dict[Any, Kernel] = {}
         self._lock = threading.Lock()
+        # The registered torch op (torch.library.custom_op), when torch_op= names one.
+        self.torch_op = self.as_torch_op(torch_op) if torch_op is not None else None
 
     # The memo hit is the hot path: one tuple, one dict lookup.
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -163,6 +166,34 @@ class JITImpl:
             results.append(kernel)
         return results
 
+    def as_torch_op(self, name: str, *, mutates_args: Optional[Iterable[str]] = None,
+                    backward: Any = None,
+                    setup_context: Optional[Callable[..., Any]] = None) -> Any:
+        """Registers the function, in eager mode, as the PyTorch operator ``name``: each call
+        specializes (compiles per dtype, shape and device, memoized) and runs. The function's
+        parameters and return need type annotations (torch.Tensor, int, float, bool); see
+        :meth:`tilejit.Kernel.as_torch_op` and docs/torch.md."""
+        from .torch_op import register_jit
+
+        return register_jit(self, name, mutates_args=mutates_args, backward=backward,
+                            setup_context=setup_context)
+
+    def warmup(self, configs: Iterable[Union[dict[str, Any], tuple[Any, ...]]]) -> list[Kernel]:
+        """Compiles and memoizes the kernel of each config before a CUDA graph capture needs it.
+
+        A config is a tuple of positional arguments or a dict of keyword ones: configuration
+        values in lazy mode, example tensors (the shapes, dtypes and devices the graph will use)
+        in eager mode. Returns the kernels; nothing is launched.
+        """
+        kernels = []
+        for config in configs:
+            args, kwargs = ((), dict(config)) if isinstance(config, dict) else (tuple(config), {})
+            if self._resolve_mode(args, kwargs) == "eager":
+                kernels.append(self._eager_kernel(args, kwargs)[0])
+            else:
+                kernels.append(self._lazy_kernel(args, kwargs))
+        return kernels
+
     def _compile_options(self) -> dict[str, Any]:
         return dict(out_idx=self.out_idx, execution_backend=self.execution_backend,
                     target=self.target, target_host=self.target_host, verbose=self.verbose,
@@ -232,15 +263,17 @@ def jit(func: Optional[Callable[..., Program]] = None, *, out_idx: OutIdx = None
         execution_backend: Optional[str] = None, verbose: Optional[bool] = None,
         pass_configs: Optional[dict[str, Any]] = None, debug_root_path: Optional[str] = None,
         compile_flags: Union[Sequence[str], str, None] = None,
-        mode: Mode = "auto") -> Any:
+        mode: Mode = "auto", torch_op: Optional[str] = None) -> Any:
     """Decorator: ``@tilejit.jit`` or ``@tilejit.jit(out_idx=[-1], target="cuda", ...)``.
 
     The options are those of :func:`tilejit.compile`; ``debug_root_path`` also writes each
-    compiled kernel's sources there. See :class:`JITImpl` for the lazy and eager modes.
+    compiled kernel's sources there. ``torch_op="ns::op"`` registers the function as a PyTorch
+    operator (:meth:`JITImpl.as_torch_op`). See :class:`JITImpl` for the lazy and eager modes.
     """
     def decorate(f: Callable[..., Program]) -> JITImpl:
         return JITImpl(f, out_idx=out_idx, execution_backend=execution_backend, target=target,
                        target_host=target_host, verbose=verbose, pass_configs=pass_configs,
-                       debug_root_path=debug_root_path, compile_flags=compile_flags, mode=mode)
+                       debug_root_path=debug_root_path, compile_flags=compile_flags, mode=mode,
+                       torch_op=torch_op)
 
     return decorate(func) if func is not None else decorate

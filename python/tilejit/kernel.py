@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from . import _core
 
@@ -79,6 +79,64 @@ class Kernel(_core.KernelBase):
         from .profiler import benchmark
 
         return benchmark(self, args, warmup=warmup, rep=rep, flush_l2=flush_l2, backend=backend)
+
+    def as_torch_op(self, name: str, *, mutates_args: Optional[Iterable[str]] = None,
+                    backward: Any = None,
+                    setup_context: Optional[Callable[..., Any]] = None) -> Any:
+        """Registers this kernel as the PyTorch operator ``name`` ("namespace::op"), callable as
+        ``torch.ops.namespace.op``; returns the ``torch.library.custom_op`` object.
+
+        The schema takes the params that are not outputs, in order (tensors; scalars as int,
+        float or bool) and returns the ``out_idx`` outputs. A kernel that returns nothing names
+        the tensors it writes in ``mutates_args``. The fake implementation computes output
+        shapes from the Program's shape expressions, so ``torch.compile(dynamic=True)`` traces
+        the op once for every size. ``backward`` (a function ``(ctx, *grads)``, or a Kernel
+        called with the inputs then the output gradients and returning one gradient per tensor
+        input) registers an autograd formula; without it a backward through the op is torch's
+        "no autograd formula" error. See docs/torch.md.
+        """
+        from .torch_op import register_kernel
+
+        return register_kernel(self, name, mutates_args=mutates_args, backward=backward,
+                               setup_context=setup_context)
+
+    def warmup(self, shapes: Iterable[Mapping[str, Any]], device: Any = None) -> None:
+        """Calls the kernel once per entry of ``shapes`` on zero-filled torch tensors, outside any
+        CUDA graph, so that a later capture finds nothing to compile or load.
+
+        Each entry binds the Program's shape symbols and scalar params by name (``{"n": 4096}``;
+        a scalar left out is 0). ``device`` (default: torch's current CUDA device, or the CPU for
+        the cpu backend) also selects, for a kernel registered with :meth:`as_torch_op`, the
+        variant built for that device's architecture, compiling it now if needed.
+        """
+        import torch
+
+        from .torch_op import evaluate, variants_of
+        from ._core import expr_tree
+
+        if device is None:
+            device = "cpu" if self.backend == "cpu" else torch.device("cuda",
+                                                                      torch.cuda.current_device())
+        device = torch.device(device)
+        variants = variants_of(self)
+        kernel = variants.for_device(device) if variants is not None else self
+        outputs = set(self.out_idx)
+        for entry in shapes:
+            args = []
+            for i, param in enumerate(self.params):
+                if i in outputs:
+                    continue
+                if param.is_scalar():
+                    args.append(entry.get(param.name, 0))
+                    continue
+                try:
+                    shape = [evaluate(expr_tree(e), entry) for e in param.shape]
+                except KeyError as error:
+                    raise _core.ArgumentError(
+                        f"{self.program.name}.warmup: shape symbol {error} of '{param.name}' is "
+                        f"not given (entry {dict(entry)})") from None
+                args.append(torch.zeros(shape, dtype=param.torch_dtype(), device=device))
+            kernel(*args)
 
     def __repr__(self) -> str:
         return (f"<tilejit.Kernel '{self.program.name}' backend={self.backend} "

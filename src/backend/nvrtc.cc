@@ -60,8 +60,10 @@ class Library {
   CUlibrary library_ = nullptr;
 };
 
+// A block may use this much shared memory, static and dynamic together, without opting in.
 constexpr int kDefaultSharedLimit = 48 * 1024;
 constexpr int kMaxLaunches = 64;
+constexpr int kNotQueried = -1;
 constexpr uint32_t kPortableClusterSize = 8;
 
 // FNV-1a: a digest that is the same in every process and on every machine (std::hash is not
@@ -119,10 +121,12 @@ class NvrtcExecutor final : public Executor {
       tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
     }
     const size_t slots = plan_.launches.size() * kMaxDevices;
+    static_smem_ = std::make_unique<std::atomic<int>[]>(slots);
     smem_limit_set_ = std::make_unique<std::atomic<int>[]>(slots);
     cluster_allowed_ = std::make_unique<std::atomic<bool>[]>(slots);
     for (size_t i = 0; i < slots; ++i) {
-      smem_limit_set_[i].store(kDefaultSharedLimit, std::memory_order_relaxed);
+      static_smem_[i].store(kNotQueried, std::memory_order_relaxed);
+      smem_limit_set_[i].store(0, std::memory_order_relaxed);
       cluster_allowed_[i].store(false, std::memory_order_relaxed);
     }
   }
@@ -144,19 +148,20 @@ class NvrtcExecutor final : public Executor {
   void launch(const BoundCall& call, StreamRef stream_ref) const override {
     const LoadedProgram& loaded = load();
     const DeviceInfo& device = device_info(call.device.id);
+    const ScopedContext context(loaded.api, device);
     // Every launch's shape is evaluated and checked before the first one is issued, so that a
     // bad argument never leaves a program half run.
     LaunchShape shapes[kMaxLaunches];
     const size_t count = plan_.launches.size();
     for (size_t l = 0; l < count; ++l) {
-      shapes[l] = evaluate(plan_.launches[l], call.symbols.data(), device);
+      shapes[l] =
+          evaluate(plan_.launches[l], call.symbols.data(), static_smem(loaded, l, device), device);
     }
     // Each descriptor once per call, however many launches take it (also checked first).
     CUtensorMap maps[kMaxTmaDescriptors];
     for (size_t i = 0; i < tma_.size(); ++i) {
       tma_[i]->prepare(call, &maps[i]);
     }
-    const ScopedContext context(loaded.api, device);
     CUstream stream = static_cast<CUstream>(stream_ref.handle());
     for (size_t l = 0; l < count; ++l) {
       launch_one(loaded, l, shapes[l], call, device, stream, maps);
@@ -179,10 +184,11 @@ class NvrtcExecutor final : public Executor {
   struct LaunchShape {
     int64_t grid[3];
     int64_t block[3];
-    int64_t smem;
+    int64_t smem;         // dynamic shared memory
+    int64_t static_smem;  // the kernel's own __shared__ variables
   };
 
-  static LaunchShape evaluate(const LaunchPlan& plan, const int64_t* symbols,
+  static LaunchShape evaluate(const LaunchPlan& plan, const int64_t* symbols, int static_smem,
                               const DeviceInfo& device) {
     LaunchShape shape;
     for (int d = 0; d < 3; ++d) {
@@ -190,8 +196,26 @@ class NvrtcExecutor final : public Executor {
       shape.block[d] = plan.block[d].eval(symbols);
     }
     shape.smem = plan.dynamic_smem.eval(symbols);
-    check_dims(plan, shape.grid, shape.block, shape.smem, device);
+    shape.static_smem = static_smem;
+    check_dims(plan, shape, device);
     return shape;
+  }
+
+  // The kernel's static shared memory on this device, asked of the driver at the first call
+  // there. The default dynamic limit is 48 KB minus this, so it decides when to opt in.
+  int static_smem(const LoadedProgram& loaded, size_t launch, const DeviceInfo& device) const {
+    std::atomic<int>& bytes =
+        static_smem_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
+    int value = bytes.load(std::memory_order_relaxed);
+    if (value != kNotQueried) [[likely]] {
+      return value;
+    }
+    check(loaded.api.cuKernelGetAttribute(&value, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
+                                          loaded.kernels[launch], device.device),
+          "cuKernelGetAttribute(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)",
+          plan_.launches[launch].kernel);
+    bytes.store(value, std::memory_order_relaxed);  // the same value whichever thread stores
+    return value;
   }
 
   void launch_one(const LoadedProgram& loaded, size_t index, const LaunchShape& shape,
@@ -204,7 +228,7 @@ class NvrtcExecutor final : public Executor {
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) {
       return;  // nothing to do: an empty problem (e.g. n == 0) launches no blocks
     }
-    if (smem > kDefaultSharedLimit) {
+    if (smem + shape.static_smem > kDefaultSharedLimit) {
       raise_smem_limit(loaded, index, static_cast<int>(smem), device);
     }
     if (plan.cluster[0] * plan.cluster[1] * plan.cluster[2] > kPortableClusterSize) {
@@ -265,8 +289,10 @@ class NvrtcExecutor final : public Executor {
     check(launched, "cuLaunchKernelEx", plan.kernel);
   }
 
-  static void check_dims(const LaunchPlan& plan, const int64_t* grid, const int64_t* block,
-                         int64_t smem, const DeviceInfo& device) {
+  static void check_dims(const LaunchPlan& plan, const LaunchShape& shape,
+                         const DeviceInfo& device) {
+    const int64_t* grid = shape.grid;
+    const int64_t* block = shape.block;
     static constexpr int64_t kMaxGrid[3] = {(int64_t{1} << 31) - 1, 65535, 65535};
     static constexpr const char* kAxes[3] = {"x", "y", "z"};
     for (int d = 0; d < 3; ++d) {
@@ -287,12 +313,16 @@ class NvrtcExecutor final : public Executor {
       bad_launch(plan, fmt::format("a block of {}x{}x{} threads exceeds 1024", block[0], block[1],
                                    block[2]));
     }
-    if (smem < 0 || smem > device.max_shared_per_block_optin) [[unlikely]] {
-      bad_launch(plan,
-                 fmt::format("dynamic_smem = {} bytes ({}) exceeds the {} bytes a block may use on "
-                             "device {} ({})",
-                             smem, plan.dynamic_smem.text(), device.max_shared_per_block_optin,
-                             device.ordinal, device.name));
+    if (shape.smem < 0) [[unlikely]] {
+      bad_launch(plan, fmt::format("dynamic_smem = {} bytes ({}) is negative", shape.smem,
+                                   plan.dynamic_smem.text()));
+    }
+    if (shape.smem + shape.static_smem > device.max_shared_per_block_optin) [[unlikely]] {
+      bad_launch(plan, fmt::format("dynamic_smem = {} bytes ({}) plus the kernel's {} bytes of "
+                                   "static shared memory exceed the {} bytes a block may use on "
+                                   "device {} ({})",
+                                   shape.smem, plan.dynamic_smem.text(), shape.static_smem,
+                                   device.max_shared_per_block_optin, device.ordinal, device.name));
     }
   }
 
@@ -344,7 +374,8 @@ class NvrtcExecutor final : public Executor {
   mutable std::mutex load_mutex_;
   mutable std::unique_ptr<LoadedProgram> loaded_owner_;
   mutable std::atomic<const LoadedProgram*> loaded_{nullptr};
-  std::unique_ptr<std::atomic<int>[]> smem_limit_set_;    // [launch][device]
+  std::unique_ptr<std::atomic<int>[]> static_smem_;       // [launch][device], bytes
+  std::unique_ptr<std::atomic<int>[]> smem_limit_set_;    // [launch][device], 0 = never raised
   std::unique_ptr<std::atomic<bool>[]> cluster_allowed_;  // [launch][device]
   mutable std::mutex attribute_mutex_;                    // serializes the rare attribute sets
 };
@@ -425,6 +456,8 @@ class NvrtcBackend final : public Backend {
         nvrtc_options.name_expressions.push_back(launch.kernel);
       }
     }
+    // Header-heavy sources are the ones with user include dirs (TileLang's tl_templates, CUTLASS).
+    if (!header_dirs.empty()) nvrtc_options.pch_dir = options.nvrtc_pch_dir;
     // The plan is rendered (and every kernel signature resolved) before compiling, so that a
     // malformed Program fails fast with a ProgramError rather than after a slow compile.
     std::string host_source = render_program_plan(program);
@@ -445,6 +478,7 @@ class NvrtcBackend final : public Backend {
     artifact.metadata["arch"] = out.target;
     artifact.metadata["options"] = fmt::format("{}", fmt::join(out.options, " "));
     artifact.metadata["log"] = out.log;
+    artifact.metadata["pch"] = out.pch;
     artifact.dependencies = headers_under(out.dependencies, header_dirs);
     for (size_t i = 0; i < out.lowered_names.size(); ++i) {
       artifact.metadata[lowered_name_key(nvrtc_options.name_expressions[i])] = out.lowered_names[i];

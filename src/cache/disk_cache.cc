@@ -606,7 +606,8 @@ std::vector<DiskCache::EntryInfo> DiskCache::list(bool verify) const {
   if (layout.access == Access::kUnsafe) throw Error("cache: " + layout.problem);
   if (layout.access != Access::kOk) return entries;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir || shard_name == kPchDir)
+      continue;
     Opened shard =
         open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
     if (shard.access != Access::kOk) {
@@ -677,7 +678,8 @@ size_t DiskCache::clear() const {
   }
   size_t removed = 0;
   for (const std::string& shard_name : list_dir(layout.version.get())) {
-    if (shard_name == kStagingDir || shard_name == kDependencyDir) continue;
+    if (shard_name == kStagingDir || shard_name == kDependencyDir || shard_name == kPchDir)
+      continue;
     Opened shard = open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard", false);
     if (shard.access != Access::kOk) continue;
     for (const std::string& key : list_dir(shard.fd.get())) {

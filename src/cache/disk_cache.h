@@ -6,6 +6,7 @@
 //                               artifact.json, program.json, kernel.so|kernel.cubin, ...
 //   <root>/v1/deps/<base key>.json             headers the last build of a Program read
 //   <root>/v1/tmp/                             private staging (and trash) directories
+//   <root>/v1/pch/<pid>-XXXXXX/                NVRTC precompiled headers of a live process
 //
 // No method throws for a problem with the cache itself: a broken, unsafe or unwritable
 // cache costs a rebuild and a warning on stderr, never a failed compile.
@@ -35,6 +36,10 @@ class DiskCache {
   explicit DiskCache(std::filesystem::path root, uint64_t max_bytes = 0);
 
   const std::filesystem::path& root() const { return root_; }
+  // Where NVRTC precompiled headers go (cuda/nvrtc_pch.h): one directory per live process,
+  // removed when it exits; not cache entries (list, verify and LRU skip it).
+  std::filesystem::path pch_dir() const { return root_ / kLayoutVersion / kPchDir; }
+  static constexpr const char* kPchDir = "pch";
   uint64_t max_bytes() const { return max_bytes_; }
 
   enum class Status {

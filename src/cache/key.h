@@ -9,28 +9,9 @@
 #include "options/options.h"
 #include "tilejit/kernel.h"
 #include "tilejit/program.h"
+#include "toolchain/sha256.h"
 
 namespace tilejit::detail {
-
-// Incremental SHA-256 (OpenSSL EVP). Fields are length-prefixed so that no two different
-// field sequences hash the same bytes.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  Sha256& update(std::string_view bytes);
-  Sha256& field(std::string_view name, std::string_view value);
-  std::string hex();  // finishes the digest; call once
-
- private:
-  struct Context;
-  Context* context_;
-};
-
-std::string sha256_hex(std::string_view bytes);
 
 // The key of everything but header contents: the canonical Program JSON (with the resolved
 // out_idx), the binary-affecting options, target, `toolchain_fingerprint` and the artifact

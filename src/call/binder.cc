@@ -475,7 +475,7 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
     // kernel runs, and outputs are allocated, on a plain CUDA device.
     bound.device = {expected_device_type_, args[plan.first_tensor_arg].tensor()->device.device_id};
   } else {
-    bound.device = {expected_device_type_, 0};
+    bound.device = {expected_device_type_, allocator.default_device_id()};
   }
 
   int64_t* symbols = bound.symbols.data();

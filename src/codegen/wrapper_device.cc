@@ -1,6 +1,7 @@
 // The CUDA and HIP host wrappers: C++ for nvcc or hipcc, compiled in one translation unit with
 // the device source, which they include. HIP's runtime API mirrors CUDA's, so one generator
 // writes both; the HIP text is the CUDA text with runtime names mapped (to_hip below).
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -15,8 +16,6 @@
 namespace tilejit::detail {
 namespace {
 
-// Kernels may use 48 KB of dynamic shared memory without opting in.
-constexpr int64_t kDefaultDynamicSmemBytes = 48 * 1024;
 // Clusters larger than this need cudaFuncAttributeNonPortableClusterSizeAllowed.
 constexpr uint32_t kPortableClusterSize = 8;
 
@@ -498,6 +497,33 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     out_.close("}");
   }
 
+  // Opts `kernel` in to the dynamic shared memory its launches ask for. The default limit is
+  // 48 KB minus the kernel's static shared memory, which only the compiled kernel knows, so
+  // any constant size above 0 sets the attribute (as TileLang's wrapper does): that is valid
+  // exactly when static + dynamic fit the device's opt-in limit, which is when the launch
+  // can run. A kernel launched with several constant sizes gets the largest; one with a
+  // symbolic size gets all the device allows.
+  void write_allow_dynamic_smem(const std::string& kernel) {
+    int64_t largest = 0;
+    for (const Launch& launch : program_.launches) {
+      if (launch.kernel != kernel) continue;
+      if (!launch.dynamic_smem.is_const()) {
+        out_.line(fmt::format(
+            "if (tj_allow_max_dynamic_smem((const void*){0}, \"{0}\") != 0) return -1;", kernel));
+        return;
+      }
+      largest = std::max(largest, launch.dynamic_smem.const_value());
+    }
+    if (largest == 0) return;
+    if (largest > std::numeric_limits<int32_t>::max()) {
+      throw ProgramError(fmt::format(
+          "dynamic_smem of kernel '{}' is {} bytes: expected at most 2^31 - 1", kernel, largest));
+    }
+    write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
+                        std::to_string(largest),
+                        fmt::format("allow {} bytes of dynamic shared memory", largest));
+  }
+
   void write_init() {
     out_.line(
         "// Once per device, with that device current: opts kernels in to the dynamic shared");
@@ -507,21 +533,8 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     std::set<std::string> done;
     for (const Launch& launch : program_.launches) {
       const std::string& kernel = launch.kernel;
-      if (launch.dynamic_smem.is_const()) {
-        const int64_t bytes = launch.dynamic_smem.const_value();
-        if (bytes > kDefaultDynamicSmemBytes && done.insert("smem:" + kernel).second) {
-          if (bytes > std::numeric_limits<int32_t>::max()) {
-            throw ProgramError(
-                fmt::format("dynamic_smem of kernel '{}' is {} bytes: expected at most 2^31 - 1",
-                            kernel, bytes));
-          }
-          write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
-                              std::to_string(bytes),
-                              fmt::format("allow {} bytes of dynamic shared memory", bytes));
-        }
-      } else if (done.insert("smem:" + kernel).second) {
-        out_.line(fmt::format(
-            "if (tj_allow_max_dynamic_smem((const void*){0}, \"{0}\") != 0) return -1;", kernel));
+      if (done.insert("smem:" + kernel).second) {
+        write_allow_dynamic_smem(kernel);
       }
       const uint32_t cluster_size = launch.cluster[0] * launch.cluster[1] * launch.cluster[2];
       if (cluster_size > kPortableClusterSize && done.insert("cluster:" + kernel).second) {

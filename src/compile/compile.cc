@@ -32,6 +32,14 @@ std::string env_string(const char* name) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
+// True when `name` is set to 0, false, no or off (any case).
+bool env_is_false(const char* name) {
+  std::string value = env_string(name);
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return value == "0" || value == "false" || value == "no" || value == "off";
+}
+
 std::vector<int> normalize_out_idx(const std::vector<int>& requested, const Program& program,
                                    std::string_view origin) {
   const int count = static_cast<int>(program.params.size());
@@ -134,6 +142,8 @@ constexpr const char* kTargetEnv = "TILELANG_TARGET";
 constexpr const char* kBackendEnv = "TILELANG_EXECUTION_BACKEND";
 constexpr const char* kVerboseEnv = "TILELANG_VERBOSE";
 constexpr std::array<const char*, 3> kOptionEnvVars = {kTargetEnv, kBackendEnv, kVerboseEnv};
+// Read by builds only: 0/false/no/off turns NVRTC precompiled headers off (docs/cache.md).
+constexpr const char* kNvrtcPchEnv = "TILEJIT_NVRTC_PCH";
 
 using OptionEnvironment = std::array<std::optional<std::string_view>, kOptionEnvVars.size()>;
 
@@ -316,8 +326,10 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   Program program = prepared.program;
   program.out_idx = prepared.options.out_idx;
   program.validate();
+  ResolvedOptions build_options = prepared.options;
+  if (disk && !env_is_false(kNvrtcPchEnv)) build_options.nvrtc_pch_dir = disk->pch_dir().string();
   const auto start = std::filesystem::file_time_type::clock::now();
-  CompiledArtifact artifact = prepared.backend->build(program, prepared.options);
+  CompiledArtifact artifact = prepared.backend->build(program, build_options);
   // The headers this build read decide the key it is filed under.
   std::string key = prepared.base_key;
   bool storable = disk && status != DiskCache::Status::kUnsafe;

@@ -132,7 +132,7 @@ std::string readme(const CompiledArtifact& artifact, const std::string& stem,
 }  // namespace
 
 void Kernel::export_to(const std::filesystem::path& dir) const {
-  const CompiledArtifact& compiled = state().artifact;
+  const CompiledArtifact& compiled = detail::kernel_state(*this).artifact;
   const CompiledArtifact artifact = host_library_artifact(compiled);
   const Program& program = artifact.program;
   const std::string stem = file_stem(program.name);

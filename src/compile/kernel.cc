@@ -33,7 +33,7 @@ Kernel make_kernel(CompiledArtifact artifact, std::string cache_key) {
   const Program& program = state->artifact.program;
   state->binder = std::make_unique<Binder>(program, program.out_idx, state->backend->device_type());
   state->executor = state->backend->load(state->artifact, *state->binder);
-  return Kernel(std::move(state));
+  return KernelAccess::make(std::move(state));
 }
 
 }  // namespace detail

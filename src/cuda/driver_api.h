@@ -188,6 +188,8 @@ using nvrtcResult = int;
 inline constexpr nvrtcResult NVRTC_SUCCESS = 0;
 inline constexpr nvrtcResult NVRTC_ERROR_INVALID_OPTION = 5;
 inline constexpr nvrtcResult NVRTC_ERROR_COMPILATION = 6;
+inline constexpr nvrtcResult NVRTC_ERROR_NO_PCH_CREATE_ATTEMPTED = 13;
+inline constexpr nvrtcResult NVRTC_ERROR_PCH_CREATE_HEAP_EXHAUSTED = 14;
 struct _nvrtcProgram;
 using nvrtcProgram = _nvrtcProgram*;
 
@@ -222,6 +224,8 @@ using PFN_cuLibraryUnload = CUresult (*)(CUlibrary library);
 using PFN_cuLibraryGetKernel = CUresult (*)(CUkernel* kernel, CUlibrary library, const char* name);
 using PFN_cuLibraryGetGlobal = CUresult (*)(CUdeviceptr* ptr, size_t* bytes, CUlibrary library,
                                             const char* name);
+using PFN_cuKernelGetAttribute = CUresult (*)(int* value, CUfunction_attribute attrib,
+                                              CUkernel kernel, CUdevice dev);
 using PFN_cuKernelSetAttribute = CUresult (*)(CUfunction_attribute attrib, int value,
                                               CUkernel kernel, CUdevice dev);
 using PFN_cuLaunchKernelEx = CUresult (*)(const CUlaunchConfig* config, CUfunction f,
@@ -266,5 +270,7 @@ using PFN_nvrtcGetBytes = nvrtcResult (*)(nvrtcProgram prog, char* out);
 using PFN_nvrtcAddNameExpression = nvrtcResult (*)(nvrtcProgram prog, const char* name_expression);
 using PFN_nvrtcGetLoweredName = nvrtcResult (*)(nvrtcProgram prog, const char* name_expression,
                                                 const char** lowered_name);
+using PFN_nvrtcGetPCHCreateStatus = nvrtcResult (*)(nvrtcProgram prog);
+using PFN_nvrtcSetPCHHeapSize = nvrtcResult (*)(size_t size);
 
 }  // namespace tilejit::cuda

@@ -236,7 +236,8 @@ std::string render_program_plan(const Program& program) {
     text += fmt::format("  block = ({}, {}, {})\n", launch.block[0].str(), launch.block[1].str(),
                         launch.block[2].str());
     text += fmt::format(
-        "  dynamic_smem = {}  // > 48 KB: CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES\n",
+        "  dynamic_smem = {}  // static + dynamic > 48 KB: "
+        "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES\n",
         launch.dynamic_smem.str());
     if (launch.uses_cluster()) {
       text += fmt::format("  attribute CLUSTER_DIMENSION = ({}, {}, {})\n", launch.cluster[0],

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cuda/nvrtc_pch.h"
 #include "tilejit/errors.h"
 #include "toolchain/toolchain.h"
 
@@ -100,6 +101,12 @@ LoadedNvrtc load_nvrtc() {
   if (!ok) {
     return loaded;
   }
+  api.nvrtcGetPCHCreateStatus =
+      reinterpret_cast<PFN_nvrtcGetPCHCreateStatus>(dlsym(handle, "nvrtcGetPCHCreateStatus"));
+  api.nvrtcGetPCHHeapSizeRequired =
+      reinterpret_cast<PFN_nvrtcGetSize>(dlsym(handle, "nvrtcGetPCHHeapSizeRequired"));
+  api.nvrtcSetPCHHeapSize =
+      reinterpret_cast<PFN_nvrtcSetPCHHeapSize>(dlsym(handle, "nvrtcSetPCHHeapSize"));
   version(&api.major, &api.minor);
   int count = 0;
   num_archs(&count);
@@ -336,14 +343,18 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
     }
   }
 
+  PchCompile pch(api, source, options, out.options);
   std::optional<DependencyTrace> trace;
   std::vector<const char*> argv;
-  argv.reserve(out.options.size() + 1);
+  argv.reserve(out.options.size() + 2);
   for (const std::string& option : out.options) {
     argv.push_back(option.c_str());
   }
+  if (!pch.option().empty()) {
+    argv.push_back(pch.option().c_str());
+  }
   std::string trace_option;
-  if (options.list_dependencies) {
+  if (options.list_dependencies || pch.creating()) {
     trace.emplace();
     trace_option = trace->option();
     argv.push_back(trace_option.c_str());
@@ -368,8 +379,13 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
                                    api.nvrtcGetErrorString(compiled), summarize_errors(out.log)),
                        out.log, out.options, options.source_name);
   }
+  std::vector<std::string> headers;
   if (trace) {
-    out.dependencies = trace->headers(api);
+    headers = trace->headers(api);
+  }
+  out.pch = pch.finish(api, program, out.log, &headers);
+  if (options.list_dependencies) {
+    out.dependencies = std::move(headers);
   }
   for (const std::string& expression : options.name_expressions) {
     const char* lowered = nullptr;

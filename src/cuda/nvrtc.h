@@ -28,6 +28,10 @@ struct NvrtcApi {
   PFN_nvrtcGetBytes nvrtcGetPTX = nullptr;
   PFN_nvrtcAddNameExpression nvrtcAddNameExpression = nullptr;
   PFN_nvrtcGetLoweredName nvrtcGetLoweredName = nullptr;
+  // Precompiled headers (NVRTC 12.8+); null in older libraries, which then compile without.
+  PFN_nvrtcGetPCHCreateStatus nvrtcGetPCHCreateStatus = nullptr;
+  PFN_nvrtcGetSize nvrtcGetPCHHeapSizeRequired = nullptr;
+  PFN_nvrtcSetPCHHeapSize nvrtcSetPCHHeapSize = nullptr;
 
   std::string version_string() const { return std::to_string(major) + "." + std::to_string(minor); }
   int max_arch() const { return supported_archs.empty() ? 0 : supported_archs.back(); }
@@ -71,6 +75,8 @@ struct NvrtcOptions {
   // C++ names of kernels (`my_sqrt<float>`, a kernel without extern "C") whose mangled names
   // NVRTC reports in NvrtcOutput::lowered_names, in this order.
   std::vector<std::string> name_expressions;
+  // Where precompiled headers of this NVRTC instance go (nvrtc_pch.h); empty: none are used.
+  std::string pch_dir;
 };
 
 struct NvrtcOutput {
@@ -81,6 +87,7 @@ struct NvrtcOutput {
   std::string log;
   std::vector<std::string> dependencies;   // headers NVRTC opened, when list_dependencies
   std::vector<std::string> lowered_names;  // one per NvrtcOptions::name_expressions
+  std::string pch;  // "created <file>", "used <file>", or empty when no PCH took part
 };
 
 // The options compile_cuda() hands NVRTC (also recorded in the artifact's metadata).

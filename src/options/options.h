@@ -40,6 +40,10 @@ struct ResolvedOptions {
   std::map<std::string, std::string> pass_configs;
   std::vector<std::string> compile_flags;  // Program's then the options'
   CompilerPlacement compiler_placement = CompilerPlacement::kInProcess;
+  // Where NVRTC keeps this process's precompiled headers (cuda/nvrtc_pch.h): set by compile()
+  // for a build when the disk cache is on and TILEJIT_NVRTC_PCH is not 0; empty: none. Not
+  // part of the key: a PCH changes how fast a binary is built, never its bytes.
+  std::string nvrtc_pch_dir;
 };
 
 // True when the environment variable is "1", "true", "yes" or "on" (any case).

@@ -142,7 +142,7 @@ TEST(CacheKey, HeadersTheCompilerReadMatterAndNoOthers) {
   const std::string original = cache_key(program);  // no record yet: this compiles once
   const Kernel kernel = compile(program);
   EXPECT_EQ(kernel.cache_key(), original);
-  EXPECT_EQ(kernel.state().artifact.dependencies,
+  EXPECT_EQ(detail::kernel_state(kernel).artifact.dependencies,
             (std::vector<std::string>{(tree.include / "axpy_offset.h").string(),
                                       (tree.include / "nested" / "inner.h").string()}));
   testing::expect_axpy_correct(kernel, 7, 1.5f);

@@ -240,6 +240,43 @@ TEST(CodegenCuda, ScalarWiderThanTheKernelParameterIsAProgramError) {
                               {"'k'", "'count'"});
 }
 
+// The default dynamic limit is 48 KB minus the kernel's static shared memory, which the
+// generator cannot see: every constant size above 0 opts in (the largest of a kernel's
+// launches), a symbolic one opts in to the device's limit, and no dynamic memory sets nothing.
+TEST(CodegenCuda, InitOptsInToEveryDynamicSharedMemorySizeUnder48KBToo) {
+  const std::string source =
+      "extern \"C\" __global__ void a(float* A, int n) {}\n"
+      "extern \"C\" __global__ void b(float* A, int n) {}\n"
+      "extern \"C\" __global__ void c(float* A, int n) {}\n";
+  const Program program =
+      ProgramBuilder("smem_optin")
+          .source(source)
+          .tensor("A", "float32", {"n"})
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(40960))
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(45056))
+          .launch(Launch("a").with_grid({1}).with_block({32}).with_dynamic_smem(1024))
+          .launch(Launch("b").with_grid({1}).with_block({32}))
+          .launch(Launch("c").with_grid({1}).with_block({32}).with_dynamic_smem("n * 4"))
+          .build();
+  const std::string wrapper = detail::generate_cuda_wrapper(program, "kernel.cu");
+  const size_t init = wrapper.find("extern \"C\" int init(void)");
+  ASSERT_NE(init, std::string::npos) << wrapper;
+  const std::string body = wrapper.substr(init, wrapper.find("\n}\n", init) - init);
+  EXPECT_NE(body.find("(const void*)a, cudaFuncAttributeMaxDynamicSharedMemorySize, 45056"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(body.find("40960"), std::string::npos) << body;
+  EXPECT_EQ(body.find("(const void*)b"), std::string::npos) << body;
+  EXPECT_NE(body.find("tj_allow_max_dynamic_smem((const void*)c, \"c\")"), std::string::npos)
+      << body;
+  size_t count = 0;
+  for (size_t at = body.find("MaxDynamicSharedMemorySize"); at != std::string::npos;
+       at = body.find("MaxDynamicSharedMemorySize", at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1u) << body;  // one set for a; c's goes through tj_allow_max_dynamic_smem
+}
+
 TEST(CodegenCuda, TwoL2WindowsOnOneLaunchAreAProgramError) {
   L2Window a;
   a.param = "A";

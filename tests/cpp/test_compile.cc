@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
+#include "compile/kernel_state.h"
 
 namespace tilejit {
 namespace {
@@ -145,7 +146,7 @@ TEST(Compile, BuildsAndMemoizes) {
   expect_axpy_correct(first.kernel, 3);
   detail::CompileOutcome second = detail::compile_with_outcome(program, {});
   EXPECT_EQ(second.source, detail::CompileSource::kMemoryCache);
-  EXPECT_EQ(&second.kernel.state(), &first.kernel.state());
+  EXPECT_EQ(&detail::kernel_state(second.kernel), &detail::kernel_state(first.kernel));
   EXPECT_EQ(first.kernel.cache_key(), cache_key(program));
   EXPECT_EQ(first.kernel.out_idx(), std::vector<int>{2});
 
@@ -166,7 +167,7 @@ TEST(Compile, MemoryHitFollowsProgramOptionsAndEnvironment) {
   EXPECT_EQ(first.source, detail::CompileSource::kBuilt);
   const detail::CompileOutcome hit = detail::compile_with_outcome(program, {});
   EXPECT_EQ(hit.source, detail::CompileSource::kMemoryCache);
-  EXPECT_EQ(&hit.kernel.state(), &first.kernel.state());
+  EXPECT_EQ(&detail::kernel_state(hit.kernel), &detail::kernel_state(first.kernel));
 
   Program edited = program;
   edited.source.replace(edited.source.find("9.0f"), 4, "8.0f");  // same name, same size
@@ -239,7 +240,7 @@ TEST(Compile, ConcurrentCallsForOneKeyBuildOnce) {
   int built = 0;
   for (const auto& outcome : outcomes) {
     built += outcome.source == detail::CompileSource::kBuilt;
-    EXPECT_EQ(&outcome.kernel.state(), &outcomes[0].kernel.state());
+    EXPECT_EQ(&detail::kernel_state(outcome.kernel), &detail::kernel_state(outcomes[0].kernel));
   }
   EXPECT_EQ(built, 1);
   expect_axpy_correct(outcomes[0].kernel, 5);

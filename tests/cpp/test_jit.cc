@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cache_test_support.h"
+#include "compile/kernel_state.h"
 #include "tilejit/jit.h"
 
 namespace tilejit {
@@ -25,11 +26,11 @@ TEST(JitLazy, MemoizesOnArguments) {
   });
   const Kernel k3 = axpy(3);
   expect_axpy_correct(k3, 3);
-  EXPECT_EQ(&axpy(3).state(), &k3.state());
+  EXPECT_EQ(&detail::kernel_state(axpy(3)), &detail::kernel_state(k3));
   EXPECT_EQ(calls.load(), 1);
   const Kernel k4 = axpy(4);
   expect_axpy_correct(k4, 4);
-  EXPECT_NE(&k4.state(), &k3.state());
+  EXPECT_NE(&detail::kernel_state(k4), &detail::kernel_state(k3));
   EXPECT_EQ(calls.load(), 2);
 
   EXPECT_EQ(axpy.parse_cache_key(3), k3.cache_key());
@@ -39,7 +40,7 @@ TEST(JitLazy, MemoizesOnArguments) {
 
   // A second jit object over the same function finds the same kernel in the memory cache.
   auto again = jit([](int scale) { return axpy_program(scale); });
-  EXPECT_EQ(&again(3).state(), &k3.state());
+  EXPECT_EQ(&detail::kernel_state(again(3)), &detail::kernel_state(k3));
 }
 
 TEST(JitLazy, OptionsApply) {
@@ -65,9 +66,10 @@ TEST(JitLazy, ParCompileOverArgumentTuples) {
   expect_axpy_correct(kernels[0], 6);
   expect_axpy_correct(kernels[1], 2);
   expect_axpy_correct(kernels[2], 9);
-  EXPECT_EQ(&kernels[3].state(), &kernels[0].state());
+  EXPECT_EQ(&detail::kernel_state(kernels[3]), &detail::kernel_state(kernels[0]));
   const int after_par = calls.load();
-  EXPECT_EQ(&axpy(9).state(), &kernels[2].state());  // memoized by par_compile
+  EXPECT_EQ(&detail::kernel_state(axpy(9)),
+            &detail::kernel_state(kernels[2]));  // memoized by par_compile
   EXPECT_EQ(calls.load(), after_par);
 }
 
@@ -93,7 +95,8 @@ TEST(JitLazy, ConcurrentCallersShareOneKernel) {
   std::vector<std::thread> threads;
   for (auto& slot : seen) threads.emplace_back([&] { slot = axpy(8); });
   for (auto& thread : threads) thread.join();
-  for (const Kernel& kernel : seen) EXPECT_EQ(&kernel.state(), &seen[0].state());
+  for (const Kernel& kernel : seen)
+    EXPECT_EQ(&detail::kernel_state(kernel), &detail::kernel_state(seen[0]));
   expect_axpy_correct(seen[0], 8);
 }
 

@@ -156,6 +156,7 @@ void expect_same_output(const NvrtcOutput& actual, const NvrtcOutput& expected,
   EXPECT_EQ(actual.log, expected.log) << what;
   EXPECT_EQ(actual.dependencies, expected.dependencies) << what;
   EXPECT_EQ(actual.lowered_names, expected.lowered_names) << what;
+  EXPECT_EQ(actual.pch, expected.pch) << what;
   EXPECT_EQ(actual.binary.size(), expected.binary.size()) << what;
   EXPECT_TRUE(actual.binary == expected.binary) << what << ": the binaries differ";
 }
@@ -503,10 +504,11 @@ TEST(NvrtcWorker, WorkerOfAnotherProtocolVersionIsNamed) {
 TEST(NvrtcWorker, GarbledResponseIsAnError) {
   REQUIRE_NVRTC();
   detail::TempDir dir("nvrtc-worker-garbled");
-  // A well-formed header (version 1, 3 bytes) around a payload that is no response.
+  // A well-formed header (this protocol version, 3 bytes) around a payload that is no response.
+  static_assert(cuda::worker::kProtocolVersion == 3, "the header below spells the version");
   const fs::path garbled =
       write_script(dir, "garbled-worker",
-                   "printf 'TJNW\\1\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
+                   "printf 'TJNW\\3\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
   const ScopedEnv env(cuda::kNvrtcWorkerEnv, garbled.string());
   try {
     cuda::compile_cuda_in_worker(kernel_source(10), options_for("garbled.cu"));
