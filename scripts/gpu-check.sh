@@ -183,3 +183,8 @@ if python3 -c "import tilelang" >/dev/null 2>&1; then
 else
   record bench_header_cache skip "tilelang is not importable by python3 (PYTHONPATH?)"
 fi
+
+# ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
+# kernel with an explicit signature (nvrtc and nvcc), module globals written before a launch
+# (nvrtc get_global); tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
+if run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"; then :; fi

@@ -23,7 +23,8 @@ enum class TypeCode : uint8_t {
   kFloat8E5M2,
   kFloat4E2M1,  // OCP e2m1 "fn"; two values per byte in memory
   kBool,
-  kHandle,  // an opaque pointer (void*)
+  kHandle,   // an opaque pointer (void*)
+  kComplex,  // complex64 / complex128: real and imaginary float32 / float64, interleaved
 };
 
 struct DataType {
@@ -33,7 +34,8 @@ struct DataType {
 
   // Names as TileLang/TVM write them: int8..int64, uint8..uint64, float16/32/64, bfloat16,
   // float8_e4m3 (alias float8_e4m3fn), float8_e5m2, float4_e2m1 (alias float4_e2m1fn), bool,
-  // handle; a vector type appends "xN" (float16x2). Throws ProgramError naming the text.
+  // handle, complex64, complex128; a vector type appends "xN" (float16x2). Throws ProgramError
+  // naming the text.
   static DataType parse(std::string_view text);
   // Maps a DLPack dtype back; throws ArgumentError for codes tilejit does not support.
   static DataType from_dlpack(dlpack::DLDataType dl);
@@ -41,7 +43,7 @@ struct DataType {
   std::string str() const;
   dlpack::DLDataType to_dlpack() const;
   // The C/C++ spelling used in generated host code (int32_t, float, uint16_t for the 16-bit
-  // floats, void* for handle...).
+  // floats, void* for handle, void for complex: complex data only travels behind a pointer).
   std::string_view c_type() const;
   // Bytes that `count` elements occupy in memory (lanes included; float4 packs two per byte,
   // bool takes one byte).
@@ -58,6 +60,7 @@ struct DataType {
   bool is_float4() const { return code == TypeCode::kFloat4E2M1; }
   bool is_boolean() const { return code == TypeCode::kBool; }
   bool is_handle() const { return code == TypeCode::kHandle; }
+  bool is_complex() const { return code == TypeCode::kComplex; }
 
   friend bool operator==(const DataType&, const DataType&) = default;
 };

@@ -48,7 +48,9 @@ struct CompileOptions {
 // What a backend built: serializable, so the disk cache can store it and export() can hand
 // it to a user. The seed's CompiledArtifact.
 struct CompiledArtifact {
-  static constexpr int kFormatVersion = 2;  // 2: dependencies
+  // 2: dependencies; 3: nvrtc records the lowered (mangled) names of C++-named kernels, which
+  // version-2 entries of such kernels lack.
+  static constexpr int kFormatVersion = 3;
 
   std::string backend;                          // "nvrtc", "nvcc", "cpu", ...
   std::string target;                           // canonical target text ("cuda -arch=sm_90a", "c")
@@ -74,6 +76,16 @@ class OutputAllocator {
   // The device index a call with no tensor argument runs and allocates on: the framework's
   // current device, where it has one.
   virtual int32_t default_device_id() const { return 0; }
+};
+
+// A module global of a loaded kernel: a `__constant__` or `__device__` variable of a CUDA
+// module (a device address on `device`), or a global variable of a cpu kernel's library (a host
+// address). Write it (cuMemcpyHtoD, torch's copy, memcpy) before the launches that read it.
+// CuPy's RawModule.get_global.
+struct GlobalSymbol {
+  void* ptr = nullptr;
+  size_t bytes = 0;  // the variable's size
+  Device device;
 };
 
 namespace detail {
@@ -111,6 +123,10 @@ class Kernel {
   std::string get_kernel_source(bool kernel_only = false) const;
   const std::string& get_host_source() const;
   const std::string& get_device_source() const;
+  // The module global `name` (its name in the binary: extern "C" or a file-scope variable),
+  // on CUDA device `device_id` for CUDA backends. Throws ArgumentError naming it when the
+  // module has none; NotAvailableError where CUDA is missing.
+  GlobalSymbol get_global(std::string_view name, int device_id = 0) const;
   // Writes a self-contained library (shared library, C header, sources) usable with no
   // tilejit at run time. (The seed's export(); `export` is a C++ keyword.)
   void export_to(const std::filesystem::path& dir) const;

@@ -61,8 +61,12 @@ struct L2Window {
 };
 
 // One kernel launch. Grid and block are 3 expressions (missing ones are 1).
+// `kernel` is the kernel's C++ name: `scale`, `ns::scale`, or a template instantiation
+// `my_sqrt<float>` (CUDA; NVRTC looks the mangled name up, nvcc instantiates it).
 // `args` lists the kernel's parameters by name (Program params, shape/stride variables, TMA
 // descriptor names); when absent it is derived from the kernel's __global__ signature.
+// `signature` is the kernel's parameter list as C text ("const float* x, int n"), read instead
+// of the source's declaration: for a kernel declared through a macro.
 struct Launch {
   std::string kernel;
   std::array<Expr, 3> grid{Expr(1), Expr(1), Expr(1)};
@@ -72,6 +76,7 @@ struct Launch {
   bool cooperative = false;
   bool pdl = false;  // programmatic dependent launch
   std::optional<std::vector<std::string>> args;
+  std::optional<std::string> signature;
   std::vector<L2Window> l2_windows;
 
   Launch() = default;
@@ -84,6 +89,7 @@ struct Launch {
   Launch& with_cooperative(bool on = true);
   Launch& with_pdl(bool on = true);
   Launch& with_args(std::vector<std::string> names);
+  Launch& with_signature(std::string parameter_list);
   Launch& with_l2_window(L2Window window);
 
   bool uses_cluster() const { return cluster != std::array<uint32_t, 3>{1, 1, 1}; }

@@ -13,10 +13,13 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "bindings.h"
 #include "call/binder.h"
@@ -475,6 +478,18 @@ void bind_kernel(nb::module_& m) {
   if (kernel_base_type == nullptr) throw nb::python_error();
   m.attr("KernelBase") = nb::handle(reinterpret_cast<PyObject*>(kernel_base_type));
 
+  nb::class_<GlobalSymbol>(m, "GlobalSymbol",
+                           "A module global of a loaded kernel (Kernel.get_global): its address "
+                           "(a device address for CUDA backends, a host address for cpu) and "
+                           "size in bytes.")
+      .def_prop_ro("ptr", [](const GlobalSymbol& g) { return reinterpret_cast<uintptr_t>(g.ptr); })
+      .def_ro("nbytes", &GlobalSymbol::bytes)
+      .def_prop_ro("device_id", [](const GlobalSymbol& g) { return g.device.id; })
+      .def("__repr__", [](const GlobalSymbol& g) {
+        return fmt::format("<tilejit.GlobalSymbol ptr=0x{:x} nbytes={}>",
+                           reinterpret_cast<uintptr_t>(g.ptr), g.bytes);
+      });
+
   nb::class_<Kernel>(m, "CompiledKernel",
                      "A loaded kernel's metadata and sources; tilejit.Kernel wraps it.")
       .def_prop_ro("params", &Kernel::params)
@@ -493,6 +508,12 @@ void bind_kernel(nb::module_& m) {
       .def("get_kernel_source", &Kernel::get_kernel_source, "kernel_only"_a = false)
       .def("get_host_source", &Kernel::get_host_source)
       .def("get_device_source", &Kernel::get_device_source)
+      .def(
+          "get_global",
+          [](const Kernel& k, const std::string& name, int device) {
+            return k.get_global(name, device);
+          },
+          "name"_a, "device"_a = 0)
       .def("export", &Kernel::export_to, "path"_a, nb::call_guard<nb::gil_scoped_release>())
       .def(
           "save", [](const Kernel& k, const std::filesystem::path& dir) { k.artifact().save(dir); },

@@ -252,13 +252,16 @@ void bind_program(nb::module_& m) {
   nb::class_<Launch>(m, "Launch",
                      "One kernel launch: grid and block (1 to 3 dimensions, ints or expression "
                      "strings), dynamic shared memory, cluster, cooperative and PDL flags, an "
-                     "optional argument list (else derived from the kernel's signature) and L2 "
-                     "windows.")
+                     "optional argument list (else derived from the kernel's signature), L2 "
+                     "windows, and an optional explicit signature (the kernel's C parameter list, "
+                     "for a kernel declared through a macro). The kernel may be named as C++ "
+                     "does: 'my_sqrt<float>', 'ns::scale'.")
       .def(
           "__init__",
           [](Launch* self, std::string kernel, nb::handle grid, nb::handle block,
              nb::handle dynamic_smem, std::array<uint32_t, 3> cluster, bool cooperative, bool pdl,
-             std::optional<std::vector<std::string>> args, std::vector<L2Window> l2_windows) {
+             std::optional<std::vector<std::string>> args, std::vector<L2Window> l2_windows,
+             std::optional<std::string> signature) {
             std::string what = "launch of '" + kernel + "'";
             auto* launch = new (self) Launch(kernel);
             launch->with_grid(to_exprs(grid, what + " grid"))
@@ -269,16 +272,17 @@ void bind_program(nb::module_& m) {
                 .with_pdl(pdl);
             launch->args = std::move(args);
             launch->l2_windows = std::move(l2_windows);
+            launch->signature = std::move(signature);
           },
           nb::sig("def __init__(self, kernel: str, grid: Sequence[int | str] = (1,), "
                   "block: Sequence[int | str] = (1,), dynamic_smem: int | str = 0, "
                   "cluster: Sequence[int] = (1, 1, 1), cooperative: bool = False, "
                   "pdl: bool = False, args: Sequence[str] | None = None, "
-                  "l2_windows: Sequence[L2Window] = ()) -> None"),
+                  "l2_windows: Sequence[L2Window] = (), signature: str | None = None) -> None"),
           "kernel"_a, "grid"_a = nb::make_tuple(1), "block"_a = nb::make_tuple(1),
           "dynamic_smem"_a = 0, "cluster"_a = std::array<uint32_t, 3>{1, 1, 1},
           "cooperative"_a = false, "pdl"_a = false, "args"_a = nb::none(),
-          "l2_windows"_a = std::vector<L2Window>{})
+          "l2_windows"_a = std::vector<L2Window>{}, "signature"_a = nb::none())
       .def_ro("kernel", &Launch::kernel)
       .def_prop_ro("grid", [](const Launch& l) { return l.grid; })
       .def_prop_ro("block", [](const Launch& l) { return l.block; })
@@ -287,6 +291,7 @@ void bind_program(nb::module_& m) {
       .def_ro("cooperative", &Launch::cooperative)
       .def_ro("pdl", &Launch::pdl)
       .def_ro("args", &Launch::args)
+      .def_ro("signature", &Launch::signature)
       .def_ro("l2_windows", &Launch::l2_windows)
       .def(nb::self == nb::self);
 

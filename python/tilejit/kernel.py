@@ -74,6 +74,14 @@ class Kernel(_core.KernelBase):
     def get_device_source(self) -> str:
         return self._compiled.get_device_source()
 
+    def get_global(self, name: str, device: int = 0) -> _core.GlobalSymbol:
+        """A module global, as CuPy's ``RawModule.get_global``: a ``__constant__`` or
+        ``__device__`` variable of a CUDA module (nvrtc backend; ``ptr`` is a device address
+        on CUDA device ``device``), or a global variable of a cpu kernel's C library. Write it
+        (``cuMemcpyHtoD``, ``ctypes.memmove`` for cpu) before the calls that read it. Raises
+        ``tilejit.ArgumentError`` naming it when the module has none."""
+        return self._compiled.get_global(name, device)
+
     def export(self, path: str | os.PathLike) -> None:
         """Writes a self-contained library (shared library, C header, sources) to ``path``."""
         self._compiled.export(os.fspath(path))

@@ -18,7 +18,16 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual void launch(const BoundCall& call, StreamRef stream) const = 0;
+  // A module global (`__constant__` / `__device__` variable, a C global for cpu) on `device`;
+  // throws ArgumentError naming it when the module has no such symbol. The default: a backend
+  // whose modules have no globals tilejit can reach.
+  virtual GlobalSymbol global(std::string_view name, Device device) const;
 };
+
+// Dynamic parallelism needs relocatable device code linked with the device runtime
+// (cudadevrt), which neither CUDA backend builds: a flag asking for it (-rdc=true, -dc,
+// -lcudadevrt...) is an ArgumentError at compile time that says so and what to do instead.
+void refuse_relocatable_device_code(const Program& program, const std::vector<std::string>& flags);
 
 class Backend {
  public:

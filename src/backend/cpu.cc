@@ -85,6 +85,18 @@ class CpuExecutor final : public Executor {
     }
   }
 
+  GlobalSymbol global(std::string_view name, Device device) const override {
+    const std::string symbol(name);
+    auto [address, bytes] = library_.find_variable(symbol.c_str());
+    if (address == nullptr) {
+      throw ArgumentError(
+          fmt::format("get_global: program '{}' has no global variable '{}': expected a non-static "
+                      "variable at file scope of its C source",
+                      program_name_, name));
+    }
+    return GlobalSymbol{address, bytes, device};
+  }
+
  private:
   using InitFn = int (*)();
   using CallPackedFn = int (*)(void* const*, void*);

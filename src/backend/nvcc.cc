@@ -126,6 +126,16 @@ class NvccExecutor final : public Executor {
     }
   }
 
+  GlobalSymbol global(std::string_view name, Device /*device*/) const override {
+    // The CUDA runtime linked into the library keeps each variable's host shadow (what
+    // cudaGetSymbolAddress takes) private to the library, so nothing outside can reach it.
+    throw ArgumentError(fmt::format(
+        "get_global('{}'): program '{}' runs on the nvcc backend, whose library keeps its "
+        "__device__ / __constant__ variables private; expected execution_backend \"nvrtc\" for "
+        "module globals",
+        name, program_name_));
+  }
+
  private:
   using InitFn = int (*)();
   using CallPackedFn = int (*)(void* const*, void*);
@@ -196,6 +206,7 @@ class NvccBackend final : public Backend {
       throw ArgumentError(fmt::format("the nvcc backend compiles CUDA sources; program '{}' is {}",
                                       program.name, to_string(program.language)));
     }
+    refuse_relocatable_device_code(program, options.compile_flags);
     // Generated first: a Program the wrapper cannot express fails before a slow compile.
     const std::string host_source = generate_cuda_wrapper(program, kDeviceSourceName);
     const NvccToolchain& t = toolchain();

@@ -1,6 +1,7 @@
 // The nvrtc backend: NVRTC (in process; in worker processes for par_compile) -> cubin (PTX when
 // NVRTC predates the device), loaded context-independently with cuLibraryLoadData, launched
 // from a precomputed plan in C++.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "cuda/nvrtc.h"
 #include "cuda/nvrtc_worker.h"
 #include "cuda/tma.h"
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -42,6 +44,16 @@ class Library {
     check(api_->cuLibraryGetKernel(&kernel, library_, name.c_str()), "cuLibraryGetKernel", name);
     return kernel;
   }
+  // The address in the current context of a __device__ / __constant__ variable, and its size;
+  // {0, 0} when the library has none of that name.
+  std::pair<CUdeviceptr, size_t> global(const std::string& name) const {
+    CUdeviceptr address = 0;
+    size_t bytes = 0;
+    CUresult result = api_->cuLibraryGetGlobal(&address, &bytes, library_, name.c_str());
+    if (result == CUDA_ERROR_NOT_FOUND) return {0, 0};
+    check(result, "cuLibraryGetGlobal", name);
+    return {address, bytes};
+  }
 
  private:
   const DriverApi* api_;
@@ -68,12 +80,19 @@ uint64_t fnv1a(std::string_view bytes) {
   throw ArgumentError(fmt::format("launch '{}': {}", plan.kernel, what));
 }
 
-// The loaded cubin and its kernels, in launch order.
+// The artifact's metadata key that records the mangled name NVRTC gave a launch's kernel (one
+// named by a C++ name: a template instantiation, a kernel without extern "C").
+std::string lowered_name_key(std::string_view kernel) {
+  return fmt::format("lowered_name:{}", kernel);
+}
+
+// The loaded cubin and its kernels, in launch order; `symbols` are their names in the cubin.
 struct LoadedProgram {
-  LoadedProgram(const std::string& image, const std::string& name, const ProgramPlan& plan)
+  LoadedProgram(const std::string& image, const std::string& name,
+                const std::vector<std::string>& symbols)
       : api(driver()), library(image, name) {
-    for (const LaunchPlan& launch : plan.launches) {
-      kernels.push_back(library.kernel(launch.kernel));
+    for (const std::string& symbol : symbols) {
+      kernels.push_back(library.kernel(symbol));
     }
   }
   const DriverApi& api;
@@ -89,6 +108,10 @@ class NvrtcExecutor final : public Executor {
       : image_(artifact.binary), name_(artifact.program.name) {
     const Program& program = binder.program();
     plan_ = build_program_plan(program, binder);
+    for (const LaunchPlan& launch : plan_.launches) {
+      auto lowered = artifact.metadata.find(lowered_name_key(launch.kernel));
+      symbols_.push_back(lowered != artifact.metadata.end() ? lowered->second : launch.kernel);
+    }
     if (plan_.launches.size() > static_cast<size_t>(kMaxLaunches)) {
       throw ProgramError(
           fmt::format("program '{}' has {} launches; the nvrtc backend runs at most {}",
@@ -106,6 +129,20 @@ class NvrtcExecutor final : public Executor {
       smem_limit_set_[i].store(0, std::memory_order_relaxed);
       cluster_allowed_[i].store(false, std::memory_order_relaxed);
     }
+  }
+
+  GlobalSymbol global(std::string_view name, Device device) const override {
+    const LoadedProgram& loaded = load();
+    const DeviceInfo& info = device_info(device.id);
+    const ScopedContext context(loaded.api, info);
+    auto [address, bytes] = loaded.library.global(std::string(name));
+    if (address == 0) {
+      throw ArgumentError(fmt::format(
+          "get_global: program '{}' has no __device__ or __constant__ variable '{}' (a variable "
+          "in a namespace, or with C++ linkage in a class, has a mangled name)",
+          name_, name));
+    }
+    return GlobalSymbol{reinterpret_cast<void*>(address), bytes, device};
   }
 
   void launch(const BoundCall& call, StreamRef stream_ref) const override {
@@ -138,7 +175,7 @@ class NvrtcExecutor final : public Executor {
     }
     std::lock_guard lock(load_mutex_);
     if (loaded_owner_ == nullptr) {
-      loaded_owner_ = std::make_unique<LoadedProgram>(image_, name_, plan_);
+      loaded_owner_ = std::make_unique<LoadedProgram>(image_, name_, symbols_);
       loaded_.store(loaded_owner_.get(), std::memory_order_release);
     }
     return *loaded_owner_;
@@ -332,6 +369,7 @@ class NvrtcExecutor final : public Executor {
   std::string image_;  // the cubin or PTX, loaded at the first call
   std::string name_;
   ProgramPlan plan_;
+  std::vector<std::string> symbols_;  // each launch's kernel name in the cubin
   std::vector<std::unique_ptr<TmaSlot>> tma_;
   mutable std::mutex load_mutex_;
   mutable std::unique_ptr<LoadedProgram> loaded_owner_;
@@ -410,6 +448,14 @@ class NvrtcBackend final : public Backend {
     nvrtc_options.verbose = options.verbose;
     const std::vector<std::filesystem::path> header_dirs = user_include_dirs(program, options);
     nvrtc_options.list_dependencies = !header_dirs.empty();
+    refuse_relocatable_device_code(program, options.compile_flags);
+    for (const Launch& launch : program.launches) {
+      const std::vector<std::string>& names = nvrtc_options.name_expressions;
+      if (needs_lowered_name(program, launch) &&
+          std::find(names.begin(), names.end(), launch.kernel) == names.end()) {
+        nvrtc_options.name_expressions.push_back(launch.kernel);
+      }
+    }
     // Header-heavy sources are the ones with user include dirs (TileLang's tl_templates, CUTLASS).
     if (!header_dirs.empty()) nvrtc_options.pch_dir = options.nvrtc_pch_dir;
     // The plan is rendered (and every kernel signature resolved) before compiling, so that a
@@ -434,6 +480,9 @@ class NvrtcBackend final : public Backend {
     artifact.metadata["log"] = out.log;
     artifact.metadata["pch"] = out.pch;
     artifact.dependencies = headers_under(out.dependencies, header_dirs);
+    for (size_t i = 0; i < out.lowered_names.size(); ++i) {
+      artifact.metadata[lowered_name_key(nvrtc_options.name_expressions[i])] = out.lowered_names[i];
+    }
     return artifact;
   }
 

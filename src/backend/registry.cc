@@ -36,6 +36,13 @@ const Entry* find(std::string_view name) {
 
 }  // namespace
 
+GlobalSymbol Executor::global(std::string_view name, Device /*device*/) const {
+  throw ArgumentError(fmt::format(
+      "get_global('{}'): this backend's modules expose no globals to tilejit; expected the "
+      "nvrtc backend for a CUDA __constant__ / __device__ variable, or cpu for a C global",
+      name));
+}
+
 const Backend& backend_named(std::string_view name) {
   if (const Entry* entry = find(name)) return entry->get();
   std::string known;

@@ -1,7 +1,9 @@
 #include "backend/shared_library.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -108,6 +110,22 @@ void SharedLibrary::reset() noexcept {
 void* SharedLibrary::find_symbol(const char* symbol_name) const {
   if (handle_ == nullptr) return nullptr;
   return ::dlsym(handle_, symbol_name);
+}
+
+std::pair<void*, size_t> SharedLibrary::find_variable(const char* symbol_name) const {
+  void* address = find_symbol(symbol_name);
+  if (address == nullptr) return {nullptr, 0};
+  // The symbol table entry dladdr1 finds for the address carries the type and the size.
+  Dl_info info{};
+  void* found = nullptr;
+  if (::dladdr1(address, &info, &found, RTLD_DL_SYMENT) == 0 || found == nullptr) {
+    return {nullptr, 0};
+  }
+  const auto* entry = static_cast<const ElfW(Sym)*>(found);
+  if (ELF64_ST_TYPE(entry->st_info) != STT_OBJECT) {
+    return {nullptr, 0};
+  }
+  return {address, static_cast<size_t>(entry->st_size)};
 }
 
 void* SharedLibrary::symbol(const char* symbol_name) const {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "options/options.h"
@@ -35,6 +36,9 @@ class SharedLibrary {
   void* symbol(const char* symbol_name) const;
   // The same, or nullptr when missing.
   void* find_symbol(const char* symbol_name) const;
+  // An exported variable (an ELF data object) and its size; {nullptr, 0} when the library
+  // exports no variable of that name (a function is not one).
+  std::pair<void*, size_t> find_variable(const char* symbol_name) const;
 
   explicit operator bool() const { return handle_ != nullptr; }
   const std::string& name() const { return name_; }

@@ -1,5 +1,6 @@
 #include "codegen/wrapper_common.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 
@@ -176,7 +177,12 @@ std::string kernel_argument_address(const WrapperContext& context, const Launch&
   } else {
     type = fmt::format("{}int{}_t", arg.kind == KernelArg::Kind::kUInt ? "u" : "", arg.bytes * 8);
   }
-  const std::string local = fmt::format("tj_{}_{}", launch.kernel, arg.name);
+  // A template kernel's name (`k<float, 4>`) is no identifier: its other characters become '_'.
+  std::string kernel = launch.kernel;
+  std::replace_if(
+      kernel.begin(), kernel.end(),
+      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) == 0; }, '_');
+  const std::string local = fmt::format("tj_{}_{}", kernel, arg.name);
   out.line(fmt::format("{} {} = ({}){};  // widened to the kernel's {}", type, local, type, value,
                        arg.c_type));
   return "&" + local;

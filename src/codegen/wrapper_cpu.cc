@@ -1,4 +1,5 @@
 // The CPU host wrapper: C11, compiled by the host compiler next to the Program's C source.
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -40,6 +41,11 @@ std::string generate_cpu_wrapper(const Program& program) {
   write_banner(out, program, "CPU host wrapper");
   out.line("#include <stdbool.h>");
   out.line("#include <stdint.h>");
+  // The kernels may spell complex tensors' elements `float complex`.
+  if (std::any_of(program.params.begin(), program.params.end(),
+                  [](const KernelParam& p) { return p.dtype.is_complex(); })) {
+    out.line("#include <complex.h>");
+  }
   out.line();
 
   out.line("// The Program's functions, as its source declares them.");

@@ -57,6 +57,7 @@ std::string_view tma_data_type(const DataType& dtype, const TmaDescriptor& descr
         return "CU_TENSOR_MAP_DATA_TYPE_UINT8";
       case TypeCode::kFloat4E2M1:
       case TypeCode::kHandle:
+      case TypeCode::kComplex:
         break;
     }
   }

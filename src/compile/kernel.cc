@@ -97,6 +97,12 @@ const std::string& Kernel::get_device_source() const {
   return checked(state_).artifact.device_source;
 }
 
+GlobalSymbol Kernel::get_global(std::string_view name, int device_id) const {
+  const detail::KernelState& s = checked(state_);
+  const int32_t type = s.backend->device_type();
+  return s.executor->global(name, Device{type, type == dlpack::kDLCPU ? 0 : device_id});
+}
+
 std::string Kernel::get_kernel_source(bool kernel_only) const {
   const CompiledArtifact& a = checked(state_).artifact;
   if (kernel_only || a.host_source.empty()) return a.device_source;

@@ -32,6 +32,7 @@ struct DriverApi {
   PFN_cuLibraryLoadData cuLibraryLoadData = nullptr;
   PFN_cuLibraryUnload cuLibraryUnload = nullptr;
   PFN_cuLibraryGetKernel cuLibraryGetKernel = nullptr;
+  PFN_cuLibraryGetGlobal cuLibraryGetGlobal = nullptr;
   PFN_cuKernelGetAttribute cuKernelGetAttribute = nullptr;
   PFN_cuKernelSetAttribute cuKernelSetAttribute = nullptr;
   PFN_cuLaunchKernelEx cuLaunchKernelEx = nullptr;

@@ -222,6 +222,8 @@ using PFN_cuLibraryLoadData = CUresult (*)(CUlibrary* library, const void* code,
                                            unsigned int numLibraryOptions);
 using PFN_cuLibraryUnload = CUresult (*)(CUlibrary library);
 using PFN_cuLibraryGetKernel = CUresult (*)(CUkernel* kernel, CUlibrary library, const char* name);
+using PFN_cuLibraryGetGlobal = CUresult (*)(CUdeviceptr* ptr, size_t* bytes, CUlibrary library,
+                                            const char* name);
 using PFN_cuKernelGetAttribute = CUresult (*)(int* value, CUfunction_attribute attrib,
                                               CUkernel kernel, CUdevice dev);
 using PFN_cuKernelSetAttribute = CUresult (*)(CUfunction_attribute attrib, int value,
@@ -265,6 +267,9 @@ using PFN_nvrtcCompileProgram = nvrtcResult (*)(nvrtcProgram prog, int numOption
                                                 const char* const* options);
 using PFN_nvrtcGetSize = nvrtcResult (*)(nvrtcProgram prog, size_t* size);
 using PFN_nvrtcGetBytes = nvrtcResult (*)(nvrtcProgram prog, char* out);
+using PFN_nvrtcAddNameExpression = nvrtcResult (*)(nvrtcProgram prog, const char* name_expression);
+using PFN_nvrtcGetLoweredName = nvrtcResult (*)(nvrtcProgram prog, const char* name_expression,
+                                                const char** lowered_name);
 using PFN_nvrtcGetPCHCreateStatus = nvrtcResult (*)(nvrtcProgram prog);
 using PFN_nvrtcSetPCHHeapSize = nvrtcResult (*)(size_t size);
 

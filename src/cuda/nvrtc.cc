@@ -95,7 +95,9 @@ LoadedNvrtc load_nvrtc() {
             resolve(handle, "nvrtcGetCUBINSize", api.nvrtcGetCUBINSize, error) &&
             resolve(handle, "nvrtcGetCUBIN", api.nvrtcGetCUBIN, error) &&
             resolve(handle, "nvrtcGetPTXSize", api.nvrtcGetPTXSize, error) &&
-            resolve(handle, "nvrtcGetPTX", api.nvrtcGetPTX, error);
+            resolve(handle, "nvrtcGetPTX", api.nvrtcGetPTX, error) &&
+            resolve(handle, "nvrtcAddNameExpression", api.nvrtcAddNameExpression, error) &&
+            resolve(handle, "nvrtcGetLoweredName", api.nvrtcGetLoweredName, error);
   if (!ok) {
     return loaded;
   }
@@ -332,6 +334,15 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   auto destroy = [&api](nvrtcProgram* p) { api.nvrtcDestroyProgram(p); };
   std::unique_ptr<nvrtcProgram, decltype(destroy)> guard(&program, destroy);
 
+  for (const std::string& expression : options.name_expressions) {
+    nvrtcResult added = api.nvrtcAddNameExpression(program, expression.c_str());
+    if (added != NVRTC_SUCCESS) {
+      throw CompileError(fmt::format("nvrtcAddNameExpression(\"{}\") failed for {}: {}", expression,
+                                     options.source_name, api.nvrtcGetErrorString(added)),
+                         "", out.options, options.source_name);
+    }
+  }
+
   PchCompile pch(api, source, options, out.options);
   std::optional<DependencyTrace> trace;
   std::vector<const char*> argv;
@@ -375,6 +386,18 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   out.pch = pch.finish(api, program, out.log, &headers);
   if (options.list_dependencies) {
     out.dependencies = std::move(headers);
+  }
+  for (const std::string& expression : options.name_expressions) {
+    const char* lowered = nullptr;
+    nvrtcResult found = api.nvrtcGetLoweredName(program, expression.c_str(), &lowered);
+    if (found != NVRTC_SUCCESS || lowered == nullptr) {
+      throw CompileError(
+          fmt::format("NVRTC compiled {} but has no lowered name for the kernel '{}' ({}): "
+                      "expected a __global__ function of that C++ name",
+                      options.source_name, expression, api.nvrtcGetErrorString(found)),
+          out.log, out.options, options.source_name);
+    }
+    out.lowered_names.emplace_back(lowered);
   }
   size_t size = 0;
   (ptx ? api.nvrtcGetPTXSize : api.nvrtcGetCUBINSize)(program, &size);

@@ -26,6 +26,8 @@ struct NvrtcApi {
   PFN_nvrtcGetBytes nvrtcGetCUBIN = nullptr;
   PFN_nvrtcGetSize nvrtcGetPTXSize = nullptr;
   PFN_nvrtcGetBytes nvrtcGetPTX = nullptr;
+  PFN_nvrtcAddNameExpression nvrtcAddNameExpression = nullptr;
+  PFN_nvrtcGetLoweredName nvrtcGetLoweredName = nullptr;
   // Precompiled headers (NVRTC 12.8+); null in older libraries, which then compile without.
   PFN_nvrtcGetPCHCreateStatus nvrtcGetPCHCreateStatus = nullptr;
   PFN_nvrtcGetSize nvrtcGetPCHHeapSizeRequired = nullptr;
@@ -70,6 +72,9 @@ struct NvrtcOptions {
   std::vector<std::string> flags;  // passed through after tilejit's own
   bool verbose = false;            // adds -lineinfo
   bool list_dependencies = false;  // fill NvrtcOutput::dependencies (costs a trace file)
+  // C++ names of kernels (`my_sqrt<float>`, a kernel without extern "C") whose mangled names
+  // NVRTC reports in NvrtcOutput::lowered_names, in this order.
+  std::vector<std::string> name_expressions;
   // Where precompiled headers of this NVRTC instance go (nvrtc_pch.h); empty: none are used.
   std::string pch_dir;
 };
@@ -80,7 +85,8 @@ struct NvrtcOutput {
   std::string target;       // what NVRTC compiled for: "sm_90a" or "compute_90"
   std::vector<std::string> options;
   std::string log;
-  std::vector<std::string> dependencies;  // headers NVRTC opened, when list_dependencies
+  std::vector<std::string> dependencies;   // headers NVRTC opened, when list_dependencies
+  std::vector<std::string> lowered_names;  // one per NvrtcOptions::name_expressions
   std::string pch;  // "created <file>", "used <file>", or empty when no PCH took part
 };
 

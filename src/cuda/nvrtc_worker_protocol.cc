@@ -177,7 +177,7 @@ std::string encode_request(const Request& request) {
   // this from compiling until the wire format carries it (out-of-process must equal
   // in-process).
   const auto& [arch, source_name, include_dirs, defines, flags, verbose, list_dependencies,
-               pch_dir] = request.options;
+               name_expressions, pch_dir] = request.options;
   const auto& [major, minor, arch_specific] = arch;
   Writer out;
   out.string(request.working_directory);
@@ -191,6 +191,7 @@ std::string encode_request(const Request& request) {
   out.strings(flags);
   out.boolean(verbose);
   out.boolean(list_dependencies);
+  out.strings(name_expressions);
   out.string(pch_dir);
   return out.take();
 }
@@ -210,6 +211,7 @@ Request decode_request(std::string_view payload) {
   options.flags = in.strings();
   options.verbose = in.boolean();
   options.list_dependencies = in.boolean();
+  options.name_expressions = in.strings();
   options.pch_dir = in.string();
   in.finish();
   return request;
@@ -217,7 +219,8 @@ Request decode_request(std::string_view payload) {
 
 std::string encode_output(const NvrtcOutput& output) {
   // Every field by name, as in encode_request.
-  const auto& [binary, binary_kind, target, options, log, dependencies, pch] = output;
+  const auto& [binary, binary_kind, target, options, log, dependencies, lowered_names, pch] =
+      output;
   Writer out;
   out.u8(static_cast<uint8_t>(Outcome::kOutput));
   out.string(binary);
@@ -226,6 +229,7 @@ std::string encode_output(const NvrtcOutput& output) {
   out.strings(options);
   out.string(log);
   out.strings(dependencies);
+  out.strings(lowered_names);
   out.string(pch);
   return out.take();
 }
@@ -277,6 +281,7 @@ Response decode_response(std::string_view payload) {
     output.options = in.strings();
     output.log = in.string();
     output.dependencies = in.strings();
+    output.lowered_names = in.strings();
     output.pch = in.string();
     in.finish();
     return response;

@@ -20,7 +20,8 @@
 namespace tilejit::cuda::worker {
 
 inline constexpr uint32_t kMagic = 0x574e4a54;  // "TJNW" in little-endian bytes
-inline constexpr uint32_t kProtocolVersion = 2;
+// 2: precompiled headers; 3: name expressions and lowered names.
+inline constexpr uint32_t kProtocolVersion = 3;
 // A worker that has had no request for this long exits, releasing NVRTC's memory.
 inline constexpr std::chrono::seconds kIdleTimeout{60};
 // Far above any real source or cubin; a length beyond it is garbage, not a reason to allocate.

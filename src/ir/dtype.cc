@@ -1,7 +1,9 @@
 #include "tilejit/dtype.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 
 #include "tilejit/errors.h"
 
@@ -36,6 +38,8 @@ constexpr NamedType kNamedTypes[] = {
     {"float4_e2m1fn", TypeCode::kFloat4E2M1, 4},
     {"bool", TypeCode::kBool, 8},
     {"handle", TypeCode::kHandle, 64},
+    {"complex64", TypeCode::kComplex, 64},
+    {"complex128", TypeCode::kComplex, 128},
 };
 
 const NamedType* find_named(TypeCode code, uint8_t bits) {
@@ -59,8 +63,16 @@ std::string known_names() {
 DataType DataType::parse(std::string_view text) {
   std::string_view base = text;
   uint16_t lanes = 1;
-  // A vector type is "<scalar>x<lanes>"; no scalar name contains an 'x'.
-  if (size_t x = text.find('x'); x != std::string_view::npos) {
+  for (const NamedType& t : kNamedTypes) {
+    if (t.name == text) return DataType{t.code, t.bits, 1};
+  }
+  // A vector type is "<scalar>x<lanes>"; the lanes follow the last 'x' ("complex64x2").
+  size_t x = text.rfind('x');
+  auto known = [](std::string_view name) {
+    return std::any_of(std::begin(kNamedTypes), std::end(kNamedTypes),
+                       [&](const NamedType& t) { return t.name == name; });
+  };
+  if (x != std::string_view::npos && known(text.substr(0, x))) {
     base = text.substr(0, x);
     std::string_view digits = text.substr(x + 1);
     unsigned value = 0;
@@ -119,6 +131,9 @@ dlpack::DLDataType DataType::to_dlpack() const {
     case TypeCode::kHandle:
       dl_code = dlpack::kDLOpaqueHandle;
       break;
+    case TypeCode::kComplex:
+      dl_code = dlpack::kDLComplex;
+      break;
   }
   return {dl_code, bits, lanes};
 }
@@ -153,6 +168,9 @@ DataType DataType::from_dlpack(dlpack::DLDataType dl) {
       break;
     case dlpack::kDLOpaqueHandle:
       code = TypeCode::kHandle;
+      break;
+    case dlpack::kDLComplex:
+      code = TypeCode::kComplex;
       break;
     default:
       known = false;
@@ -208,6 +226,8 @@ std::string_view DataType::c_type() const {
       return "bool";
     case TypeCode::kHandle:
       return "void*";
+    case TypeCode::kComplex:
+      return "void";  // tensors only (validation refuses complex scalars): void* in host code
   }
   return "void*";
 }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "ir/identifier.h"
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 
 namespace tilejit {
@@ -108,6 +109,13 @@ void validate_params(const Program& program) {
       if (!p.shape.empty() || p.strides) {
         throw ProgramError(fmt::format(
             "params[{}] (scalar parameter '{}') has a shape or strides: expected none", i, p.name));
+      }
+      if (p.dtype.is_complex()) {
+        throw ProgramError(fmt::format(
+            "params[{}] (scalar parameter '{}') is {}: complex values are passed in tensors only; "
+            "expected a "
+            "1-element {} tensor, or two {} scalars for the real and imaginary parts",
+            i, p.name, p.dtype.str(), p.dtype.str(), p.dtype.bits == 64 ? "float32" : "float64"));
       }
       continue;
     }
@@ -310,9 +318,15 @@ void validate_launches(const Program& program, const SymbolTable& symbols) {
   static constexpr std::string_view kAxes[3] = {"x", "y", "z"};
   for (size_t i = 0; i < program.launches.size(); ++i) {
     const Launch& l = program.launches[i];
-    if (!detail::is_c_identifier(l.kernel)) {
-      throw ProgramError(fmt::format("launches[{}] names the kernel '{}': expected a C identifier",
-                                     i, detail::printable(l.kernel)));
+    // C has no namespaces or templates; CUDA and HIP kernels may be named as C++ does.
+    const std::optional<detail::KernelName> kernel_name = detail::parse_kernel_name(l.kernel);
+    if (program.language == Language::kC ? !detail::is_c_identifier(l.kernel) : !kernel_name) {
+      throw ProgramError(fmt::format(
+          "launches[{}] names the kernel '{}': expected {}", i, detail::printable(l.kernel),
+          program.language == Language::kC
+              ? "a C identifier"
+              : "a C++ name: an identifier, optionally qualified (ns::k) and with template "
+                "arguments (k<float, 128>)"));
     }
     const std::string kernel = fmt::format("kernel '{}'", l.kernel);
     for (int a = 0; a < 3; ++a) {
@@ -467,6 +481,11 @@ Launch& Launch::with_cooperative(bool on) {
 
 Launch& Launch::with_pdl(bool on) {
   pdl = on;
+  return *this;
+}
+
+Launch& Launch::with_signature(std::string parameter_list) {
+  signature = std::move(parameter_list);
   return *this;
 }
 

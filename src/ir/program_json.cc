@@ -69,6 +69,7 @@ Json launch_to_json(const Launch& l) {
   if (l.cooperative) out["cooperative"] = true;
   if (l.pdl) out["pdl"] = true;
   if (l.args) out["args"] = *l.args;
+  if (l.signature) out["signature"] = *l.signature;
   if (!l.l2_windows.empty()) {
     Json windows = Json::array();
     for (const L2Window& w : l.l2_windows) {
@@ -269,7 +270,7 @@ L2Window read_l2_window(const Json& value, const std::string& path) {
 Launch read_launch(const Json& value, const std::string& path) {
   check_keys(value, path,
              {"kernel", "grid", "block", "dynamic_smem", "cluster", "cooperative", "pdl", "args",
-              "l2_windows"});
+              "signature", "l2_windows"});
   Launch l(read_string(require(value, path, "kernel"), child(path, "kernel")));
   if (const Json* v = find(value, "grid")) l.grid = read_dims(*v, child(path, "grid"));
   if (const Json* v = find(value, "block")) l.block = read_dims(*v, child(path, "block"));
@@ -291,6 +292,9 @@ Launch read_launch(const Json& value, const std::string& path) {
   }
   if (const Json* v = find(value, "pdl")) l.pdl = read_bool(*v, child(path, "pdl"));
   if (const Json* v = find(value, "args")) l.args = read_strings(*v, child(path, "args"));
+  if (const Json* v = find(value, "signature")) {
+    l.signature = read_string(*v, child(path, "signature"));
+  }
   if (const Json* v = find(value, "l2_windows")) {
     std::string wpath = child(path, "l2_windows");
     for (size_t i = 0; i < read_array(*v, wpath).size(); ++i) {

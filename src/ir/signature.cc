@@ -219,6 +219,16 @@ bool is_dropped_qualifier(std::string_view word) {
 }
 
 // Words that can end a parameter's type, so an unnamed parameter is not mistaken for a name.
+// Words that cannot follow a function declarator's ')' but begin a declaration.
+bool starts_declaration(std::string_view word) {
+  static const std::set<std::string_view> kWords = {
+      "extern",         "__global__", "__device__", "__host__", "template", "namespace", "typedef",
+      "struct",         "class",      "union",      "enum",     "static",   "inline",    "using",
+      "void",           "int",        "float",      "double",   "char",     "unsigned",  "signed",
+      "__forceinline__"};
+  return kWords.count(word) != 0;
+}
+
 bool is_type_word(std::string_view word) {
   static const std::set<std::string_view> kWords = {
       "void", "char",  "short",  "int",      "long",  "float",   "double",
@@ -265,6 +275,7 @@ class DeclarationParser {
   void parse_statement(std::vector<KernelDeclaration>& out) {
     if (at("}")) {  // the end of an enclosing namespace / extern "C" block
       ++pos_;
+      if (!extern_c_scopes_.empty()) extern_c_scopes_.pop_back();
       return;
     }
     if (at(";")) {
@@ -272,9 +283,10 @@ class DeclarationParser {
       return;
     }
     size_t start = pos_;
+    template_params_.clear();
     if (at("template")) {
       ++pos_;
-      skip_template_parameters();
+      template_params_ = read_template_parameters();
     }
     for (;;) {
       if (pos_ >= t_.size()) return;
@@ -284,6 +296,7 @@ class DeclarationParser {
       }
       if (at("{")) {
         if (opens_transparent_scope(start)) {
+          extern_c_scopes_.push_back(is_extern_c(start));
           ++pos_;  // its contents are parsed as statements
           return;
         }
@@ -310,11 +323,20 @@ class DeclarationParser {
     }
   }
 
-  // `<...>` after `template`: default arguments in it (`int N = sizeof(T)`) must not read as
-  // a variable's initializer.
-  void skip_template_parameters() {
-    if (!at("<")) return;
+  // `<...>` after `template`, read for the parameters' names (the last identifier before a
+  // top-level ',' or '=': `typename T`, `int N = sizeof(T)`). Default arguments in it must not
+  // read as a variable's initializer.
+  std::vector<std::string> read_template_parameters() {
+    std::vector<std::string> names;
+    if (!at("<")) return names;
     int depth = 0;
+    std::string last_identifier;
+    bool in_default = false;
+    auto flush = [&]() {
+      names.push_back(last_identifier);
+      last_identifier.clear();
+      in_default = false;
+    };
     while (pos_ < t_.size()) {
       if (at("(") || at("[") || at("{")) {
         skip_balanced();
@@ -323,10 +345,25 @@ class DeclarationParser {
       if (at("<")) ++depth;
       if (at(">") && --depth == 0) {
         ++pos_;
-        return;
+        if (!last_identifier.empty()) flush();
+        return names;
+      }
+      if (depth == 1 && at(",")) {
+        flush();
+      } else if (depth == 1 && at("=")) {
+        in_default = true;
+      } else if (depth == 1 && !in_default && t_[pos_].kind == Token::Kind::kIdent) {
+        last_identifier = t_[pos_].text;
       }
       ++pos_;
     }
+    return names;
+  }
+
+  bool is_extern_c(size_t start) const {
+    return start + 1 < t_.size() && t_[start].kind == Token::Kind::kIdent &&
+           t_[start].text == "extern" && t_[start + 1].kind == Token::Kind::kString &&
+           t_[start + 1].text == "C";
   }
 
   bool opens_transparent_scope(size_t start) const {
@@ -363,14 +400,21 @@ class DeclarationParser {
       if (t_[i].text == "template") decl.is_template = true;
       if (t_[i].text == "typedef") return skip_to_statement_end();
     }
+    if (decl.is_template) decl.template_params = template_params_;
+    decl.c_linkage =
+        is_extern_c(start) ||
+        std::find(extern_c_scopes_.begin(), extern_c_scopes_.end(), true) != extern_c_scopes_.end();
     // `a::b(` is a qualified call or member definition, not a kernel.
     bool qualified = pos_ >= start + 2 && at_index(pos_ - 2, "::");
     size_t open = pos_;
     skip_balanced();
     size_t close = pos_ - 1;
     decl.params = parse_params(open + 1, close);
-    // Trailing qualifiers, then ';' (a declaration) or '{' (a definition).
+    // Trailing qualifiers, then ';' (a declaration) or '{' (a definition). A word that starts
+    // a declaration means the parentheses were a macro invocation without a ';' after it
+    // (`DECLARE_KERNEL(name, expr)`): not a function, and the next statement starts there.
     while (pos_ < t_.size() && !at(";") && !at("{")) {
+      if (t_[pos_].kind == Token::Kind::kIdent && starts_declaration(t_[pos_].text)) return;
       if (at("(") || at("[")) {
         skip_balanced();
       } else {
@@ -467,6 +511,8 @@ class DeclarationParser {
   std::vector<Token> t_;
   size_t pos_ = 0;
   bool require_global_;
+  std::vector<bool> extern_c_scopes_;         // the open namespace / extern "C" blocks
+  std::vector<std::string> template_params_;  // of the statement being parsed
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -599,21 +645,123 @@ std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source
   return DeclarationParser(Lexer(source).run(), require_global).run();
 }
 
+std::optional<KernelName> parse_kernel_name(std::string_view text) {
+  KernelName name;
+  size_t open = text.find('<');
+  std::string_view path = text.substr(0, open);
+  // `a::b::k`: identifiers joined by `::`, with an optional leading `::`.
+  if (path.starts_with("::")) path.remove_prefix(2);
+  for (;;) {
+    size_t sep = path.find("::");
+    std::string_view part = path.substr(0, sep);
+    if (!is_c_identifier(part)) return std::nullopt;
+    if (sep == std::string_view::npos) {
+      name.base = std::string(part);
+      break;
+    }
+    name.qualifiers.emplace_back(part);
+    path.remove_prefix(sep + 2);
+  }
+  if (open == std::string_view::npos) return name;
+  name.is_template_id = true;
+  std::string_view args = text.substr(open);
+  if (args.size() < 2 || args.back() != '>') return std::nullopt;
+  args = args.substr(1, args.size() - 2);
+  if (args.find_first_of("\"'\\%;{}\n\r") != std::string_view::npos) return std::nullopt;
+  int depth = 0;
+  std::string current;
+  auto flush = [&]() {
+    size_t first = current.find_first_not_of(" \t");
+    size_t last = current.find_last_not_of(" \t");
+    name.template_args.push_back(
+        first == std::string::npos ? std::string() : current.substr(first, last - first + 1));
+    current.clear();
+  };
+  for (char c : args) {
+    if (c == '<' || c == '(' || c == '[') ++depth;
+    if (c == '>' || c == ')' || c == ']') --depth;
+    if (depth < 0) return std::nullopt;
+    if (c == ',' && depth == 0) {
+      flush();
+      continue;
+    }
+    current += c;
+  }
+  if (depth != 0) return std::nullopt;
+  flush();
+  if (name.template_args.size() == 1 && name.template_args[0].empty()) name.template_args.clear();
+  for (const std::string& arg : name.template_args) {
+    if (arg.empty()) return std::nullopt;
+  }
+  return name;
+}
+
+namespace {
+
+// `T*` with T = float is `float*`: each word of `c_type` that names a template parameter is
+// replaced by its argument.
+std::string substitute(const std::string& c_type, const std::vector<std::string>& names,
+                       const std::vector<std::string>& args) {
+  std::string out;
+  size_t i = 0;
+  while (i < c_type.size()) {
+    if (!is_identifier_start(c_type[i])) {
+      out += c_type[i++];
+      continue;
+    }
+    size_t end = i;
+    while (end < c_type.size() && is_identifier_char(c_type[end])) ++end;
+    std::string word = c_type.substr(i, end - i);
+    auto found = std::find(names.begin(), names.end(), word);
+    size_t index = static_cast<size_t>(found - names.begin());
+    out += found != names.end() && index < args.size() ? args[index] : word;
+    i = end;
+  }
+  return out;
+}
+
+}  // namespace
+
 KernelDeclaration parse_kernel_declaration(std::string_view source, std::string_view kernel_name,
                                            bool require_global) {
+  std::optional<KernelName> name = parse_kernel_name(kernel_name);
+  if (!name) {
+    throw ProgramError(fmt::format(
+        "kernel name '{}' is not a C++ name: expected an identifier, optionally qualified "
+        "(ns::k) and with template arguments (k<float, 128>)",
+        kernel_name));
+  }
   std::vector<KernelDeclaration> all = parse_kernel_declarations(source, require_global);
   const KernelDeclaration* chosen = nullptr;
   for (const KernelDeclaration& d : all) {
-    if (d.name != kernel_name) continue;
-    if (d.is_template) {
+    if (d.name != name->base) continue;
+    if (d.is_template && !name->is_template_id) {
       throw ProgramError(fmt::format(
-          "kernel '{}' is a template: tilejit launches a kernel by its unmangled name, so the "
-          "source needs a concrete instantiation with C linkage, e.g. extern \"C\" __global__ "
-          "void {}_f32(float* x) {{ {}<float>(x); }}, and the launch should name that",
-          kernel_name, kernel_name, kernel_name));
+          "kernel '{}' is a template: expected the launch to name an instantiation with its "
+          "template arguments, e.g. \"{}<float>\" (NVRTC finds its mangled name; nvcc "
+          "instantiates it)",
+          kernel_name, kernel_name));
+    }
+    if (!d.is_template && name->is_template_id) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' names template arguments, but '{}' is not a template: expected the plain "
+          "name '{}'",
+          kernel_name, d.name, d.name));
     }
     // A definition is preferred: a forward declaration may leave its parameters unnamed.
     if (chosen == nullptr || (d.is_definition && !chosen->is_definition)) chosen = &d;
+  }
+  if (chosen != nullptr && chosen->is_template) {
+    if (name->template_args.size() > chosen->template_params.size()) {
+      throw ProgramError(fmt::format(
+          "kernel '{}' gives {} template arguments, but '{}' declares {} template parameters",
+          kernel_name, name->template_args.size(), chosen->name, chosen->template_params.size()));
+    }
+    KernelDeclaration instance = *chosen;
+    for (DeclaredParam& param : instance.params) {
+      param.c_type = substitute(param.c_type, instance.template_params, name->template_args);
+    }
+    return instance;
   }
   if (chosen == nullptr) {
     std::string found;
@@ -631,9 +779,36 @@ KernelDeclaration parse_kernel_declaration(std::string_view source, std::string_
   return *chosen;
 }
 
-std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch) {
+KernelDeclaration launch_declaration(const Program& program, const Launch& launch) {
   bool require_global = program.language == Language::kCuda || program.language == Language::kHip;
-  KernelDeclaration decl = parse_kernel_declaration(program.source, launch.kernel, require_global);
+  if (!launch.signature)
+    return parse_kernel_declaration(program.source, launch.kernel, require_global);
+  std::optional<KernelName> name = parse_kernel_name(launch.kernel);
+  std::string declaration = fmt::format("{}void {}({});", require_global ? "__global__ " : "",
+                                        name ? name->base : launch.kernel, *launch.signature);
+  std::vector<KernelDeclaration> parsed = parse_kernel_declarations(declaration, require_global);
+  int depth = 0;
+  for (char c : *launch.signature) {
+    depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+    if (depth < 0 || c == ';' || c == '{' || c == '}') depth = -1000;
+  }
+  if (parsed.size() != 1 || depth != 0) {
+    throw ProgramError(fmt::format(
+        "launch of kernel '{}' has the signature \"{}\": expected a C parameter list, e.g. "
+        "\"const float* x, float* y, int n\"",
+        launch.kernel, *launch.signature));
+  }
+  return parsed.front();
+}
+
+bool needs_lowered_name(const Program& program, const Launch& launch) {
+  if (launch.signature) return true;
+  KernelDeclaration decl = launch_declaration(program, launch);
+  return decl.is_template || !decl.c_linkage || launch.kernel != decl.name;
+}
+
+std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch) {
+  KernelDeclaration decl = launch_declaration(program, launch);
   if (launch.args && launch.args->size() != decl.params.size()) {
     throw ProgramError(fmt::format(
         "launch of kernel '{}' lists {} args but the kernel declares {} parameters: expected "

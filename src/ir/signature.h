@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,8 +25,25 @@ struct KernelDeclaration {
   std::string name;
   std::vector<DeclaredParam> params;
   bool is_template = false;
-  bool is_definition = false;  // has a body
+  std::vector<std::string> template_params;  // names, in order: `template <class T, int N>`
+  bool is_definition = false;                // has a body
+  bool c_linkage = false;                    // `extern "C"`, or inside an `extern "C" {` block
 };
+
+// A launch's kernel name as C++ spells it: `scale`, `ns::scale`, `my_sqrt<float>`,
+// `tile<float, 128>` (NVRTC's name expressions). `base` is the unqualified name the
+// declaration has; `template_args` the top-level arguments between `<` and `>`, trimmed.
+struct KernelName {
+  std::string base;
+  std::vector<std::string> qualifiers;  // `a::b::k` -> {a, b}
+  std::vector<std::string> template_args;
+  bool is_template_id = false;  // written with `<...>`, even `<>`
+};
+
+// Parses a kernel name expression; nullopt when `text` is not one. Template arguments may not
+// hold quotes, backslashes, `%`, `;`, braces or line breaks: the name is pasted into generated
+// code and its string literals as it is.
+std::optional<KernelName> parse_kernel_name(std::string_view text);
 
 // Every function declaration in `source` at file, namespace or `extern "C"` scope: with
 // `require_global`, only CUDA/HIP `__global__` functions. Comments, string and character
@@ -34,11 +52,22 @@ struct KernelDeclaration {
 std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source,
                                                          bool require_global);
 
-// The declaration of `kernel_name` (its definition when the source has one). Throws
-// ProgramError naming the kernel and listing the kernels found when it is absent, and
-// explaining the needed `extern "C"` instantiation when it is a template.
+// The declaration of `kernel_name` (its definition when the source has one). `kernel_name` may be
+// a name expression (parse_kernel_name): a template kernel must be named with its arguments,
+// `my_sqrt<float>`, and they are substituted into its parameter types (`T*` -> `float*`).
+// Throws ProgramError naming the kernel and listing the kernels found when it is absent, and
+// naming the fix when a template is named without arguments (or a non-template with them).
 KernelDeclaration parse_kernel_declaration(std::string_view source, std::string_view kernel_name,
                                            bool require_global = true);
+
+// The declaration a launch's arguments are read from: the launch's explicit `signature` when it
+// has one, else the kernel's declaration in the Program's source.
+KernelDeclaration launch_declaration(const Program& program, const Launch& launch);
+
+// Whether the nvrtc backend must look `launch`'s kernel up by its lowered (mangled) name: a
+// template instantiation, or a kernel without C linkage (or one only an explicit signature
+// describes, whose linkage the source does not show).
+bool needs_lowered_name(const Program& program, const Launch& launch);
 
 // One argument a launch passes to its kernel.
 struct KernelArg {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <complex>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -53,6 +55,122 @@ TEST(CpuBackend, VectorAddSymbolicNOddSizes) {
     EXPECT_EQ(outs[0].dtype(), DataType::parse("float32"));
     const float* c = outs[0].data<float>();
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << "n=" << n << " i=" << i;
+  }
+}
+
+// Module globals: a C global of the kernel's library is found by name with its size; what is
+// written into it before a call is what the kernel reads.
+TEST(CpuBackend, GetGlobalReturnsTheLibrarysVariableForWritesBeforeALaunch) {
+  Program program = ProgramBuilder("poly")
+                        .source(R"(
+#include <stdint.h>
+double coefficients[5] = {0, 0, 0, 0, 0};
+int64_t calls;
+static int hidden;
+void poly(const double* x, double* y, int64_t n) {
+  ++calls;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = 0;
+    for (int k = 4; k >= 0; --k) v = v * x[i] + coefficients[k];
+    y[i] = v;
+  }
+}
+)",
+                                Language::kC)
+                        .tensor("x", "float64", {"n"})
+                        .tensor("y", "float64", {"n"})
+                        .launch(Launch("poly"))
+                        .out_idx({-1})
+                        .build();
+  CompileOptions options;
+  options.target = "c";
+  Kernel kernel = compile(program, options);
+  GlobalSymbol coefficients = kernel.get_global("coefficients");
+  ASSERT_NE(coefficients.ptr, nullptr);
+  EXPECT_EQ(coefficients.bytes, 5 * sizeof(double));
+  EXPECT_EQ(coefficients.device, Device::cpu());
+  EXPECT_EQ(kernel.get_global("calls").bytes, sizeof(int64_t));
+
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (int trial = 0; trial < 3; ++trial) {
+    double c[5];
+    for (double& v : c) v = dist(rng);
+    std::memcpy(coefficients.ptr, c, sizeof(c));
+    const int64_t n = 17 + trial * 5;
+    std::vector<double> x(static_cast<size_t>(n));
+    for (double& v : x) v = dist(rng);
+    std::vector<Tensor> outs = kernel({TensorView(x.data(), "float64", {n})});
+    const double* y = outs.at(0).data<double>();
+    for (int64_t i = 0; i < n; ++i) {
+      double want = 0;
+      for (int k = 4; k >= 0; --k) want = want * x[i] + c[k];
+      ASSERT_DOUBLE_EQ(y[i], want) << "trial " << trial << " i " << i;
+    }
+  }
+  EXPECT_EQ(*static_cast<int64_t*>(kernel.get_global("calls").ptr), 3);
+
+  for (const char* missing : {"missing", "hidden", "poly"}) {  // absent, static, a function
+    try {
+      kernel.get_global(missing);
+      ADD_FAILURE() << missing;
+    } catch (const ArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("'") + missing + "'"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// complex128 tensors (DLPack kDLComplex) reach a C kernel as `double complex*`; a complex
+// scalar is refused with the two ways to pass one.
+TEST(CpuBackend, ComplexTensorsRunAndComplexScalarsAreRefused) {
+  Program program = ProgramBuilder("rotate")
+                        .source(R"(
+#include <complex.h>
+#include <stdint.h>
+void rotate(const double complex* z, double complex* w, double re, double im, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) w[i] = z[i] * (re + im * I);
+}
+)",
+                                Language::kC)
+                        .tensor("z", "complex128", {"n"})
+                        .tensor("w", "complex128", {"n"})
+                        .scalar("re", "float64")
+                        .scalar("im", "float64")
+                        .launch(Launch("rotate"))
+                        .out_idx({1})
+                        .build();
+  CompileOptions options;
+  options.target = "c";
+  Kernel kernel = compile(program, options);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> dist(-3.0, 3.0);
+  for (int64_t n : {1, 9, 300}) {
+    std::vector<std::complex<double>> z(static_cast<size_t>(n));
+    for (auto& v : z) v = {dist(rng), dist(rng)};
+    const std::complex<double> factor(dist(rng), dist(rng));
+    std::vector<Tensor> outs =
+        kernel({TensorView(z.data(), "complex128", {n}), factor.real(), factor.imag()});
+    ASSERT_EQ(outs.at(0).dtype(), DataType::parse("complex128"));
+    const auto* w = outs[0].data<std::complex<double>>();
+    for (int64_t i = 0; i < n; ++i) {
+      const std::complex<double> want = z[i] * factor;
+      ASSERT_NEAR(w[i].real(), want.real(), 1e-12) << "n=" << n << " i=" << i;
+      ASSERT_NEAR(w[i].imag(), want.imag(), 1e-12) << "n=" << n << " i=" << i;
+    }
+  }
+  // A float64 tensor is not a complex128 one, even with the same bytes.
+  std::vector<double> pairs(8, 1.0);
+  EXPECT_THROW(kernel({TensorView(pairs.data(), "float64", {4}), 1.0, 0.0}), ArgumentError);
+  try {
+    ProgramBuilder("s")
+        .source("void f(void) {}", Language::kC)
+        .scalar("c", "complex64")
+        .launch(Launch("f").with_args({}))
+        .build();
+    ADD_FAILURE() << "a complex scalar was accepted";
+  } catch (const ProgramError& e) {
+    EXPECT_NE(std::string(e.what()).find("two float32 scalars"), std::string::npos) << e.what();
   }
 }
 

@@ -38,6 +38,9 @@ const std::vector<Expected>& all_types() {
       {"float4_e2m1", TypeCode::kFloat4E2M1, 4, dlpack::kDLFloat4_e2m1fn, 4, "uint8_t"},
       {"bool", TypeCode::kBool, 8, dlpack::kDLBool, 8, "bool"},
       {"handle", TypeCode::kHandle, 64, dlpack::kDLOpaqueHandle, 64, "void*"},
+      // torch.complex64 / complex128: tensors only, behind a void* in host code.
+      {"complex64", TypeCode::kComplex, 64, dlpack::kDLComplex, 64, "void"},
+      {"complex128", TypeCode::kComplex, 128, dlpack::kDLComplex, 128, "void"},
   };
   return kTypes;
 }
@@ -109,7 +112,8 @@ TEST(DataType, StorageBytes) {
 
 TEST(DataType, BadNamesAreProgramErrorsNamingTheText) {
   for (std::string bad : {"float", "int", "int7", "float128", "Float32", "float16x", "float16x0",
-                          "float16x70000", "float16xx2", "float16x2a", "", "x4", "bfloat32"}) {
+                          "float16x70000", "float16xx2", "float16x2a", "", "x4", "bfloat32", "complex",
+                          "complex32", "complex64x", "complex256"}) {
     SCOPED_TRACE(bad);
     try {
       DataType::parse(bad);
@@ -122,7 +126,7 @@ TEST(DataType, BadNamesAreProgramErrorsNamingTheText) {
 
 TEST(DataType, UnsupportedDLPackCodesAreArgumentErrors) {
   std::vector<dlpack::DLDataType> bad = {
-      {dlpack::kDLComplex, 64, 1},
+      {dlpack::kDLComplex, 32, 1},  // torch.complex32 (two float16): not supported
       {dlpack::kDLFloat8_e4m3fnuz, 8, 1},
       {dlpack::kDLFloat8_e8m0fnu, 8, 1},
       {dlpack::kDLFloat6_e2m3fn, 6, 1},

@@ -78,6 +78,42 @@ TEST(NvccBackend, BuildsTheDeviceSourceAloneAndEmbedsItsCubinInTheWrapperLibrary
   EXPECT_EQ(artifact.metadata.at("arch"), "sm_90a");
 }
 
+// Templates, C++ linkage, namespaces and macro-declared kernels: the wrapper is compiled with the
+// device source, so it launches each by the C++ name the launch gives (`my_sqrt<float>`
+// instantiates the template). A forwarding `extern "C"` kernel calling `my_sqrt<float>(x)`
+// would not compile: a __global__ function cannot be called without a launch configuration.
+// A complex64 tensor travels as a void* in the wrapper.
+TEST(NvccBackend, LaunchesKernelsByTheirCxxNames) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  ProgramBuilder b("cxx_names");
+  b.source(R"(
+template <typename T, int FACTOR>
+__global__ void scale(T* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= FACTOR; }
+namespace ops { __global__ void negate(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = -x[threadIdx.x]; } }
+#define UNARY(name, expr) __global__ void name(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = (expr); }
+UNARY(square, x[threadIdx.x] * x[threadIdx.x])
+extern "C" __global__ void conjugate(float2* z, int m) { if (threadIdx.x < m) z[threadIdx.x].y *= -1; }
+)")
+      .tensor("x", "float32", {"n"})
+      .tensor("z", "complex64", {"m"})
+      .launch(Launch("scale<float, 3>").with_block({"n"}))
+      .launch(Launch("ops::negate").with_block({"n"}))
+      .launch(Launch("square").with_signature("float* x, int n").with_block({"n"}))
+      .launch(Launch("conjugate").with_block({"m"}));
+  Kernel kernel = compile(b.build(), nvcc_options("cuda -arch=sm_90a"));
+  const std::string& host = kernel.artifact().host_source;
+  EXPECT_TRUE(contains(host, "(const void*)scale<float, 3>")) << host;
+  EXPECT_TRUE(contains(host, "(const void*)ops::negate")) << host;
+  EXPECT_TRUE(contains(host, "(const void*)square")) << host;
+  // Module globals are the nvrtc backend's: the library keeps its device variables private.
+  try {
+    kernel.get_global("anything");
+    ADD_FAILURE() << "get_global on the nvcc backend returned";
+  } catch (const ArgumentError& e) {
+    EXPECT_TRUE(contains(e.what(), "execution_backend \"nvrtc\"")) << e.what();
+  }
+}
+
 TEST(NvccBackend, ArtifactListsTheUserHeadersNvccRead) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   detail::TempDir dir("tilejit-nvcc-deps");

@@ -254,6 +254,87 @@ TEST(Nvrtc, BackendBuildsACubinArtifact) {
   EXPECT_EQ(artifact.device_source, artifact.program.source);
 }
 
+// Kernels as CuPy users write them: a template, one with C++ linkage, one in a namespace, one
+// declared through a macro, beside an extern "C" one.
+constexpr const char* kUserKernelsSource = R"(
+template <typename T>
+__global__ void my_sqrt(T* x, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = sqrt(x[i]);
+}
+__global__ void cxx_scale(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= 2.0f; }
+namespace ops { __global__ void negate(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = -x[threadIdx.x]; } }
+#define UNARY_KERNEL(name, expr) extern "C" __global__ void name(float* x, int n) { \
+    if (threadIdx.x < n) x[threadIdx.x] = (expr); }
+UNARY_KERNEL(square_by_macro, x[threadIdx.x] * x[threadIdx.x])
+extern "C" __global__ void c_scale(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= 3.0f; }
+)";
+
+Program user_kernels_program() {
+  ProgramBuilder b("user_kernels");
+  b.source(kUserKernelsSource).tensor("x", "float32", {"n"});
+  for (const char* kernel : {"my_sqrt<float>", "cxx_scale", "ops::negate", "c_scale"}) {
+    b.launch(Launch(kernel).with_grid({1}).with_block({"n"}));
+  }
+  b.launch(
+      Launch("square_by_macro").with_signature("float* x, int n").with_grid({1}).with_block({"n"}));
+  return b.build();
+}
+
+TEST(Nvrtc, CxxNamedKernelsGetTheirLoweredNames) {
+  REQUIRE_NVRTC();
+  CompiledArtifact artifact =
+      detail::backend_named("nvrtc").build(user_kernels_program(), options_for("sm_90a"));
+  for (const char* kernel : {"my_sqrt<float>", "cxx_scale", "ops::negate"}) {
+    SCOPED_TRACE(kernel);
+    auto lowered = artifact.metadata.find(std::string("lowered_name:") + kernel);
+    ASSERT_NE(lowered, artifact.metadata.end());
+    EXPECT_TRUE(lowered->second.starts_with("_Z")) << lowered->second;  // mangled
+    EXPECT_TRUE(elf_has_symbol(artifact.binary, lowered->second)) << lowered->second;
+  }
+  EXPECT_EQ(artifact.metadata.at("lowered_name:my_sqrt<float>"), "_Z7my_sqrtIfEvPT_i");
+  // The macro's kernel has C linkage: NVRTC reports its plain name.
+  EXPECT_EQ(artifact.metadata.at("lowered_name:square_by_macro"), "square_by_macro");
+  // An extern "C" kernel is looked up by its name, as before.
+  EXPECT_EQ(artifact.metadata.count("lowered_name:c_scale"), 0u);
+  EXPECT_TRUE(elf_has_symbol(artifact.binary, "c_scale"));
+}
+
+TEST(Nvrtc, RelocatableDeviceCodeIsRefusedWithTheReason) {
+  REQUIRE_NVRTC();
+  for (const char* flag : {"-rdc=true", "--relocatable-device-code=true", "-dc", "-lcudadevrt"}) {
+    SCOPED_TRACE(flag);
+    detail::ResolvedOptions options = options_for("sm_90a");
+    options.compile_flags = {flag};
+    for (const char* backend : {"nvrtc", "nvcc"}) {
+      try {
+        detail::backend_named(backend).build(vector_add_program(), options);
+        ADD_FAILURE() << backend << " accepted " << flag;
+      } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("dynamic parallelism"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+      }
+    }
+  }
+  // Without the flag, a kernel that launches a kernel fails at compile time too, with NVRTC's
+  // own reason in the log.
+  Program parent = ProgramBuilder("parent")
+                       .source(
+                           "extern \"C\" __global__ void child(float* x) { x[0] = 1; }\n"
+                           "extern \"C\" __global__ void parent(float* x) {\n"
+                           "  child<<<1, 1>>>(x);\n"
+                           "}\n")
+                       .tensor("x", "float32", {1})
+                       .launch(Launch("parent"))
+                       .build();
+  try {
+    detail::backend_named("nvrtc").build(parent, options_for("sm_90a"));
+    ADD_FAILURE() << "a device-side launch compiled";
+  } catch (const CompileError& e) {
+    EXPECT_NE(e.log().find("device-side kernel launch"), std::string::npos) << e.log();
+  }
+}
+
 // A header tree for dependency tests: scale.h includes detail/factor.h; unused.h is never
 // included.
 struct CudaHeaderTree {

@@ -155,6 +155,7 @@ void expect_same_output(const NvrtcOutput& actual, const NvrtcOutput& expected,
   EXPECT_EQ(actual.options, expected.options) << what;
   EXPECT_EQ(actual.log, expected.log) << what;
   EXPECT_EQ(actual.dependencies, expected.dependencies) << what;
+  EXPECT_EQ(actual.lowered_names, expected.lowered_names) << what;
   EXPECT_EQ(actual.pch, expected.pch) << what;
   EXPECT_EQ(actual.binary.size(), expected.binary.size()) << what;
   EXPECT_TRUE(actual.binary == expected.binary) << what << ": the binaries differ";
@@ -250,6 +251,21 @@ TEST(NvrtcWorker, ListDependenciesCrossesLikeInProcess) {
   const NvrtcOutput expected = cuda::compile_cuda(kernel_source(2), options);
   expect_same_output(cuda::compile_cuda_in_worker(kernel_source(2), options), expected,
                      "list_dependencies");
+}
+
+// Name expressions go to the worker and the lowered names come back (template kernels and
+// kernels with C++ linkage compiled by par_compile).
+TEST(NvrtcWorker, LoweredNamesCrossLikeInProcess) {
+  REQUIRE_NVRTC();
+  const std::string source =
+      "template <typename T> __global__ void twice(T* x) { x[0] *= 2; }\n"
+      "namespace ns { __global__ void plain(float* x) { x[0] = 1; } }\n";
+  NvrtcOptions options = kernel_options(0);
+  options.name_expressions = {"twice<double>", "ns::plain"};
+  const NvrtcOutput expected = cuda::compile_cuda(source, options);
+  ASSERT_EQ(expected.lowered_names,
+            (std::vector<std::string>{"_Z5twiceIdEvPT_", "_ZN2ns5plainEPf"}));
+  expect_same_output(cuda::compile_cuda_in_worker(source, options), expected, "name_expressions");
 }
 
 // NVRTC resolves relative include directories against the working directory of the caller,
@@ -489,10 +505,10 @@ TEST(NvrtcWorker, GarbledResponseIsAnError) {
   REQUIRE_NVRTC();
   detail::TempDir dir("nvrtc-worker-garbled");
   // A well-formed header (this protocol version, 3 bytes) around a payload that is no response.
-  static_assert(cuda::worker::kProtocolVersion == 2, "the header below spells the version");
+  static_assert(cuda::worker::kProtocolVersion == 3, "the header below spells the version");
   const fs::path garbled =
       write_script(dir, "garbled-worker",
-                   "printf 'TJNW\\2\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
+                   "printf 'TJNW\\3\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
   const ScopedEnv env(cuda::kNvrtcWorkerEnv, garbled.string());
   try {
     cuda::compile_cuda_in_worker(kernel_source(10), options_for("garbled.cu"));
@@ -665,6 +681,7 @@ NvrtcOptions every_option_set() {
   options.flags = {"--use_fast_math", std::string("nul\0inside", 10)};
   options.verbose = true;
   options.list_dependencies = true;
+  options.name_expressions = {"k<float, 4>", "ns::f"};
   return options;
 }
 
@@ -680,6 +697,7 @@ TEST(NvrtcWorkerProtocol, RequestRoundTripsEveryField) {
   EXPECT_EQ(decoded.options.flags, request.options.flags);
   EXPECT_EQ(decoded.options.verbose, request.options.verbose);
   EXPECT_EQ(decoded.options.list_dependencies, request.options.list_dependencies);
+  EXPECT_EQ(decoded.options.name_expressions, request.options.name_expressions);
   // And the defaults, which are false/empty: a decoder that ignored a field would pass the
   // first half only by luck.
   const worker::Request plain{"", "", NvrtcOptions{}};
@@ -700,6 +718,7 @@ NvrtcOutput every_output_field_set() {
   output.options = {"--gpu-architecture=sm_103a", "-lineinfo"};
   output.log = "warning: something\n";
   output.dependencies = {"/usr/include/x.h", "inc/y.h"};
+  output.lowered_names = {"_Z1kIfLi4EEvPT_", "_ZN2ns1fEv"};
   return output;
 }
 

@@ -148,6 +148,9 @@ TEST(ProgramJson, EveryFieldChangeChangesTheJson) {
       [](Program& p) { p.launches[0].cooperative = false; },
       [](Program& p) { p.launches[0].pdl = false; },
       [](Program& p) { p.launches[1].args.reset(); },
+      [](Program& p) { p.launches[1].signature = "float* C, float alpha, int M, int N"; },
+      [](Program& p) { p.params[0].dtype = DataType::parse("complex128"); },
+      [](Program& p) { p.launches[1].kernel = "ns::scale<float, 4>"; },
       [](Program& p) { p.launches[0].l2_windows[0].hit_ratio = 0.5; },
       [](Program& p) { p.launches[0].l2_windows[0].hit_property = "persisting"; },
       [](Program& p) { p.launches[0].l2_windows[0].miss_property = "streaming"; },
@@ -446,7 +449,7 @@ TEST(ProgramJson, LoadNamesTheFile) {
   {
     std::ofstream out(bad);
     auto doc = minimal();
-    doc["params"][0]["dtype"] = "complex64";
+    doc["params"][0]["dtype"] = "complex32";
     out << doc.dump();
   }
   try {

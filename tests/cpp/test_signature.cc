@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -139,11 +141,64 @@ TEST(Signature, PrefersTheDefinitionOverAnUnnamedForwardDeclaration) {
   EXPECT_EQ(forward.params[1].name, "out");
 }
 
-TEST(Signature, TemplatesAreRejectedWithTheFix) {
+TEST(Signature, TemplatesNamedWithoutArgumentsNameTheFix) {
   std::string msg = error_of([] { parse_kernel_declaration(kTrickySource, "templated"); });
-  EXPECT_NE(msg.find("'templated'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("template"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("extern \"C\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'templated' is a template"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"templated<float>\""), std::string::npos) << msg;
+  msg = error_of([] { parse_kernel_declaration(kTrickySource, "first<float>"); });
+  EXPECT_NE(msg.find("'first' is not a template"), std::string::npos) << msg;
+  msg = error_of([] { parse_kernel_declaration(kTrickySource, "templated<float, 4, 5>"); });
+  EXPECT_NE(msg.find("gives 3 template arguments"), std::string::npos) << msg;
+}
+
+TEST(Signature, TemplateInstantiationsSubstituteTheirArguments) {
+  KernelDeclaration d = parse_kernel_declaration(kTrickySource, "templated<float, 4>");
+  EXPECT_TRUE(d.is_template);
+  EXPECT_EQ(d.template_params, (std::vector<std::string>{"T", "N"}));
+  ASSERT_EQ(d.params.size(), 1u);
+  EXPECT_EQ(d.params[0].c_type, "float*");
+  EXPECT_EQ(d.params[0].name, "out");
+  // A type parameter's name inside a longer word is left alone; nested template arguments.
+  const char* source =
+      "template <typename Tp, class U = int, int BLOCK>\n"
+      "__global__ void k(const Tp* __restrict__ in, U* Tpx, U n) {}\n";
+  d = parse_kernel_declaration(source, "k< unsigned long long , pair<int, float> >");
+  ASSERT_EQ(d.params.size(), 3u);
+  EXPECT_EQ(d.params[0].c_type, "const unsigned long long*");
+  EXPECT_EQ(d.params[1].c_type, "pair<int, float>*");
+  EXPECT_EQ(d.params[1].name, "Tpx");
+  EXPECT_EQ(d.params[2].c_type, "pair<int, float>");
+}
+
+TEST(Signature, RecordsCLinkage) {
+  std::map<std::string, bool> linkage;
+  for (const KernelDeclaration& d : parse_kernel_declarations(kTrickySource, true)) {
+    linkage[d.name + (d.is_definition ? "" : "/declaration")] = d.c_linkage;
+  }
+  EXPECT_FALSE(linkage.at("enabled_else"));
+  EXPECT_FALSE(linkage.at("templated"));
+  EXPECT_FALSE(linkage.at("forward/declaration"));
+  EXPECT_TRUE(linkage.at("first"));    // inside extern "C" { ... }
+  EXPECT_TRUE(linkage.at("second"));   // the same block
+  EXPECT_FALSE(linkage.at("third"));   // after the block closed, in a namespace
+  EXPECT_TRUE(linkage.at("forward"));  // extern "C" on the definition
+}
+
+TEST(Signature, KernelNames) {
+  std::optional<KernelName> n = parse_kernel_name("ns::inner::tile<float, 128>");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->base, "tile");
+  EXPECT_EQ(n->qualifiers, (std::vector<std::string>{"ns", "inner"}));
+  EXPECT_EQ(n->template_args, (std::vector<std::string>{"float", "128"}));
+  EXPECT_TRUE(n->is_template_id);
+  n = parse_kernel_name("plain");
+  ASSERT_TRUE(n);
+  EXPECT_FALSE(n->is_template_id);
+  EXPECT_TRUE(parse_kernel_name("::k<>"));
+  for (const char* bad : {"", "1k", "k<", "k<int", "k<int>>", "k<int>x", "a::", "a b", "k<\"s\">",
+                          "k<1;2>", "k<'c'>", "k<{}>", "k<a,,b>", "k<%d>", "k<\\n>"}) {
+    EXPECT_FALSE(parse_kernel_name(bad)) << bad;
+  }
 }
 
 TEST(Signature, MissingKernelListsTheKernelsFound) {
@@ -393,6 +448,94 @@ TEST(SymbolDtype, FollowsTheReceivingKernelsAndDetectsConflicts) {
   q.launches[0] = Launch("epilogue");
   EXPECT_EQ(symbol_dtype(q, "K").str(), "int64");
   EXPECT_EQ(symbol_dtype(q, "N").str(), "int32");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels users bring: templates, C++ linkage, macros
+
+const char* kUserKernels = R"(
+#define DECLARE_SCALE(name) extern "C" __global__ void name(float* x, float a, int n)
+DECLARE_SCALE(scale_by_macro) { int i = threadIdx.x; if (i < n) x[i] *= a; }
+template <typename T>
+__global__ void my_sqrt(T* x, int n) { int i = threadIdx.x; if (i < n) x[i] = sqrt(x[i]); }
+__global__ void cxx_linkage(float* x, int n) {}
+namespace ns { __global__ void in_namespace(float* x, int n) {} }
+extern "C" __global__ void c_linkage(float* x, int n) {}
+)";
+
+Program user_program(Launch launch) {
+  return ProgramBuilder("user")
+      .source(kUserKernels)
+      .tensor("x", "float32", {"n"})
+      .scalar("a", "float32")
+      .launch(std::move(launch.with_grid({1}).with_block({"n"})))
+      .build();
+}
+
+TEST(UserKernels, TemplateInstantiationResolvesItsArguments) {
+  Program p = user_program(Launch("my_sqrt<float>"));
+  std::vector<KernelArg> args = resolve_kernel_args(p, p.launches[0]);
+  ASSERT_EQ(args.size(), 2u);
+  EXPECT_EQ(args[0].c_type, "float*");
+  EXPECT_EQ(args[0].kind, KernelArg::Kind::kPointer);
+  EXPECT_EQ(args[1].name, "n");
+  EXPECT_EQ(args[1].kind, KernelArg::Kind::kInt);
+  EXPECT_TRUE(needs_lowered_name(p, p.launches[0]));
+}
+
+TEST(UserKernels, OnlyCLinkageKernelsSkipTheLoweredName) {
+  EXPECT_FALSE(needs_lowered_name(user_program(Launch("c_linkage")), Launch("c_linkage")));
+  EXPECT_TRUE(needs_lowered_name(user_program(Launch("cxx_linkage")), Launch("cxx_linkage")));
+  EXPECT_TRUE(
+      needs_lowered_name(user_program(Launch("ns::in_namespace")), Launch("ns::in_namespace")));
+}
+
+TEST(UserKernels, MacroKernelsNeedAnExplicitSignature) {
+  std::string msg = error_of([] {
+    Program p = user_program(Launch("scale_by_macro"));
+    resolve_kernel_args(p, p.launches[0]);
+  });
+  EXPECT_NE(msg.find("kernel 'scale_by_macro' is not declared"), std::string::npos) << msg;
+  Program p = user_program(
+      Launch("scale_by_macro").with_signature("float* __restrict__ x, float a, int n"));
+  std::vector<KernelArg> args = resolve_kernel_args(p, p.launches[0]);
+  ASSERT_EQ(args.size(), 3u);
+  EXPECT_EQ(args[0].c_type, "float*");
+  EXPECT_EQ(args[1].kind, KernelArg::Kind::kFloat);
+  EXPECT_EQ(args[2].source, KernelArg::Source::kSymbol);
+  // Its linkage is not in the source's view, so NVRTC is asked for the name it compiled.
+  EXPECT_TRUE(needs_lowered_name(p, p.launches[0]));
+
+  for (const char* bad : {"float* x) {", "float* x); void g(int", "float* x, (int n"}) {
+    msg = error_of([&] {
+      Program q = user_program(Launch("scale_by_macro").with_signature(bad));
+      resolve_kernel_args(q, q.launches[0]);
+    });
+    EXPECT_NE(msg.find("expected a C parameter list"), std::string::npos) << bad << ": " << msg;
+  }
+  EXPECT_NE(msg.find("expected a C parameter list"), std::string::npos) << msg;
+}
+
+TEST(UserKernels, AMacroInvocationWithoutASemicolonHidesNoKernel) {
+  const char* source =
+      "#define DEFINE(name, expr) __global__ void name(float* x) { x[0] = expr; }\n"
+      "DEFINE(one, 1.0f)\n"
+      "DEFINE(two, 2.0f)\n"
+      "extern \"C\" __global__ void next(int n) {}\n";
+  EXPECT_EQ(names_of(parse_kernel_declarations(source, true)), (std::vector<std::string>{"next"}));
+}
+
+TEST(UserKernels, KernelNamesAreCheckedByLanguage) {
+  std::string msg = error_of([] { user_program(Launch("my_sqrt<\"x\">")); });
+  EXPECT_NE(msg.find("expected a C++ name"), std::string::npos) << msg;
+  msg = error_of([] {
+    ProgramBuilder("c")
+        .source("void k(float* x) {}", Language::kC)
+        .tensor("x", "float32", {4})
+        .launch(Launch("ns::k"))
+        .build();
+  });
+  EXPECT_NE(msg.find("expected a C identifier"), std::string::npos) << msg;
 }
 
 }  // namespace
