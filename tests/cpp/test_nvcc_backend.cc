@@ -187,6 +187,60 @@ __global__ void other(float* x) { x[0] = 1; }
   }
 }
 
+// Overloads share a C++ name, so a launch cannot say which one it means.
+TEST(NvccBackend, AKernelNameMatchingOverloadsFailsAtCompileTimeListingThem) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  const Program program = ProgramBuilder("overloaded")
+                              .source(R"(
+__global__ void twice(float* x) { x[0] *= 2; }
+__global__ void twice(int* x) { x[0] *= 2; }
+)")
+                              .tensor("x", "float32", {4})
+                              .launch(Launch("twice").with_signature("float* x").with_block({1}))
+                              .build();
+  try {
+    compile(program, nvcc_options("cuda -arch=sm_90a"));
+    ADD_FAILURE() << "compiled a launch of an overloaded kernel";
+  } catch (const ProgramError& e) {
+    EXPECT_TRUE(contains(e.what(), "'twice' matches 2")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'twice(float*)'")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'twice(int*)'")) << e.what();
+  }
+}
+
+// Demangled names match a launch's C++ name without their return type, their parameter list and
+// whitespace; nothing else is loosened.
+TEST(CubinSymbols, KernelNamesMatchDemangledNamesUpToReturnTypeParametersAndSpaces) {
+  EXPECT_TRUE(cuda::same_kernel_name("void my_sqrt<float>(float*, int)", "my_sqrt<float>"));
+  EXPECT_TRUE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "ns::k<__half,128>"));
+  EXPECT_TRUE(cuda::same_kernel_name("ops::negate(float*, int)", "ops::negate"));
+  EXPECT_TRUE(cuda::same_kernel_name("f(void (*)(int))", "f"));
+  EXPECT_TRUE(cuda::same_kernel_name("c_kernel", "c_kernel"));
+  EXPECT_FALSE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "ns::k<half, 128>"));
+  EXPECT_FALSE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "k<__half, 128>"));
+  EXPECT_FALSE(cuda::same_kernel_name("ops::negate(float*, int)", "negate"));
+  EXPECT_FALSE(cuda::same_kernel_name("my_sqrt<double>(double*, int)", "my_sqrt<float>"));
+}
+
+TEST(CubinSymbols, AnImageThatIsNotA64BitElfFileIsAnArgumentError) {
+  EXPECT_THROW(cuda::cubin_functions(""), ArgumentError);
+  EXPECT_THROW(cuda::cubin_functions(std::string(64, 'x')), ArgumentError);
+  std::string elf32(64, '\0');
+  elf32.replace(0, 5,
+                "\x7f"
+                "ELF\x01");
+  EXPECT_THROW(cuda::cubin_functions(elf32), ArgumentError);
+  // A 64-bit header whose section table lies past the end of the image.
+  std::string truncated(64, '\0');
+  truncated.replace(0, 5,
+                    "\x7f"
+                    "ELF\x02");
+  truncated[0x28] = 0x40;  // e_shoff = 64: the first section header is missing
+  truncated[0x3a] = 64;    // e_shentsize
+  truncated[0x3c] = 1;     // e_shnum
+  EXPECT_THROW(cuda::cubin_functions(truncated), ArgumentError);
+}
+
 TEST(NvccBackend, ArtifactListsTheUserHeadersNvccRead) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   detail::TempDir dir("tilejit-nvcc-deps");
