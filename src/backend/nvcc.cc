@@ -109,8 +109,9 @@ std::string instantiating_source(const Program& program) {
   std::vector<std::string> uses;
   for (const Launch& launch : program.launches) {
     const std::optional<KernelName> name = parse_kernel_name(launch.kernel);
-    if (name && name->is_template_id)
+    if (name && name->is_template_id) {
       uses.push_back(fmt::format("(const void*)&{}", launch.kernel));
+    }
   }
   if (uses.empty()) return program.source;
   return fmt::format(
@@ -300,12 +301,13 @@ class NvccBackend final : public Backend {
                         (dir.path() / kDeviceSourceName).string()});
     const std::string device_log = run_nvcc(program, device_argv, options, kDeviceSourceName);
 
-    // Step 2: the host wrapper with the cubin embedded. It has no device code, so nvcc compiles
-    // it as plain C++ (`-x c++`: no cudafe++ pass, a fifth of the time) and links the CUDA
-    // runtime statically as for a .cu file.
     // Kernels without C linkage are looked up by their mangled names, which only the cubin knows.
     const std::string cubin = read_file(image);
     const std::map<std::string, std::string> symbols = kernel_symbols(program, cubin);
+
+    // Step 2: the host wrapper with the cubin embedded. It has no device code, so nvcc compiles
+    // it as plain C++ (`-x c++`: no cudafe++ pass, a fifth of the time) and links the CUDA
+    // runtime statically as for a .cu file.
     const std::string embedded_source =
         (symbols.empty() ? host_source
                          : generate_cuda_wrapper(program, kDeviceSourceName, symbols)) +
@@ -339,8 +341,9 @@ class NvccBackend final : public Backend {
     artifact.metadata["host_compiler"] = host.cxx_compiler;
     artifact.metadata["host_compiler_version"] = host.version;
     artifact.metadata["arch"] = arch.sm();
-    for (const auto& [kernel, symbol] : symbols)
+    for (const auto& [kernel, symbol] : symbols) {
       artifact.metadata[lowered_name_key(kernel)] = symbol;
+    }
     return artifact;
   }
 
