@@ -29,6 +29,10 @@ class Executor {
 // -lcudadevrt...) is an ArgumentError at compile time that says so and what to do instead.
 void refuse_relocatable_device_code(const Program& program, const std::vector<std::string>& flags);
 
+// The artifact's metadata key that records the mangled name a CUDA backend found for a launch's
+// kernel (one named by a C++ name: a template instantiation, a kernel without extern "C").
+std::string lowered_name_key(std::string_view kernel);
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -9,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,8 +22,10 @@
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
+#include "cuda/cubin_symbols.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
+#include "ir/signature.h"
 #include "tilejit/errors.h"
 #include "toolchain/toolchain.h"
 
@@ -96,6 +100,55 @@ std::string error_summary(std::string_view log) {
     text += chosen[i];
   }
   return text;
+}
+
+// The device source as nvcc compiles it. A kernel template is in the cubin only once something
+// instantiates it: NVRTC does for a name expression, nvcc for a use. A host-side table of the
+// launched instantiations' addresses is that use; host code does not reach the cubin.
+std::string instantiating_source(const Program& program) {
+  std::vector<std::string> uses;
+  for (const Launch& launch : program.launches) {
+    const std::optional<KernelName> name = parse_kernel_name(launch.kernel);
+    if (name && name->is_template_id) {
+      uses.push_back(fmt::format("(const void*)&{}", launch.kernel));
+    }
+  }
+  if (uses.empty()) return program.source;
+  return fmt::format(
+      "{}\n\n// tilejit: instantiates the launched kernel templates.\nnamespace {{\n"
+      "[[maybe_unused]] const void* const tj_instantiated_kernels[] = {{{}}};\n}}  // namespace\n",
+      program.source, fmt::join(uses, ", "));
+}
+
+// The cubin's symbol for each launched kernel that has no C linkage (needs_lowered_name, as on
+// nvrtc): the one kernel whose demangled name is the launch's C++ name. Anything else is a
+// ProgramError now, listing the cubin's kernels, rather than a failure at the first call.
+std::map<std::string, std::string> kernel_symbols(const Program& program, std::string_view image) {
+  std::map<std::string, std::string> symbols;
+  std::optional<std::vector<cuda::CubinFunction>> functions;  // read when a launch needs them
+  for (const Launch& launch : program.launches) {
+    if (symbols.count(launch.kernel) != 0 || !needs_lowered_name(program, launch)) continue;
+    if (!functions) functions = cuda::cubin_functions(image);
+    std::vector<std::string> matches;
+    std::vector<std::string> kernels;
+    for (const cuda::CubinFunction& function : *functions) {
+      if (cuda::same_kernel_name(function.demangled, launch.kernel)) {
+        matches.push_back(function.symbol);
+      }
+      kernels.push_back(fmt::format("'{}'", function.demangled));
+    }
+    if (matches.size() == 1) {
+      symbols.emplace(launch.kernel, matches.front());
+      continue;
+    }
+    throw ProgramError(fmt::format(
+        "{}: the launch of kernel '{}' matches {} of the kernels nvcc built ({}); expected "
+        "exactly one, named as the demangled names spell it (template arguments included, e.g. "
+        "'__half' for half)",
+        program.name, launch.kernel, matches.empty() ? "none" : std::to_string(matches.size()),
+        kernels.empty() ? "there are none" : fmt::format("{}", fmt::join(kernels, ", "))));
+  }
+  return symbols;
 }
 
 // Runs a loaded library: init() once per device, then call_packed for every call.
@@ -216,7 +269,8 @@ class NvccBackend final : public Backend {
     const std::string suffix = arch.arch_specific ? "a" : "";
 
     TempDir dir("tilejit-nvcc");
-    write_file(dir.path() / kDeviceSourceName, program.source);
+    const std::string device_source = instantiating_source(program);
+    write_file(dir.path() / kDeviceSourceName, device_source);
     // The device header NVRTC gets from memory, on disk for nvcc: one source builds with both.
     std::filesystem::create_directories(dir.path() / "include" / "tilejit");
     write_file(dir.path() / "include" / cuda::kDeviceHeaderName, cuda::device_header_source());
@@ -247,11 +301,17 @@ class NvccBackend final : public Backend {
                         (dir.path() / kDeviceSourceName).string()});
     const std::string device_log = run_nvcc(program, device_argv, options, kDeviceSourceName);
 
+    // Kernels without C linkage are looked up by their mangled names, which only the cubin knows.
+    const std::string cubin = read_file(image);
+    const std::map<std::string, std::string> symbols = kernel_symbols(program, cubin);
+
     // Step 2: the host wrapper with the cubin embedded. It has no device code, so nvcc compiles
     // it as plain C++ (`-x c++`: no cudafe++ pass, a fifth of the time) and links the CUDA
     // runtime statically as for a .cu file.
     const std::string embedded_source =
-        host_source + embed_cuda_device_image(read_file(image), kDeviceSourceName);
+        (symbols.empty() ? host_source
+                         : generate_cuda_wrapper(program, kDeviceSourceName, symbols)) +
+        embed_cuda_device_image(cubin, kDeviceSourceName);
     write_file(dir.path() / kHostSourceName, embedded_source);
     const std::vector<std::string> host_argv = {t.nvcc.string(),
                                                 "-shared",
@@ -274,11 +334,16 @@ class NvccBackend final : public Backend {
     CompiledArtifact artifact = library_artifact(
         "nvcc", options.target, program, options,
         {library, dependency_file, embedded_source, command, device_log + host_log});
+    // What nvcc compiled, so that export's kernel.cu rebuilds the same cubin.
+    artifact.device_source = device_source;
     artifact.metadata["nvcc"] = t.nvcc.string();
     artifact.metadata["nvcc_version"] = t.version;
     artifact.metadata["host_compiler"] = host.cxx_compiler;
     artifact.metadata["host_compiler_version"] = host.version;
     artifact.metadata["arch"] = arch.sm();
+    for (const auto& [kernel, symbol] : symbols) {
+      artifact.metadata[lowered_name_key(kernel)] = symbol;
+    }
     return artifact;
   }
 

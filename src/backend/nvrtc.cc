@@ -80,12 +80,6 @@ uint64_t fnv1a(std::string_view bytes) {
   throw ArgumentError(fmt::format("launch '{}': {}", plan.kernel, what));
 }
 
-// The artifact's metadata key that records the mangled name NVRTC gave a launch's kernel (one
-// named by a C++ name: a template instantiation, a kernel without extern "C").
-std::string lowered_name_key(std::string_view kernel) {
-  return fmt::format("lowered_name:{}", kernel);
-}
-
 // The loaded cubin and its kernels, in launch order; `symbols` are their names in the cubin.
 struct LoadedProgram {
   LoadedProgram(const std::string& image, const std::string& name,
@@ -497,6 +491,10 @@ class NvrtcBackend final : public Backend {
 };
 
 }  // namespace
+
+std::string lowered_name_key(std::string_view kernel) {
+  return fmt::format("lowered_name:{}", kernel);
+}
 
 const Backend& nvrtc_backend() {
   static const NvrtcBackend backend;

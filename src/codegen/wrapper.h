@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,10 +70,13 @@ inline constexpr const char* kHipDeviceSourceFile = "kernel.hip";
 // a cubin, and the backend appends embed_cuda_device_image(cubin) to this text, so that one
 // host-only translation unit carries the device code (nvcc's host pass never sees the device
 // source and its headers). init() loads the cubin as a CUDA library and looks the launched
-// kernels up by name. Launches go through cudaLaunchKernelExC with the declared cluster,
-// cooperative and PDL attributes; TMA descriptors are encoded once per call through the
-// driver entry point resolved at run time (no -lcuda); L2 windows are clamped at run time.
-std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file);
+// kernels up by name: the launch's kernel name, or its symbol in `kernel_symbols` (the mangled
+// name of a kernel without C linkage, which the backend reads from the cubin). Launches go through
+// cudaLaunchKernelExC with the declared cluster, cooperative and PDL attributes; TMA descriptors
+// are encoded once per call through the driver entry point resolved at run time (no -lcuda); L2
+// windows are clamped at run time.
+std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file,
+                                  std::map<std::string, std::string> kernel_symbols = {});
 
 // The definition of the cubin that generate_cuda_wrapper's text declares: a C array, so that
 // the wrapper source stays self-contained (export hands it out as one file).

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -190,11 +191,13 @@ std::string to_hip(std::string_view text) {
 
 class DeviceWrapperGenerator {
  public:
-  DeviceWrapperGenerator(const Program& program, std::string_view device_source_file, HostApi api)
+  DeviceWrapperGenerator(const Program& program, std::string_view device_source_file, HostApi api,
+                         std::map<std::string, std::string> kernel_symbols = {})
       : context_(program),
         program_(program),
         device_source_file_(device_source_file),
-        hip_(api == HostApi::kHip) {
+        hip_(api == HostApi::kHip),
+        kernel_symbols_(std::move(kernel_symbols)) {
     const Language expected = hip_ ? Language::kHip : Language::kCuda;
     if (program.language != expected) {
       throw ProgramError(fmt::format("program '{}' has language '{}': the {} wrapper needs '{}'",
@@ -430,7 +433,11 @@ class DeviceWrapperGenerator {
   // process ends.
   void write_device_code_loader() {
     std::vector<std::string> names;
-    for (const std::string& kernel : kernels_) names.push_back(fmt::format("\"{}\"", kernel));
+    for (const std::string& kernel : kernels_) {
+      const auto symbol = kernel_symbols_.find(kernel);
+      names.push_back(
+          fmt::format("\"{}\"", symbol == kernel_symbols_.end() ? kernel : symbol->second));
+    }
     out_.line(fmt::format("// The cubin nvcc built from {} alone, defined at the end of this file.",
                           device_source_file_));
     out_.line("extern const unsigned char tj_device_image[];");
@@ -944,14 +951,18 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
   std::string device_source_file_;
   bool hip_;
   Needs needs_;
-  std::vector<std::string> kernels_;  // each launched kernel once, in launch order
+  std::map<std::string, std::string> kernel_symbols_;  // launch kernel -> symbol in the cubin
+  std::vector<std::string> kernels_;                   // each launched kernel once, in launch order
   CodeWriter out_;
 };
 
 }  // namespace
 
-std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file) {
-  return DeviceWrapperGenerator(program, device_source_file, HostApi::kCuda).generate();
+std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file,
+                                  std::map<std::string, std::string> kernel_symbols) {
+  return DeviceWrapperGenerator(program, device_source_file, HostApi::kCuda,
+                                std::move(kernel_symbols))
+      .generate();
 }
 
 std::string generate_hip_wrapper(const Program& program, std::string_view device_source_file) {

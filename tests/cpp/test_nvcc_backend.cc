@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "backend/backend.h"
 #include "codegen/wrapper.h"
 #include "compile/kernel_state.h"
+#include "cuda/cubin_symbols.h"
 #include "cuda/driver.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
@@ -78,33 +80,80 @@ TEST(NvccBackend, BuildsTheDeviceSourceAloneAndEmbedsItsCubinInTheWrapperLibrary
   EXPECT_EQ(artifact.metadata.at("arch"), "sm_90a");
 }
 
-// Templates, C++ linkage, namespaces and macro-declared kernels: the wrapper is compiled with the
-// device source, so it launches each by the C++ name the launch gives (`my_sqrt<float>`
-// instantiates the template). A forwarding `extern "C"` kernel calling `my_sqrt<float>(x)`
-// would not compile: a __global__ function cannot be called without a launch configuration.
-// A complex64 tensor travels as a void* in the wrapper.
+// The strings of the host source's tj_kernel_names table, in order.
+std::vector<std::string> kernel_names_in(const std::string& host) {
+  const size_t begin = host.find("tj_kernel_names[");
+  const size_t end = host.find("};", begin);
+  std::vector<std::string> names;
+  for (size_t quote = host.find('"', begin); quote < end; quote = host.find('"', quote + 1)) {
+    const size_t close = host.find('"', quote + 1);
+    names.push_back(host.substr(quote + 1, close - quote - 1));
+    quote = close;
+  }
+  return names;
+}
+
+// The kernel symbols of the cubin embedded at the end of a host source.
+std::vector<std::string> cubin_symbols_in(const std::string& host) {
+  std::string image;
+  size_t at = host.find("tj_device_image[] = {");
+  for (at = host.find("0x", at); at != std::string::npos; at = host.find("0x", at + 4)) {
+    image += static_cast<char>(std::stoi(host.substr(at + 2, 2), nullptr, 16));
+  }
+  std::vector<std::string> symbols;
+  for (const cuda::CubinFunction& f : cuda::cubin_functions(image)) symbols.push_back(f.symbol);
+  return symbols;
+}
+
+// Templates (instantiated by the launch alone), C++ linkage, namespaces and macro-declared
+// kernels: the cubin gives them mangled names, which the build reads from its symbol table and
+// hands to the host wrapper's lookup table; extern "C" kernels keep their names. A complex64
+// tensor travels as a void* in the wrapper.
 TEST(NvccBackend, LaunchesKernelsByTheirCxxNames) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   ProgramBuilder b("cxx_names");
   b.source(R"(
+#include <cuda_fp16.h>
 template <typename T, int FACTOR>
 __global__ void scale(T* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= FACTOR; }
-namespace ops { __global__ void negate(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = -x[threadIdx.x]; } }
+namespace ops {
+__global__ void negate(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = -x[threadIdx.x]; }
+template <class T, int N> __global__ void fill(T* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = T(N); }
+}
+__global__ void cxx_double(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] *= 2; }
 #define UNARY(name, expr) __global__ void name(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = (expr); }
 UNARY(square, x[threadIdx.x] * x[threadIdx.x])
 extern "C" __global__ void conjugate(float2* z, int m) { if (threadIdx.x < m) z[threadIdx.x].y *= -1; }
 )")
       .tensor("x", "float32", {"n"})
+      .tensor("h", "float16", {"n"})
       .tensor("z", "complex64", {"m"})
-      .launch(Launch("scale<float, 3>").with_block({"n"}))
-      .launch(Launch("ops::negate").with_block({"n"}))
+      .launch(Launch("scale<float, 3>").with_args({"x", "n"}).with_block({"n"}))
+      .launch(Launch("ops::negate").with_args({"x", "n"}).with_block({"n"}))
+      .launch(Launch("ops::fill<__half, 7>").with_args({"h", "n"}).with_block({"n"}))
+      .launch(Launch("cxx_double").with_args({"x", "n"}).with_block({"n"}))
       .launch(Launch("square").with_signature("float* x, int n").with_block({"n"}))
       .launch(Launch("conjugate").with_block({"m"}));
   Kernel kernel = compile(b.build(), nvcc_options("cuda -arch=sm_90a"));
-  const std::string& host = kernel.artifact().host_source;
-  EXPECT_TRUE(contains(host, "(const void*)scale<float, 3>")) << host;
-  EXPECT_TRUE(contains(host, "(const void*)ops::negate")) << host;
-  EXPECT_TRUE(contains(host, "(const void*)square")) << host;
+  const CompiledArtifact& artifact = kernel.artifact();
+  const std::vector<std::string> expected = {
+      "_Z5scaleIfLi3EEvPT_i", "_ZN3ops6negateEPfi", "_ZN3ops4fillI6__halfLi7EEEvPT_i",
+      "_Z10cxx_doublePfi",    "_Z6squarePfi",       "conjugate"};
+  const std::vector<std::string> names = kernel_names_in(artifact.host_source);
+  EXPECT_EQ(names, expected) << artifact.host_source.substr(0, 4000);
+  const std::vector<std::string> symbols = cubin_symbols_in(artifact.host_source);
+  for (const std::string& name : names) {
+    EXPECT_NE(std::find(symbols.begin(), symbols.end(), name), symbols.end())
+        << name << " is not a kernel of the embedded cubin";
+  }
+  EXPECT_EQ(artifact.metadata.at("lowered_name:scale<float, 3>"), "_Z5scaleIfLi3EEvPT_i");
+  EXPECT_EQ(artifact.metadata.at("lowered_name:ops::negate"), "_ZN3ops6negateEPfi");
+  EXPECT_EQ(artifact.metadata.count("lowered_name:conjugate"), 0u);
+  // The device source that built the cubin instantiates the launched templates.
+  EXPECT_TRUE(contains(artifact.device_source,
+                       "tj_instantiated_kernels[] = {(const void*)&scale<float, 3>, "
+                       "(const void*)&ops::fill<__half, 7>};"))
+      << artifact.device_source;
   // Module globals are the nvrtc backend's: the library keeps its device variables private.
   try {
     kernel.get_global("anything");
@@ -112,6 +161,84 @@ extern "C" __global__ void conjugate(float2* z, int m) { if (threadIdx.x < m) z[
   } catch (const ArgumentError& e) {
     EXPECT_TRUE(contains(e.what(), "execution_backend \"nvrtc\"")) << e.what();
   }
+}
+
+// A C++ name the cubin does not have is an error at compile time that shows the names it has:
+// `half` for a kernel the demangler spells with `__half`.
+TEST(NvccBackend, AKernelNameMatchingNoCubinKernelFailsAtCompileTimeListingTheCandidates) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  const std::string source = R"(
+#include <cuda_fp16.h>
+namespace ns { template <class T, int N> __global__ void k(T* x) { x[0] = x[N]; } }
+__global__ void other(float* x) { x[0] = 1; }
+)";
+  const Program program = ProgramBuilder("unmatched")
+                              .source(source)
+                              .tensor("x", "float16", {256})
+                              .launch(Launch("ns::k<half, 128>").with_block({1}))
+                              .build();
+  try {
+    compile(program, nvcc_options("cuda -arch=sm_90a"));
+    ADD_FAILURE() << "compiled a launch whose kernel the cubin does not name that way";
+  } catch (const ProgramError& e) {
+    EXPECT_TRUE(contains(e.what(), "'ns::k<half, 128>' matches none")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'void ns::k<__half, 128>(__half*)'")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'other(float*)'")) << e.what();
+  }
+}
+
+// Overloads share a C++ name, so a launch cannot say which one it means.
+TEST(NvccBackend, AKernelNameMatchingOverloadsFailsAtCompileTimeListingThem) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  const Program program = ProgramBuilder("overloaded")
+                              .source(R"(
+__global__ void twice(float* x) { x[0] *= 2; }
+__global__ void twice(int* x) { x[0] *= 2; }
+)")
+                              .tensor("x", "float32", {4})
+                              .launch(Launch("twice").with_signature("float* x").with_block({1}))
+                              .build();
+  try {
+    compile(program, nvcc_options("cuda -arch=sm_90a"));
+    ADD_FAILURE() << "compiled a launch of an overloaded kernel";
+  } catch (const ProgramError& e) {
+    EXPECT_TRUE(contains(e.what(), "'twice' matches 2")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'twice(float*)'")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "'twice(int*)'")) << e.what();
+  }
+}
+
+// Demangled names match a launch's C++ name without their return type, their parameter list and
+// whitespace; nothing else is loosened.
+TEST(CubinSymbols, KernelNamesMatchDemangledNamesUpToReturnTypeParametersAndSpaces) {
+  EXPECT_TRUE(cuda::same_kernel_name("void my_sqrt<float>(float*, int)", "my_sqrt<float>"));
+  EXPECT_TRUE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "ns::k<__half,128>"));
+  EXPECT_TRUE(cuda::same_kernel_name("ops::negate(float*, int)", "ops::negate"));
+  EXPECT_TRUE(cuda::same_kernel_name("f(void (*)(int))", "f"));
+  EXPECT_TRUE(cuda::same_kernel_name("c_kernel", "c_kernel"));
+  EXPECT_FALSE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "ns::k<half, 128>"));
+  EXPECT_FALSE(cuda::same_kernel_name("void ns::k<__half, 128>(__half*)", "k<__half, 128>"));
+  EXPECT_FALSE(cuda::same_kernel_name("ops::negate(float*, int)", "negate"));
+  EXPECT_FALSE(cuda::same_kernel_name("my_sqrt<double>(double*, int)", "my_sqrt<float>"));
+}
+
+TEST(CubinSymbols, AnImageThatIsNotA64BitElfFileIsAnArgumentError) {
+  EXPECT_THROW(cuda::cubin_functions(""), ArgumentError);
+  EXPECT_THROW(cuda::cubin_functions(std::string(64, 'x')), ArgumentError);
+  std::string elf32(64, '\0');
+  elf32.replace(0, 5,
+                "\x7f"
+                "ELF\x01");
+  EXPECT_THROW(cuda::cubin_functions(elf32), ArgumentError);
+  // A 64-bit header whose section table lies past the end of the image.
+  std::string truncated(64, '\0');
+  truncated.replace(0, 5,
+                    "\x7f"
+                    "ELF\x02");
+  truncated[0x28] = 0x40;  // e_shoff = 64: the first section header is missing
+  truncated[0x3a] = 64;    // e_shentsize
+  truncated[0x3c] = 1;     // e_shnum
+  EXPECT_THROW(cuda::cubin_functions(truncated), ArgumentError);
 }
 
 TEST(NvccBackend, ArtifactListsTheUserHeadersNvccRead) {
