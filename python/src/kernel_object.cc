@@ -561,8 +561,9 @@ void bind_kernel(nb::module_& m) {
         CompileOptions options =
             make_options(std::move(out_idx), std::move(execution_backend), std::move(target),
                          std::move(target_host), std::move(host_compiler), verbose,
-                         std::move(pass_configs), std::move(compile_flags));
-        nb::gil_scoped_release release;  // may compile once (user include directories)
+                         std::move(pass_configs), std::move(compile_flags),
+                         /*remote_cache=*/"");  // the remote tier never changes a key
+        nb::gil_scoped_release release;         // may compile once (user include directories)
         return tilejit::cache_key(program, options);
       },
       "program"_a, "out_idx"_a = nb::none(), "execution_backend"_a = "", "target"_a = "",
