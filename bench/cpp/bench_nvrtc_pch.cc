@@ -20,8 +20,8 @@
 #include <fmt/format.h>
 
 #include "cache/memory_cache.h"
-#include "toolchain/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace {
 

@@ -51,7 +51,7 @@ class Binder {
   int num_inputs() const { return static_cast<int>(program_.params.size() - out_idx_.size()); }
 
  private:
-  struct Plan;  // the precomputed list of checks
+  struct Plan;       // the precomputed list of checks
   Program program_;  // a copy: no caller's Program has to outlive the Binder
   std::vector<int> out_idx_;
   int32_t expected_device_type_;

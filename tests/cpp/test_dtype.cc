@@ -112,8 +112,8 @@ TEST(DataType, StorageBytes) {
 
 TEST(DataType, BadNamesAreProgramErrorsNamingTheText) {
   for (std::string bad : {"float", "int", "int7", "float128", "Float32", "float16x", "float16x0",
-                          "float16x70000", "float16xx2", "float16x2a", "", "x4", "bfloat32", "complex",
-                          "complex32", "complex64x", "complex256"}) {
+                          "float16x70000", "float16xx2", "float16x2a", "", "x4", "bfloat32",
+                          "complex", "complex32", "complex64x", "complex256"}) {
     SCOPED_TRACE(bad);
     try {
       DataType::parse(bad);

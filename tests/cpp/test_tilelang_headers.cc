@@ -11,8 +11,8 @@
 #include <string>
 
 #include "cache_test_support.h"
-#include "toolchain/toolchain.h"
 #include "tilejit/tilejit.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {
