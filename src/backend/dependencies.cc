@@ -23,26 +23,6 @@ bool lies_under(const fs::path& file, const fs::path& dir) {
 
 }  // namespace
 
-std::vector<fs::path> user_include_dirs(const Program& program, const ResolvedOptions& options) {
-  std::vector<fs::path> dirs;
-  for (const std::string& dir : program.include_dirs) dirs.push_back(normal_absolute(dir));
-  const std::vector<std::string>& flags = options.compile_flags;
-  for (size_t i = 0; i < flags.size(); ++i) {
-    const std::string& flag = flags[i];
-    for (std::string_view prefix : {"--include-path=", "-isystem", "-I"}) {
-      if (!flag.starts_with(prefix)) continue;
-      std::string_view rest = std::string_view(flag).substr(prefix.size());
-      if (!rest.empty()) {
-        dirs.push_back(normal_absolute(std::string(rest)));
-      } else if (i + 1 < flags.size()) {
-        dirs.push_back(normal_absolute(flags[++i]));
-      }
-      break;
-    }
-  }
-  return dirs;
-}
-
 std::vector<std::string> parse_make_dependencies(std::string_view text) {
   // Skip the target: everything up to the first ':' that ends a word (a path may hold ':'
   // only in a drive letter, which Linux compilers do not write).

@@ -10,14 +10,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "options/include_dirs.h"
 
 namespace tilejit::detail {
-
-// The directories the compiler searches for the Program's own headers, in search order:
-// Program::include_dirs, then every -I/-isystem/--include-path directory in the resolved
-// compile flags. Absolute and lexically normal.
-std::vector<std::filesystem::path> user_include_dirs(const Program& program,
-                                                     const ResolvedOptions& options);
 
 // The prerequisites of the rule in a make dependency file (`target: a.h b.h \` ...), with
 // line continuations and escaped spaces undone. Throws Error when the text is not one.

@@ -15,11 +15,11 @@
 
 #include <fmt/format.h>
 
-#include "backend/dependencies.h"
+#include "backend/backend.h"
 #include "cache/cache_stats.h"
 #include "cache/disk_cache.h"
-#include "cache/header_hashes.h"
 #include "cache/key.h"
+#include "cache/key_memo.h"
 #include "cache/memory_cache.h"
 #include "compile/kernel_state.h"
 #include "remote/remote_cache.h"
@@ -85,66 +85,11 @@ std::string toolchain_fingerprint(const Backend& backend, const Target& target) 
   return fingerprints.try_emplace(id, std::move(fingerprint)).first->second;
 }
 
-bool same_options(const ResolvedOptions& a, const ResolvedOptions& b) {
-  return a.backend == b.backend && a.target == b.target && a.host_compiler == b.host_compiler &&
-         a.out_idx == b.out_idx && a.pass_configs == b.pass_configs &&
-         a.compile_flags == b.compile_flags;
-}
-
-// Remembers the base keys (key.h) of recently compiled Programs. Printing a Program as JSON
-// dominates the cost of a key (tens of microseconds); comparing it with a remembered copy
-// costs far less. Header contents are not part of the base key, so every Program is welcome.
-class KeyMemo {
- public:
-  std::string key_for(const Program& program, const ResolvedOptions& options,
-                      const Backend& backend) {
-    const size_t hash =
-        std::hash<std::string>{}(program.source) ^ (std::hash<std::string>{}(program.name) << 1);
-    {
-      std::lock_guard lock(mutex_);
-      auto [first, last] = entries_.equal_range(hash);
-      for (auto it = first; it != last; ++it) {
-        if (same_options(it->second.options, options) && it->second.program == program)
-          return it->second.key;
-      }
-    }
-    std::string key = full_key(program, options, backend);
-    std::lock_guard lock(mutex_);
-    if (entries_.size() >= kMaxEntries)
-      entries_.clear();  // a bound, not a policy: misses only cost time
-    entries_.emplace(hash, Entry{program, options, key});
-    return key;
-  }
-
- private:
-  static constexpr size_t kMaxEntries = 4096;
-  struct Entry {
-    Program program;
-    ResolvedOptions options;
-    std::string key;
-  };
-
-  static std::string full_key(const Program& program, const ResolvedOptions& options,
-                              const Backend& backend) {
-    Program resolved = program;
-    resolved.out_idx = options.out_idx;
-    return compute_cache_key(resolved, options, toolchain_fingerprint(backend, options.target));
-  }
-
-  std::mutex mutex_;
-  std::unordered_multimap<size_t, Entry> entries_;
-};
-
-KeyMemo& key_memo() {
-  static KeyMemo* memo = new KeyMemo;  // leaked: used until the very end of the process
-  return *memo;
-}
-
 // The environment variables that resolve_options() reads.
 constexpr const char* kTargetEnv = "TILELANG_TARGET";
 constexpr const char* kBackendEnv = "TILELANG_EXECUTION_BACKEND";
 constexpr const char* kVerboseEnv = "TILELANG_VERBOSE";
-constexpr std::array<const char*, 3> kOptionEnvVars = {kTargetEnv, kBackendEnv, kVerboseEnv};
+constexpr std::array<std::string_view, 3> kOptionEnvVars = {kTargetEnv, kBackendEnv, kVerboseEnv};
 // Read by builds only: 0/false/no/off turns NVRTC precompiled headers off (docs/cache.md).
 constexpr const char* kNvrtcPchEnv = "TILEJIT_NVRTC_PCH";
 
@@ -155,13 +100,14 @@ using OptionEnvironment = std::array<std::optional<std::string_view>, kOptionEnv
 OptionEnvironment option_environment() {
   OptionEnvironment values;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    // The first character rules out almost every entry without a call.
-    if ((*entry)[0] != 'T' || std::strncmp(*entry, "TILELANG_", 9) != 0) continue;
-    const std::string_view text(*entry);
+    const char* text = *entry;
+    // Two characters rule out almost every entry without a call (TERM, TMPDIR, TZ...); no
+    // strlen() either, but for a match's value.
+    if (text[0] != 'T' || text[1] != 'I' || std::strncmp(text + 2, "LANG_", 5) != 0) continue;
     for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
       const std::string_view name = kOptionEnvVars[i];
-      if (text.size() > name.size() && text.starts_with(name) && text[name.size()] == '=') {
-        values[i] = text.substr(name.size() + 1);
+      if (std::strncmp(text, name.data(), name.size()) == 0 && text[name.size()] == '=') {
+        values[i] = std::string_view(text + name.size() + 1);
       }
     }
   }
@@ -237,109 +183,23 @@ class HitMemo {
   std::array<Entry, kSlots> entries_;
 };
 
-// For Programs with user include directories: base key -> the headers their last build
-// read, in this process (the disk cache keeps the same records across processes).
-class DependencyMemo {
- public:
-  std::optional<std::vector<std::string>> find(const std::string& base_key) const {
-    std::lock_guard lock(mutex_);
-    auto it = headers_.find(base_key);
-    if (it == headers_.end()) return std::nullopt;
-    return it->second;
-  }
-  void remember(const std::string& base_key, const std::vector<std::string>& headers) {
-    std::lock_guard lock(mutex_);
-    headers_[base_key] = headers;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::vector<std::string>> headers_;
-};
-
-DependencyMemo& dependency_memo() {
-  static DependencyMemo* memo = new DependencyMemo;  // leaked, like KeyMemo
-  return *memo;
-}
-
-// The header paths of a dependency record, after handing its hashes to the header memo.
-std::vector<std::string> adopt_record(const std::vector<DiskCache::RecordedHeader>& record) {
-  std::vector<std::string> headers;
-  headers.reserve(record.size());
-  for (const DiskCache::RecordedHeader& header : record) {
-    if (header.hash) HeaderHashes::global().adopt(header.path, *header.hash);
-    headers.push_back(header.path);
-  }
-  return headers;
-}
-
-// The dependency record of `headers`: each with the hash the header memo trusts, if any.
-std::vector<DiskCache::RecordedHeader> record_of(const std::vector<std::string>& headers) {
-  std::vector<DiskCache::RecordedHeader> record;
-  record.reserve(headers.size());
-  for (const std::string& header : headers)
-    record.push_back({header, HeaderHashes::global().remembered(header)});
-  return record;
-}
-
 struct Prepared {
   const Program& program;
   ResolvedOptions options;
   const Backend* backend = nullptr;
-  std::string base_key;
-  std::vector<std::filesystem::path> header_dirs;  // user include directories, search order
-  // The full key: the base key, or with header contents when there are header_dirs. Unknown
-  // (nullopt) while no build of this Program has recorded which headers it reads.
-  std::optional<std::string> key;
+  CompileKey key;
   std::string remote_cache;  // CompileOptions::remote_cache
 };
 
 Prepared prepare(const Program& program, const CompileOptions& options,
                  CompilerPlacement placement = CompilerPlacement::kInProcess) {
-  Prepared prepared{program,
-                    resolve_options(program, options),
-                    nullptr,
-                    {},
-                    {},
-                    std::nullopt,
-                    options.remote_cache};
+  Prepared prepared{program, resolve_options(program, options), nullptr, {}, options.remote_cache};
   prepared.options.compiler_placement = placement;
   prepared.backend = &backend_named(prepared.options.backend);
-  prepared.base_key = key_memo().key_for(program, prepared.options, *prepared.backend);
-  prepared.header_dirs = user_include_dirs(program, prepared.options);
-  if (prepared.header_dirs.empty()) {
-    prepared.key = prepared.base_key;
-    return prepared;
-  }
-  std::optional<std::vector<std::string>> headers = dependency_memo().find(prepared.base_key);
-  if (headers) {
-    prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
-    return prepared;
-  }
-  std::optional<DiskCache> disk = DiskCache::from_env();
-  if (!disk) return prepared;
-  const std::optional<std::vector<DiskCache::RecordedHeader>> record =
-      disk->load_dependencies(prepared.base_key);
-  if (!record) return prepared;
-  headers = adopt_record(*record);
-  dependency_memo().remember(prepared.base_key, *headers);
-  prepared.key = key_with_headers(prepared.base_key, prepared.header_dirs, *headers);
-  // A header read again (changed, or not trusted when recorded): record its new hash so that
-  // the next process need not read it either.
-  std::vector<DiskCache::RecordedHeader> now = record_of(*headers);
-  if (now != *record) disk->store_dependencies(prepared.base_key, now);
-  return prepared;
-}
-
-// True when a header changed after `start`: the build may have read the old contents, so its
-// artifact must not be filed under the key of the new ones.
-bool header_changed_since(const std::vector<std::string>& headers,
-                          std::filesystem::file_time_type start) {
-  return std::any_of(headers.begin(), headers.end(), [&](const std::string& header) {
-    std::error_code ec;
-    const auto modified = std::filesystem::last_write_time(header, ec);
-    return ec || modified >= start;
+  prepared.key = compile_key(program, prepared.options, [&] {
+    return toolchain_fingerprint(*prepared.backend, prepared.options.target);
   });
+  return prepared;
 }
 
 const char* source_name(CompileSource source) {
@@ -362,12 +222,12 @@ const char* source_name(CompileSource source) {
 Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   std::optional<DiskCache> disk = DiskCache::from_env();
   DiskCache::Status status = DiskCache::Status::kMiss;
-  if (disk && prepared.key) {
-    DiskCache::Lookup found = disk->lookup(*prepared.key);
+  if (disk && prepared.key.full) {
+    DiskCache::Lookup found = disk->lookup(*prepared.key.full);
     status = found.status;
     if (found.artifact) {
       try {
-        Kernel kernel = make_kernel(std::move(*found.artifact), *prepared.key);
+        Kernel kernel = make_kernel(std::move(*found.artifact), *prepared.key.full);
         *source = CompileSource::kDiskCache;
         count_cache_event(CacheEvent::kDiskHit);
         return kernel;
@@ -375,22 +235,22 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
         // Verified bytes that still do not load were built by a toolchain or driver that does
         // not match this machine's; the entry is useless here.
         std::fprintf(stderr, "tilejit: warning: cache: entry %s does not load (%s); rebuilding\n",
-                     prepared.key->c_str(), e.what());
-        disk->remove(*prepared.key);
+                     prepared.key.full->c_str(), e.what());
+        disk->remove(*prepared.key.full);
       }
     }
   }
   // A Program whose key depends on headers not yet known here has no key to ask for.
   std::optional<RemoteCache::Claim> claim;
-  RemoteCache* remote = prepared.key ? RemoteCache::from_url(prepared.remote_cache) : nullptr;
+  RemoteCache* remote = prepared.key.full ? RemoteCache::from_url(prepared.remote_cache) : nullptr;
   if (remote) {
-    claim.emplace(remote->claim(*prepared.key));
+    claim.emplace(remote->claim(*prepared.key.full));
     if (claim->artifact) {
       // Verified bytes (HMAC, key, format): filed on disk, loaded like a disk hit.
       if (disk && status != DiskCache::Status::kUnsafe)
-        disk->store(*prepared.key, *claim->artifact);
+        disk->store(*prepared.key.full, *claim->artifact);
       try {
-        Kernel kernel = make_kernel(std::move(*claim->artifact), *prepared.key);
+        Kernel kernel = make_kernel(std::move(*claim->artifact), *prepared.key.full);
         *source = CompileSource::kRemoteCache;
         count_cache_event(CacheEvent::kRemoteHit);
         return kernel;
@@ -399,8 +259,8 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
         std::fprintf(stderr,
                      "tilejit: warning: remote cache: entry %s does not load (%s); "
                      "rebuilding\n",
-                     prepared.key->c_str(), e.what());
-        if (disk) disk->remove(*prepared.key);
+                     prepared.key.full->c_str(), e.what());
+        if (disk) disk->remove(*prepared.key.full);
         claim.reset();
       }
     }
@@ -413,22 +273,14 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   const auto start = std::filesystem::file_time_type::clock::now();
   CompiledArtifact artifact = prepared.backend->build(program, build_options);
   // The headers this build read decide the key it is filed under.
-  std::string key = prepared.base_key;
-  bool storable = disk && status != DiskCache::Status::kUnsafe;
-  if (!prepared.header_dirs.empty()) {
-    key = key_with_headers(prepared.base_key, prepared.header_dirs, artifact.dependencies);
-    if (header_changed_since(artifact.dependencies, start)) {
-      storable = false;
-    } else {
-      dependency_memo().remember(prepared.base_key, artifact.dependencies);
-      if (storable) disk->store_dependencies(prepared.base_key, record_of(artifact.dependencies));
-    }
-  }
-  if (storable) disk->store(key, artifact);
-  if (claim && key == *prepared.key) claim->publish(artifact);
+  const bool storable = disk && status != DiskCache::Status::kUnsafe;
+  const BuiltKey built =
+      key_of_build(prepared.key, artifact.dependencies, start, storable ? &*disk : nullptr);
+  if (storable && built.storable) disk->store(built.key, artifact);
+  if (claim && built.key == *prepared.key.full) claim->publish(artifact);
   *source = CompileSource::kBuilt;
   count_cache_event(CacheEvent::kMiss);
-  return make_kernel(std::move(artifact), key);
+  return make_kernel(std::move(artifact), built.key);
 }
 
 // The seed's target_host is a TVM host target. tilejit's host code is C/C++ compiled for this
@@ -480,7 +332,7 @@ ResolvedOptions resolve_options(const Program& program, const CompileOptions& op
 
 std::string compile_cache_key(const Program& program, const CompileOptions& options) {
   Prepared prepared = prepare(program, options);
-  if (prepared.key) return *prepared.key;
+  if (prepared.key.full) return *prepared.key.full;
   // Which headers make up the key is known only once a build has listed them.
   return compile(program, options).cache_key();
 }
@@ -498,7 +350,8 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
   bool built = false;
   // While the headers are unknown, concurrent first compiles of one Program meet on its base
   // key; the Kernel is then also filed under its full key, which later calls compute.
-  const std::string memory_key = prepared.key ? *prepared.key : "headers?" + prepared.base_key;
+  const std::string memory_key =
+      prepared.key.full ? *prepared.key.full : "headers?" + prepared.key.base;
   outcome.kernel = MemoryCache::global().get_or_build(
       memory_key, [&] { return load_or_build(prepared, &outcome.source); }, &built);
   if (!built) outcome.source = CompileSource::kMemoryCache;
@@ -507,12 +360,11 @@ CompileOutcome compile_with_outcome(const Program& program, const CompileOptions
   }
   // A verbose compile reports every call, hits included, so it stays on the full path.
   if (!prepared.options.verbose) {
-    std::optional<std::vector<std::string>> headers;
-    if (!prepared.header_dirs.empty()) headers = dependency_memo().find(prepared.base_key);
+    const std::optional<std::vector<std::string>> headers = known_headers(prepared.key);
     // Headers unknown: the build saw one change while it ran and recorded nothing.
-    if (prepared.header_dirs.empty() || headers) {
-      memo.remember(program, options, generation, outcome.kernel, prepared.base_key,
-                    prepared.header_dirs, headers.value_or(std::vector<std::string>{}));
+    if (prepared.key.header_dirs.empty() || headers) {
+      memo.remember(program, options, generation, outcome.kernel, prepared.key.base,
+                    prepared.key.header_dirs, headers.value_or(std::vector<std::string>{}));
     }
   }
   if (prepared.options.verbose) {
