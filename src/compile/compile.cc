@@ -103,7 +103,7 @@ OptionEnvironment option_environment() {
     const char* text = *entry;
     // Two characters rule out almost every entry without a call (TERM, TMPDIR, TZ...); no
     // strlen() either, but for a match's value.
-    if (text[0] != 'T' || text[1] != 'I' || std::strncmp(text + 2, "LANG_", 5) != 0) continue;
+    if (text[0] != 'T' || text[1] != 'I' || std::strncmp(text + 2, "LELANG_", 7) != 0) continue;
     for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
       const std::string_view name = kOptionEnvVars[i];
       if (std::strncmp(text, name.data(), name.size()) == 0 && text[name.size()] == '=') {
