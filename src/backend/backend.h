@@ -2,7 +2,9 @@
 // Executor. One implementation per execution_backend; registry in registry.cc.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +24,11 @@ class Executor {
   // throws ArgumentError naming it when the module has no such symbol. The default: a backend
   // whose modules have no globals tilejit can reach.
   virtual GlobalSymbol global(std::string_view name, Device device) const;
+  // One output of a call (the default OutputAllocator, src/compile/kernel.cc): compact
+  // row-major memory on `device`, which has the backend's device type (tensor_memory.h). The
+  // default: CUDA memory, what the nvrtc and nvcc backends run on.
+  virtual Tensor allocate_output(DataType dtype, std::span<const int64_t> shape,
+                                 Device device) const;
 };
 
 // Dynamic parallelism needs relocatable device code linked with the device runtime

@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
+#include "backend/tensor_memory.h"
 #include "codegen/wrapper.h"
 #include "tilejit/errors.h"
 #include "toolchain/toolchain.h"
@@ -95,6 +96,11 @@ class CpuExecutor final : public Executor {
                       program_name_, name));
     }
     return GlobalSymbol{address, bytes, device};
+  }
+
+  Tensor allocate_output(DataType dtype, std::span<const int64_t> shape,
+                         Device /*device*/) const override {
+    return host_tensor(dtype, shape);
   }
 
  private:

@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
+#include "backend/tensor_memory.h"
 #include "codegen/wrapper.h"
 #include "tilejit/errors.h"
 #include "toolchain/toolchain.h"
@@ -68,6 +69,12 @@ class HipExecutor final : public Executor {
     if (call_packed_(plan_.fill(call, storage), stream.handle()) != 0) [[unlikely]] {
       throw Error(fmt::format("{}: {}", program_name_, get_last_error_()));
     }
+  }
+
+  // tilejit allocates no ROCm memory: a HIP call takes its outputs from the caller.
+  Tensor allocate_output(DataType /*dtype*/, std::span<const int64_t> /*shape*/,
+                         Device device) const override {
+    refuse_tensor_device(device);
   }
 
  private:

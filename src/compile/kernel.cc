@@ -12,11 +12,16 @@
 namespace tilejit {
 namespace {
 
-class EmptyTensorAllocator final : public OutputAllocator {
+// The outputs of a call that brings no allocator: its backend's (Executor::allocate_output).
+class ExecutorAllocator final : public OutputAllocator {
  public:
+  explicit ExecutorAllocator(const detail::Executor& executor) : executor_(executor) {}
   Tensor allocate(DataType dtype, std::span<const int64_t> shape, Device device) const override {
-    return Tensor::empty(dtype, shape, device);
+    return executor_.allocate_output(dtype, shape, device);
   }
+
+ private:
+  const detail::Executor& executor_;
 };
 
 const detail::KernelState& checked(const std::shared_ptr<const detail::KernelState>& state) {
@@ -66,8 +71,8 @@ Kernel Kernel::load(const std::filesystem::path& dir) {
 
 std::vector<Tensor> Kernel::operator()(std::span<const Arg> args, StreamRef stream,
                                        const OutputAllocator* allocator) const {
-  static const EmptyTensorAllocator default_allocator;
   const detail::KernelState& s = checked(state_);
+  const ExecutorAllocator default_allocator(*s.executor);
   detail::BoundCall bound;
   std::vector<Tensor> outputs;
   s.binder->bind(args, bound, allocator != nullptr ? *allocator : default_allocator, outputs);
