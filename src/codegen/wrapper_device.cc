@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "codegen/wrapper_common.h"
+#include "codegen/wrapper_device_helpers.h"
 #include "tilejit/errors.h"
 
 namespace tilejit::detail {
@@ -189,6 +190,21 @@ std::string to_hip(std::string_view text) {
   return out;
 }
 
+// Section `name` of wrapper_device_helpers.cu: the lines after its `//@ NAME` line, up to the
+// next section.
+std::string_view helper(std::string_view name) {
+  const std::string_view text = wrapper_device_helpers_source();
+  const std::string marker = fmt::format("\n//@ {}\n", name);
+  const size_t start = text.find(marker);
+  if (start == std::string_view::npos) {
+    throw Error(fmt::format("wrapper_device_helpers.cu has no section '{}'", name));
+  }
+  std::string_view body = text.substr(start + marker.size());
+  body = body.substr(0, body.find("\n//@ "));
+  while (body.ends_with('\n')) body.remove_suffix(1);
+  return body;
+}
+
 class DeviceWrapperGenerator {
  public:
   DeviceWrapperGenerator(const Program& program, std::string_view device_source_file, HostApi api,
@@ -294,133 +310,24 @@ class DeviceWrapperGenerator {
   void write_helpers() {
     out_.line("namespace {");
     out_.line();
-    out_.line("// Errors are per thread: get_last_error() returns the calling thread's last");
-    out_.line("// message, so threads that share this library never see each other's errors.");
-    out_.line("thread_local char tj_error[1024];");
-    out_.line();
-    out_.line("// Records an error message and returns -1, the entry points' failure value.");
-    out_.open("__attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {");
-    out_.line("va_list args;");
-    out_.line("va_start(args, format);");
-    out_.line("vsnprintf(tj_error, sizeof tj_error, format, args);");
-    out_.line("va_end(args);");
-    out_.line("return -1;");
-    out_.close("}");
+    out_.lines(helper("fail"));
     out_.line();
     if (!hip_) write_device_code_loader();
-    out_.line(
-        "// Checks one launch: the launch's own result, then cudaGetLastError() for an error");
-    out_.line("// the launch left behind.");
-    out_.open("int tj_check_launch(const char* kernel, cudaError_t launched) {");
-    out_.line("const cudaError_t pending = cudaGetLastError();");
-    out_.line("const cudaError_t error = launched != cudaSuccess ? launched : pending;");
-    out_.open("if (error != cudaSuccess) {");
-    out_.line("return tj_fail(\"call: launching kernel '%s' failed: %s (%s)\", kernel,");
-    out_.line("               cudaGetErrorName(error), cudaGetErrorString(error));");
-    out_.close("}");
-    out_.line("return 0;");
-    out_.close("}");
-    if (needs_.checked_dims) {
+    out_.lines(helper("check_launch"));
+    const std::pair<bool, std::string_view> optional_helpers[] = {
+        {needs_.checked_dims, "dims"},
+        {needs_.checked_smem, "smem_bytes"},
+        {needs_.optin_smem, "allow_max_dynamic_smem"},
+        {needs_.encode_tiled || needs_.encode_im2col, "driver_function"},
+        {needs_.encode_tiled, "encode_tiled"},
+        {needs_.encode_im2col, "encode_im2col"},
+        {needs_.l2_window, "l2_window"},
+    };
+    for (const auto& [needed, name] : optional_helpers) {
+      if (!needed) continue;
       out_.line();
-      out_.line("// Grid and block sizes come from int64_t shape arithmetic: a size that dim3");
-      out_.line("// cannot hold is refused rather than truncated.");
-      out_.line(
-          "int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z,");
-      out_.open("            dim3* dims) {");
-      out_.line("const int64_t sizes[3] = {x, y, z};");
-      out_.open("for (int i = 0; i < 3; ++i) {");
-      out_.open("if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {");
-      out_.line("return tj_fail(\"call: %s.%c of kernel '%s' is %lld: expected 0..4294967295\",");
-      out_.line("               what, \"xyz\"[i], kernel, (long long)sizes[i]);");
-      out_.close("}");
-      out_.close("}");
-      out_.line("*dims = dim3((unsigned)x, (unsigned)y, (unsigned)z);");
-      out_.line("return 0;");
-      out_.close("}");
+      out_.lines(helper(name));
     }
-    if (needs_.checked_smem) {
-      out_.line();
-      out_.open("int tj_smem_bytes(const char* kernel, int64_t bytes, size_t* out) {");
-      out_.open("if (bytes < 0) {");
-      out_.line(
-          "return tj_fail(\"call: dynamic shared memory of kernel '%s' is %lld bytes: expected "
-          ">= 0\",");
-      out_.line("               kernel, (long long)bytes);");
-      out_.close("}");
-      out_.line("*out = (size_t)bytes;");
-      out_.line("return 0;");
-      out_.close("}");
-    }
-    if (needs_.optin_smem) {
-      out_.line();
-      out_.line("// For a kernel whose dynamic shared memory size is only known per call: allow");
-      out_.line("// as much as the current device lets a block opt in to, beside the kernel's");
-      out_.line("// static shared memory. A call that asks for more fails at its launch.");
-      out_.open("int tj_allow_max_dynamic_smem(const void* kernel, const char* name) {");
-      out_.line("int device = 0;");
-      out_.line("int optin_bytes = 0;");
-      out_.line("cudaFuncAttributes attributes;");
-      out_.line("cudaError_t error = cudaGetDevice(&device);");
-      out_.open("if (error == cudaSuccess) {");
-      out_.line(
-          "error = cudaDeviceGetAttribute(&optin_bytes, "
-          "cudaDevAttrMaxSharedMemoryPerBlockOptin, device);");
-      out_.close("}");
-      out_.line("if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, kernel);");
-      out_.open("if (error == cudaSuccess) {");
-      out_.line(
-          "error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,");
-      out_.line("                             optin_bytes - (int)attributes.sharedSizeBytes);");
-      out_.close("}");
-      out_.open("if (error != cudaSuccess) {");
-      out_.line(
-          "return tj_fail(\"init: cannot raise the dynamic shared memory limit of kernel '%s': "
-          "%s\",");
-      out_.line("               name, cudaGetErrorString(error));");
-      out_.close("}");
-      out_.line("return 0;");
-      out_.close("}");
-    }
-    if (needs_.encode_tiled || needs_.encode_im2col) {
-      out_.line();
-      out_.line("// A CUDA driver function, resolved at run time, so that this library does not");
-      out_.line("// link libcuda. Null when the driver lacks it.");
-      out_.line("template <class Function>");
-      out_.open("Function tj_driver_function(const char* symbol) {");
-      out_.line("void* function = nullptr;");
-      out_.line("cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;");
-      out_.line(
-          "const cudaError_t error = cudaGetDriverEntryPointByVersion(symbol, &function, 12000,");
-      out_.line(
-          "                                                           cudaEnableDefault, "
-          "&status);");
-      out_.line(
-          "const bool found = error == cudaSuccess && status == cudaDriverEntryPointSuccess;");
-      out_.line("return found ? reinterpret_cast<Function>(function) : nullptr;");
-      out_.close("}");
-    }
-    if (needs_.encode_tiled) {
-      out_.line();
-      out_.line("// Resolved once per process (a thread-safe static).");
-      out_.open("PFN_cuTensorMapEncodeTiled_v12000 tj_encode_tiled() {");
-      out_.line("static const auto function =");
-      out_.line(
-          "    tj_driver_function<PFN_cuTensorMapEncodeTiled_v12000>(\"cuTensorMapEncodeTiled\");");
-      out_.line("return function;");
-      out_.close("}");
-    }
-    if (needs_.encode_im2col) {
-      out_.line();
-      out_.line("// Resolved once per process (a thread-safe static).");
-      out_.open("PFN_cuTensorMapEncodeIm2col_v12000 tj_encode_im2col() {");
-      out_.line("static const auto function =");
-      out_.line(
-          "    "
-          "tj_driver_function<PFN_cuTensorMapEncodeIm2col_v12000>(\"cuTensorMapEncodeIm2col\");");
-      out_.line("return function;");
-      out_.close("}");
-    }
-    if (needs_.l2_window) write_l2_helpers();
     out_.line();
     out_.line("}  // namespace");
     out_.line();
@@ -446,104 +353,9 @@ class DeviceWrapperGenerator {
     out_.wrapped(fmt::format("const char* const tj_kernel_names[{}] = {{", kernels_.size()), names,
                  "};");
     out_.line(fmt::format("cudaKernel_t tj_kernels[{}];", kernels_.size()));
-    out_.lines(R"(
-struct tj_loaded {
-  cudaError_t error;
-  const char* what;  // what failed: the library, or the kernel that was not found
-};
-
-int tj_load_device_code() {
-  static const tj_loaded loaded = [] {
-    cudaLibrary_t library = nullptr;
-    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
-                                            nullptr, nullptr, 0);
-    if (error != cudaSuccess) return tj_loaded{error, "the device code"};
-    for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
-      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
-      if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
-    }
-    return tj_loaded{cudaSuccess, nullptr};
-  }();
-  if (loaded.error != cudaSuccess) {
-    return tj_fail("init: cannot load %s: %s", loaded.what, cudaGetErrorString(loaded.error));
-  }
-  return 0;
-})");
     out_.line();
-  }
-
-  void write_l2_helpers() {
-    out_.lines(R"(
-// L2 persistence around one launch, as an access-policy window on the stream. The size is
-// clamped to what the current device allows; a device without persisting L2 gets nothing
-// set. What was changed is saved for tj_l2_end.
-struct tj_l2_saved {
-  bool active;
-  size_t previous_limit;
-};
-
-int tj_l2_begin(const char* kernel, cudaStream_t stream, void* base, int64_t num_bytes,
-                float hit_ratio, cudaAccessProperty hit, cudaAccessProperty miss,
-                tj_l2_saved* saved) {
-  saved->active = false;
-  int device = 0;
-  int max_persisting = 0;
-  int max_window = 0;
-  cudaError_t error = cudaGetDevice(&device);
-  if (error == cudaSuccess) {
-    error = cudaDeviceGetAttribute(&max_persisting, cudaDevAttrMaxPersistingL2CacheSize, device);
-  }
-  if (error == cudaSuccess) {
-    error = cudaDeviceGetAttribute(&max_window, cudaDevAttrMaxAccessPolicyWindowSize, device);
-  }
-  size_t bytes = num_bytes > 0 ? (size_t)num_bytes : 0;
-  if (bytes > (size_t)max_persisting) bytes = (size_t)max_persisting;
-  if (bytes > (size_t)max_window) bytes = (size_t)max_window;
-  if (error == cudaSuccess && bytes == 0) return 0;
-  if (error == cudaSuccess) {
-    error = cudaDeviceGetLimit(&saved->previous_limit, cudaLimitPersistingL2CacheSize);
-  }
-  if (error == cudaSuccess) error = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, bytes);
-  if (error == cudaSuccess) {
-    cudaStreamAttrValue value = {};
-    value.accessPolicyWindow.base_ptr = base;
-    value.accessPolicyWindow.num_bytes = bytes;
-    value.accessPolicyWindow.hitRatio = hit_ratio;
-    value.accessPolicyWindow.hitProp = hit;
-    value.accessPolicyWindow.missProp = miss;
-    error = cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
-    if (error != cudaSuccess) {
-      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
-    }
-  }
-  if (error != cudaSuccess) {
-    return tj_fail("call: cannot set the L2 window of kernel '%s': %s", kernel,
-                   cudaGetErrorString(error));
-  }
-  saved->active = true;
-  return 0;
-}
-
-// After the launch: the stream's window removed, persisting lines back to normal and the
-// previous limit restored, so that later work is unaffected. All three are attempted.
-// `launched` is tj_check_launch's result: after a failed launch the reset still happens and
-// the launch's error stays the one reported.
-int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved, int launched) {
-  if (!saved->active) return launched;
-  cudaStreamAttrValue value = {};  // num_bytes 0 removes the window
-  const cudaError_t window =
-      cudaStreamSetAttribute(stream, cudaStreamAttributeAccessPolicyWindow, &value);
-  const cudaError_t lines = cudaCtxResetPersistingL2Cache();
-  const cudaError_t limit =
-      cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, saved->previous_limit);
-  const cudaError_t error =
-      window != cudaSuccess ? window : lines != cudaSuccess ? lines : limit;
-  if (error != cudaSuccess && launched == 0) {
-    return tj_fail("call: cannot reset the L2 window of kernel '%s': %s", kernel,
-                   cudaGetErrorString(error));
-  }
-  return launched;
-})");
+    out_.lines(helper("load_device_code"));
+    out_.line();
   }
 
   void write_get_last_error() {
