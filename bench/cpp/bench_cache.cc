@@ -8,6 +8,7 @@
 // par_compile) and a CUDA device exists (disk hit: loading a cubin needs the driver).
 //
 //   bench_cache [--backend cpu|nvrtc|all] [--kernels 64] [--repeats 5]
+//   bench_cache --memory-hits N     # 3. alone, cpu backend, N hits of each (for callgrind)
 #include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -166,6 +167,26 @@ Backend make_backend(const std::string& name) {
   return backend;
 }
 
+// `hits` compile(program) memory hits and `jit_hits` jit(args) memory hits, after one compile of
+// each (a build or a disk hit). With `--memory-hits N`, valgrind --tool=callgrind counts the
+// instructions of one hit: the inclusive cost of tilejit::compile (of Jit::kernel_for for
+// jit), at N minus at 0, divided by N.
+void memory_hits(const Backend& backend, const Program& program, int hits, int jit_hits) {
+  (void)tilejit::compile(program, backend.options);
+  auto start = Clock::now();
+  for (int i = 0; i < hits; ++i) (void)tilejit::compile(program, backend.options);
+  const double compile_ns = hits > 0 ? ms_since(start) * 1e6 / hits : 0.0;
+  auto jitted = tilejit::jit([&](int) { return program; }, backend.options);
+  (void)jitted(0);
+  start = Clock::now();
+  for (int i = 0; i < jit_hits; ++i) (void)jitted(0);
+  const double jit_ns = jit_hits > 0 ? ms_since(start) * 1e6 / jit_hits : 0.0;
+  fmt::print(
+      "memory hit:  compile(program) {:.0f} ns (per-thread memo: Program, options and option "
+      "env vars compared); jit(args) {:.0f} ns (goal <= 200 ns)\n",
+      compile_ns, jit_ns);
+}
+
 void bench_backend(const std::string& name, int kernels, int repeats) {
   const Backend backend = make_backend(name);
   fmt::print("== {} backend{}\n", name,
@@ -207,25 +228,7 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
   }
 
   // 3. Memory hits.
-  if (backend.can_load) {
-    const Program program = backend.program(salt, 0);
-    (void)tilejit::compile(program, backend.options);
-    constexpr int kHits = 400000;
-    auto start = Clock::now();
-    for (int i = 0; i < kHits; ++i) (void)tilejit::compile(program, backend.options);
-    const double compile_ns = ms_since(start) * 1e6 / kHits;
-    auto jitted =
-        tilejit::jit([&](int index) { return backend.program(salt, index); }, backend.options);
-    (void)jitted(0);
-    constexpr int kJitHits = 2000000;
-    start = Clock::now();
-    for (int i = 0; i < kJitHits; ++i) (void)jitted(0);
-    const double jit_ns = ms_since(start) * 1e6 / kJitHits;
-    fmt::print(
-        "memory hit:  compile(program) {:.0f} ns (per-thread memo: Program, options and option "
-        "env vars compared); jit(args) {:.0f} ns (goal <= 200 ns)\n",
-        compile_ns, jit_ns);
-  }
+  if (backend.can_load) memory_hits(backend, backend.program(salt, 0), 400000, 2000000);
 
   // 4. par_compile of `kernels` new Programs, all cores vs one worker, disk cache off. The
   // first call in the process: NVRTC's worker processes start inside the timed region. For
@@ -297,6 +300,11 @@ int main(int argc, char** argv) {
   try {
     if (args.size() == 4 && args[0] == "--child-disk-hit") {
       return child_disk_hit(args[1], std::stoi(args[2]), std::stoi(args[3]));
+    }
+    if (args.size() == 2 && args[0] == "--memory-hits") {
+      const int hits = std::stoi(args[1]);
+      memory_hits(make_backend("cpu"), cpu_program(unique_salt(), 0), hits, hits);
+      return 0;
     }
     std::string which = "all";
     int kernels = 64, repeats = 5;

@@ -106,7 +106,9 @@ OptionEnvironment option_environment() {
     if (text[0] != 'T' || text[1] != 'I' || std::strncmp(text + 2, "LELANG_", 7) != 0) continue;
     for (size_t i = 0; i < kOptionEnvVars.size(); ++i) {
       const std::string_view name = kOptionEnvVars[i];
-      if (std::strncmp(text, name.data(), name.size()) == 0 && text[name.size()] == '=') {
+      // Past "TILELANG_", one character tells the three apart.
+      if (text[9] == name[9] && std::strncmp(text + 10, name.data() + 10, name.size() - 10) == 0 &&
+          text[name.size()] == '=') {
         values[i] = std::string_view(text + name.size() + 1);
       }
     }
