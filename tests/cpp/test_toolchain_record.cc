@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "cache/disk_cache.h"
 #include "cache/header_hashes.h"
 #include "cache/toolchain_record.h"
+#include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
 
 namespace tilejit {
@@ -200,6 +202,43 @@ TEST_F(ToolchainRecord, CpuSelectorFollowsCcAndCxx) {
   EXPECT_NE(with_fake->find(compiler_.string()), std::string::npos) << *with_fake;
   EXPECT_FALSE(with_missing.has_value()) << "a compiler that is not there has no record";
   EXPECT_NE(cpu.toolchain_selector(detail::Target{"c", ""}), with_fake);
+}
+
+// compile() keys through the record: a second process compiling a cpu Program finds the
+// fingerprint recorded by the first and runs no probe.
+TEST(ToolchainRecordCompile, SecondProcessDoesNotProbe) {
+  if (std::getenv("TILEJIT_TEST_RECORD_CHILD") != nullptr) {
+    const Program program =
+        ProgramBuilder("record_child")
+            .source("void f(float* A, int n) { A[0] = (float)n; }\n", Language::kC)
+            .tensor("A", "float32", {"n"})
+            .launch(Launch("f"))
+            .build();
+    (void)compile(program);
+    std::printf("probes %llu\n", static_cast<unsigned long long>(toolchain_probes()));
+    return;
+  }
+  if (!detail::find_program("cc") || !detail::find_program("c++")) GTEST_SKIP() << "no cc / c++";
+  detail::TempDir dir("tilejit-record-compile");
+  ::setenv("TILELANG_CACHE_DIR", (dir.path() / "cache").c_str(), 1);
+  ::unsetenv("TILELANG_DISABLE_CACHE");
+  ::unsetenv("CC");
+  ::unsetenv("CXX");
+  ::setenv("TILEJIT_TEST_RECORD_CHILD", "1", 1);
+  let_files_age();  // this test binary may be younger than kTrustAfterNs
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> outputs;
+  for (int run = 0; run < 2; ++run) {
+    const detail::ProcessResult r = detail::run_process(
+        {self, "--gtest_filter=ToolchainRecordCompile.SecondProcessDoesNotProbe"},
+        std::chrono::seconds(120));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    outputs.push_back(r.output);
+  }
+  ::unsetenv("TILEJIT_TEST_RECORD_CHILD");
+  ::unsetenv("TILELANG_CACHE_DIR");
+  EXPECT_NE(outputs[0].find("probes 1\n"), std::string::npos) << outputs[0];
+  EXPECT_NE(outputs[1].find("probes 0\n"), std::string::npos) << outputs[1];
 }
 
 }  // namespace
