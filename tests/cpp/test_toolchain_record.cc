@@ -2,6 +2,7 @@
 // a later call only while every file they came from is unchanged.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "cache/disk_cache.h"
 #include "cache/header_hashes.h"
 #include "cache/toolchain_record.h"
+#include "cuda/nvrtc.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
 
@@ -239,6 +241,23 @@ TEST(ToolchainRecordCompile, SecondProcessDoesNotProbe) {
   ::unsetenv("TILELANG_CACHE_DIR");
   EXPECT_NE(outputs[0].find("probes 1\n"), std::string::npos) << outputs[0];
   EXPECT_NE(outputs[1].find("probes 0\n"), std::string::npos) << outputs[1];
+}
+
+// The nvrtc backend's record lists the libnvrtc it loaded and where a bare soname is found;
+// once a libnvrtc is in the process, that one is asked and no record is used.
+TEST(ToolchainRecordNvrtc, FilesNameTheLoadedLibraryAndALoadedNvrtcIsAsked) {
+  std::string why;
+  if (!cuda::nvrtc_available(&why)) GTEST_SKIP() << why;
+  const detail::Backend& nvrtc = detail::backend_named("nvrtc");
+  const detail::Target target{"cuda", "sm_90"};
+  const std::vector<std::string> files = nvrtc.toolchain_files(target);
+  const auto lists = [&](const std::string& path) {
+    return std::find(files.begin(), files.end(), path) != files.end();
+  };
+  EXPECT_TRUE(lists(cuda::nvrtc().library_path)) << cuda::nvrtc().library_path;
+  EXPECT_TRUE(lists("/etc/ld.so.cache"));
+  EXPECT_TRUE(cuda::nvrtc_loaded());
+  EXPECT_FALSE(nvrtc.toolchain_selector(target).has_value());
 }
 
 }  // namespace
