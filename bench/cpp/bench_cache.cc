@@ -211,20 +211,20 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
   fmt::print("cold compile:  tilejit {:.2f} ms, bare compiler {:.2f} ms: {:.3f}x (goal <= 1.05x)\n",
              cold_ms, bare_ms, cold_ms / bare_ms);
 
-  // 2. Disk hits in a fresh process: the entries stored above, loaded by a new process.
-  if (backend.can_load) {
+  // 2. Disk hits in a fresh process: the entries stored above, loaded by a new process (without
+  // a device: the key and the verified read, everything but loading the cubin).
+  {
     std::vector<double> times = run_child(name, salt, repeats);
     if (times.size() >= 2) {
       std::vector<double> rest(times.begin() + 1, times.end());
       const double per_kernel = median(rest);
       fmt::print(
-          "disk hit, fresh process:  first kernel {:.3f} ms (one-time toolchain probe and driver "
-          "init), "
-          "then {:.3f} ms per kernel (goal <= 0.5 ms); cold / hit = {:.0f}x (goal >= 30x)\n",
-          times[0], per_kernel, cold_ms / per_kernel);
+          "disk hit, fresh process{}:  first kernel {:.3f} ms (one-time costs: toolchain "
+          "fingerprint, driver init), then {:.3f} ms per kernel (goal <= 0.1 ms); cold / hit = "
+          "{:.0f}x (goal >= 30x)\n",
+          backend.can_load ? "" : " (key + verified read; no device to load on)", times[0],
+          per_kernel, cold_ms / per_kernel);
     }
-  } else {
-    fmt::print("disk hit, fresh process:  skipped (loading a cubin needs a CUDA device)\n");
   }
 
   // 3. Memory hits.
@@ -280,10 +280,18 @@ int child_disk_hit(const std::string& name, int salt, int count) {
   for (int i = 0; i < count; ++i) {
     const Program program = backend.program(salt, i);
     const auto start = Clock::now();
-    tilejit::detail::CompileOutcome outcome =
-        tilejit::detail::compile_with_outcome(program, backend.options);
+    bool hit = false;
+    if (backend.can_load) {
+      hit = tilejit::detail::compile_with_outcome(program, backend.options).source ==
+            tilejit::detail::CompileSource::kDiskCache;
+    } else {
+      // What compile() does on a disk hit up to backend.load: the key, then the verified read.
+      const std::string key = tilejit::detail::compile_cache_key(program, backend.options);
+      auto disk = tilejit::detail::DiskCache::from_env();
+      hit = disk && disk->lookup(key).artifact.has_value();
+    }
     const double ms = ms_since(start);
-    if (outcome.source != tilejit::detail::CompileSource::kDiskCache) {
+    if (!hit) {
       fmt::print(stderr, "kernel {} was not a disk hit\n", i);
       return 1;
     }

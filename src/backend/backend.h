@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +52,17 @@ class Backend {
   virtual Target resolve_target(const Target& requested) const = 0;
   // Every version that changes the binary: compiler versions, header digests, flags.
   virtual std::string toolchain_fingerprint(const Target& target) const = 0;
+  // What picks this backend's toolchain for `target`, found without running or loading it
+  // (environment variables, programs looked up on PATH). With one, compile() records the
+  // fingerprint in the disk cache and a fresh process reuses it while the paths
+  // toolchain_files() listed are unchanged (cache/toolchain_record.h). nullopt, the default:
+  // probed in every process.
+  virtual std::optional<std::string> toolchain_selector(const Target& /*target*/) const {
+    return std::nullopt;
+  }
+  // Called right after toolchain_fingerprint(target): every path whose state that fingerprint
+  // came from (executables, libraries, directories searched, paths whose absence mattered).
+  virtual std::vector<std::string> toolchain_files(const Target& /*target*/) const { return {}; }
   virtual CompiledArtifact build(const Program& program, const ResolvedOptions& options) const = 0;
   // `binder` outlives the executor; executors compile their Exprs against its symbols.
   virtual std::unique_ptr<Executor> load(const CompiledArtifact& artifact,

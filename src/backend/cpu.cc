@@ -3,7 +3,9 @@
 // from memory and called through its call_packed entry.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -130,6 +132,29 @@ class CpuBackend final : public Backend {
   std::string toolchain_fingerprint(const Target& /*target*/) const override {
     const HostCompiler& compiler = HostCompiler::detect();
     return fmt::format("cc={} ({})", compiler.c_compiler, compiler.version);
+  }
+
+  // The compilers detect() picks, as found on PATH now: a new one earlier on PATH, or CC / CXX
+  // set, is another selector.
+  std::optional<std::string> toolchain_selector(const Target& /*target*/) const override {
+    const auto [c, cxx] = HostCompiler::names();
+    const std::optional<std::filesystem::path> c_path = find_program(c);
+    const std::optional<std::filesystem::path> cxx_path = find_program(cxx);
+    if (!c_path || !cxx_path) return std::nullopt;  // detect() says what is missing
+    return fmt::format("cc {} = {}; c++ {} = {}", c, c_path->string(), cxx, cxx_path->string());
+  }
+
+  // stat() follows symlinks: a compiler replaced, upgraded or retargeted by an alternatives
+  // link changes the signature of its path. A wrapper script whose output depends on anything
+  // but its own bytes is not covered (docs/cache.md).
+  std::vector<std::string> toolchain_files(const Target& /*target*/) const override {
+    const HostCompiler& compiler = HostCompiler::detect();
+    std::vector<std::string> files;
+    for (const std::string& program : {compiler.c_compiler, compiler.cxx_compiler}) {
+      if (std::optional<std::filesystem::path> path = find_program(program))
+        files.push_back(path->string());
+    }
+    return files;
   }
 
   CompiledArtifact build(const Program& program, const ResolvedOptions& options) const override {

@@ -428,6 +428,23 @@ class NvrtcBackend final : public Backend {
                        fnv1a(device_header_source()));
   }
 
+  // The variables that choose the libnvrtc and the include dirs; the device header is part of
+  // the tilejit binary, which every record lists. A libnvrtc already in this process is the
+  // one dlopen returns whatever the variables say, and asking it costs little: no record.
+  std::optional<std::string> toolchain_selector(const Target& /*target*/) const override {
+    if (nvrtc_loaded()) return std::nullopt;
+    std::string selector;
+    for (const char* name : {"CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH"}) {
+      const char* value = std::getenv(name);
+      selector += fmt::format("{}={};", name, value != nullptr ? value : "(unset)");
+    }
+    return selector;
+  }
+
+  std::vector<std::string> toolchain_files(const Target& /*target*/) const override {
+    return nvrtc_toolchain_files();
+  }
+
   CompiledArtifact build(const Program& program, const ResolvedOptions& options) const override {
     if (program.language != Language::kCuda) {
       throw ArgumentError(fmt::format("the nvrtc backend compiles CUDA sources; program '{}' is {}",

@@ -5,6 +5,7 @@
 //   <root>/v1/<key[0:2]>/<key>/manifest.json   SHA-256 and size of every file below
 //                               artifact.json, program.json, kernel.so|kernel.cubin, ...
 //   <root>/v1/deps/<base key>.json             headers the last build of a Program read
+//   <root>/v1/toolchains/<hash>.json           toolchain fingerprints (toolchain_record.h)
 //   <root>/v1/tmp/                             private staging (and trash) directories
 //   <root>/v1/pch/<pid>-XXXXXX/                NVRTC precompiled headers of a live process
 //
@@ -41,6 +42,10 @@ class DiskCache {
   // removed when it exits; not cache entries (list, verify and LRU skip it).
   std::filesystem::path pch_dir() const { return root_ / kLayoutVersion / kPchDir; }
   static constexpr const char* kPchDir = "pch";
+  // <root>/v1/deps/<base key>.json: the headers a build read (load_dependencies).
+  static constexpr const char* kDependencyDir = "deps";
+  // <root>/v1/toolchains/<selector hash>.json: recorded fingerprints (toolchain_record.h).
+  static constexpr const char* kToolchainDir = "toolchains";
   uint64_t max_bytes() const { return max_bytes_; }
 
   enum class Status {
@@ -94,8 +99,8 @@ class DiskCache {
   };
   // Every entry with its size and last use, newest first; `verify` also checks every hash.
   std::vector<EntryInfo> list(bool verify) const;
-  // Removes every entry, every dependency record and every staging directory no live process
-  // holds; returns the number of entries removed.
+  // Removes every entry, every dependency and toolchain record and every staging directory no
+  // live process holds; returns the number of entries removed.
   size_t clear() const;
   // Removes entries, least recently used first, until the total is at most `max_bytes`;
   // entries another process is reading are skipped.

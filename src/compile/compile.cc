@@ -21,6 +21,7 @@
 #include "cache/key.h"
 #include "cache/key_memo.h"
 #include "cache/memory_cache.h"
+#include "cache/toolchain_record.h"
 #include "compile/kernel_state.h"
 #include "remote/remote_cache.h"
 #include "tilejit/errors.h"
@@ -80,7 +81,12 @@ std::string toolchain_fingerprint(const Backend& backend, const Target& target) 
     std::lock_guard lock(mutex);
     if (auto it = fingerprints.find(id); it != fingerprints.end()) return it->second;
   }
-  std::string fingerprint = backend.toolchain_fingerprint(target);  // outside the lock: may be slow
+  // Outside the lock: may be slow. A fresh process finds it recorded in the disk cache.
+  std::optional<std::string> selector = backend.toolchain_selector(target);
+  if (selector) *selector = id + "|" + *selector;
+  std::string fingerprint = recorded_fingerprint(selector, [&] {
+    return ToolchainProbe{backend.toolchain_fingerprint(target), backend.toolchain_files(target)};
+  });
   std::lock_guard lock(mutex);
   return fingerprints.try_emplace(id, std::move(fingerprint)).first->second;
 }

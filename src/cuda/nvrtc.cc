@@ -36,6 +36,12 @@ std::vector<std::string> env_dirs() {
   return dirs;
 }
 
+constexpr const char* kSonames[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+
+// The toolkit roots cuda_include_dirs() searches, in order: CUDA_HOME, CUDA_PATH, then the
+// one the loaded libnvrtc sits in.
+std::vector<std::filesystem::path> toolkit_roots();
+
 template <class Fn>
 bool resolve(void* handle, const char* name, Fn& out, std::string& error) {
   out = reinterpret_cast<Fn>(dlsym(handle, name));
@@ -49,13 +55,12 @@ bool resolve(void* handle, const char* name, Fn& out, std::string& error) {
 LoadedNvrtc load_nvrtc() {
   LoadedNvrtc loaded;
   std::vector<std::string> candidates;
-  const char* sonames[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
   for (const std::string& dir : env_dirs()) {
-    for (const char* soname : sonames) {
+    for (const char* soname : kSonames) {
       candidates.push_back((std::filesystem::path(dir) / "lib64" / soname).string());
     }
   }
-  for (const char* soname : sonames) {
+  for (const char* soname : kSonames) {
     candidates.emplace_back(soname);
   }
   void* handle = nullptr;
@@ -211,7 +216,9 @@ bool nvrtc_available(std::string* why) {
   return loaded.error.empty();
 }
 
-std::vector<std::filesystem::path> cuda_include_dirs() {
+namespace {
+
+std::vector<std::filesystem::path> toolkit_roots() {
   std::vector<std::filesystem::path> roots;
   for (const std::string& dir : env_dirs()) {
     roots.emplace_back(dir);
@@ -221,6 +228,52 @@ std::vector<std::filesystem::path> cuda_include_dirs() {
     // <root>/lib64/libnvrtc.so.13 (or <root>/lib/...): the toolkit root is two levels up.
     roots.push_back(std::filesystem::path(nvrtc().library_path).parent_path().parent_path());
   }
+  return roots;
+}
+
+}  // namespace
+
+bool nvrtc_loaded() {
+  for (const char* soname : kSonames) {
+    // RTLD_NOLOAD: a handle only for a library already loaded (matched by name or soname).
+    if (void* handle = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD)) {
+      dlclose(handle);  // drops the reference NOLOAD added
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> nvrtc_toolchain_files() {
+  std::vector<std::string> files;
+  std::string why;
+  if (nvrtc_available(&why) && !nvrtc().library_path.empty()) files.push_back(nvrtc().library_path);
+  for (const std::string& dir : env_dirs()) {
+    for (const char* soname : kSonames) {
+      files.push_back((std::filesystem::path(dir) / "lib64" / soname).string());
+    }
+  }
+  // Where dlopen of a bare soname looks: LD_LIBRARY_PATH's directories (a library added to one
+  // changes its mtime), then the cache ldconfig writes.
+  if (const char* path = std::getenv("LD_LIBRARY_PATH")) {
+    std::string_view dirs = path;
+    while (!dirs.empty()) {
+      const size_t colon = dirs.find(':');
+      if (colon != 0) files.emplace_back(dirs.substr(0, colon));
+      dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
+    }
+  }
+  files.emplace_back("/etc/ld.so.cache");
+  for (const auto& root : toolkit_roots()) {
+    for (const char* probed : {"include/cuda_runtime.h", "include/cuda.h", "include/cccl"}) {
+      files.push_back((root / probed).string());
+    }
+  }
+  return files;
+}
+
+std::vector<std::filesystem::path> cuda_include_dirs() {
+  const std::vector<std::filesystem::path> roots = toolkit_roots();
   std::vector<std::filesystem::path> dirs;
   std::error_code ec;
   for (const auto& root : roots) {

@@ -47,6 +47,13 @@ bool nvrtc_available(std::string* why = nullptr);
 // CUDA_HOME / CUDA_PATH, else next to the loaded libnvrtc; empty when none is found.
 std::vector<std::filesystem::path> cuda_include_dirs();
 
+// True when a libnvrtc is loaded in this process (by tilejit or by another library).
+bool nvrtc_loaded();
+// Every path whose state decides which libnvrtc nvrtc() loads and what cuda_include_dirs()
+// returns: the loaded library, the candidates under CUDA_HOME / CUDA_PATH (absent ones too),
+// the loader's cache and LD_LIBRARY_PATH directories, the include files probed. Loads NVRTC.
+std::vector<std::string> nvrtc_toolchain_files();
+
 // The source of include/tilejit/cuda_device.h that NVRTC sees as an in-memory header.
 std::string_view device_header_source();
 inline constexpr const char* kDeviceHeaderName = "tilejit/cuda_device.h";

@@ -1,8 +1,6 @@
 #include "cuda/nvrtc_worker.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
-#include <link.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -68,23 +66,12 @@ std::string unusable_reason(const std::string& path) {
   return {};
 }
 
-// The directory of the executable or shared object this code is linked into: the program for
-// a static link, libtilejit.so, or the Python extension _core*.so in the package directory.
+// The directory of the binary tilejit is linked into (the Python package directory for the
+// wheel).
 std::optional<fs::path> module_directory() {
-  static const char anchor = 0;
-  Dl_info info;
-  link_map* map = nullptr;
-  if (::dladdr1(&anchor, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 ||
-      map == nullptr) {
-    return std::nullopt;
-  }
-  std::error_code error;
-  // The main program's link map has an empty name.
-  const fs::path module = map->l_name != nullptr && map->l_name[0] != '\0'
-                              ? fs::absolute(map->l_name, error)
-                              : fs::read_symlink("/proc/self/exe", error);
-  if (error) return std::nullopt;
-  return module.parent_path();
+  std::optional<fs::path> module = detail::tilejit_module_path();
+  if (!module) return std::nullopt;
+  return module->parent_path();
 }
 
 const std::vector<Candidate>& default_candidates() {

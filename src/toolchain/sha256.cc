@@ -1,6 +1,12 @@
 #include "toolchain/sha256.h"
 
-#include <openssl/evp.h>
+// The low-level SHA256_* functions, deprecated since OpenSSL 3.0 but still provided (4.x too):
+// the EVP interface fetches the digest from a provider, and its first use in a process loads
+// the configuration and builds the algorithm tables, 0.5-0.9 ms measured on the dev machine,
+// which was most of the first cache key of a fresh process; SHA256_Init costs ~10 us
+// (docs/PERFORMANCE.md, "Fresh-process disk hits").
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <fmt/format.h>
 
@@ -9,25 +15,22 @@
 namespace tilejit::detail {
 
 struct Sha256::Context {
-  EVP_MD_CTX* md = nullptr;
+  SHA256_CTX sha;
 };
 
 Sha256::Sha256() : context_(new Context) {
-  context_->md = EVP_MD_CTX_new();
-  if (context_->md == nullptr || EVP_DigestInit_ex(context_->md, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(context_->md);
+  if (SHA256_Init(&context_->sha) != 1) {
     delete context_;
     throw Error("OpenSSL: cannot initialise SHA-256");
   }
 }
 
 Sha256::~Sha256() {
-  EVP_MD_CTX_free(context_->md);
   delete context_;
 }
 
 Sha256& Sha256::update(std::string_view bytes) {
-  EVP_DigestUpdate(context_->md, bytes.data(), bytes.size());
+  SHA256_Update(&context_->sha, bytes.data(), bytes.size());
   return *this;
 }
 
@@ -39,9 +42,9 @@ Sha256& Sha256::field(std::string_view name, std::string_view value) {
 }
 
 std::string Sha256::hex() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context_->md, digest, &length);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  constexpr unsigned length = SHA256_DIGEST_LENGTH;
+  SHA256_Final(digest, &context_->sha);
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(2 * length, '0');
   for (unsigned i = 0; i < length; ++i) {

@@ -7,7 +7,7 @@
 
 namespace tilejit::detail {
 
-// Incremental SHA-256 (OpenSSL EVP). Fields are length-prefixed so that no two different
+// Incremental SHA-256 (OpenSSL). Fields are length-prefixed so that no two different
 // field sequences hash the same bytes.
 class Sha256 {
  public:

@@ -1,6 +1,8 @@
 #include "toolchain/toolchain.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,6 +45,23 @@ std::string first_line(std::string_view text) {
 
 std::string_view tilejit_version() {
   return TILEJIT_VERSION;
+}
+
+std::optional<std::filesystem::path> tilejit_module_path() {
+  static const char anchor = 0;
+  Dl_info info;
+  link_map* map = nullptr;
+  if (::dladdr1(&anchor, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 ||
+      map == nullptr) {
+    return std::nullopt;
+  }
+  std::error_code error;
+  // The main program's link map has an empty name.
+  std::filesystem::path module = map->l_name != nullptr && map->l_name[0] != '\0'
+                                     ? std::filesystem::absolute(map->l_name, error)
+                                     : std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return std::nullopt;
+  return module;
 }
 
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
@@ -148,15 +167,19 @@ HostCompiler HostCompiler::named(std::string_view compiler) {
   return result;
 }
 
+std::pair<std::string, std::string> HostCompiler::names() {
+  const char* cc = std::getenv("CC");
+  const char* cxx = std::getenv("CXX");
+  return {(cc != nullptr && *cc != '\0') ? cc : "cc",
+          (cxx != nullptr && *cxx != '\0') ? cxx : "c++"};
+}
+
 const HostCompiler& HostCompiler::detect() {
   // Detected once: the environment and PATH are not expected to change under a process, and
   // running `--version` on every compile would dominate the cost of a cache hit.
   static const HostCompiler compiler = [] {
-    const char* cc = std::getenv("CC");
-    const char* cxx = std::getenv("CXX");
     HostCompiler result;
-    result.c_compiler = (cc != nullptr && *cc != '\0') ? cc : "cc";
-    result.cxx_compiler = (cxx != nullptr && *cxx != '\0') ? cxx : "c++";
+    std::tie(result.c_compiler, result.cxx_compiler) = names();
     for (const std::string& program : {result.c_compiler, result.cxx_compiler}) {
       if (!find_program(program)) {
         throw NotAvailableError(fmt::format(

@@ -11,12 +11,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tilejit::detail {
 
 // tilejit's own version ("0.1.0"), as the build configured it.
 std::string_view tilejit_version();
+
+// The executable or shared object this code is linked into: the program for a static link,
+// libtilejit.so, or the Python extension _core*.so; nullopt when it cannot be found.
+std::optional<std::filesystem::path> tilejit_module_path();
 
 struct ProcessResult {
   int exit_code = -1;  // the exit status; 128 + N when killed by signal N
@@ -45,6 +50,8 @@ struct HostCompiler {
 
   // Detected once per process. Throws NotAvailableError when no compiler is found.
   static const HostCompiler& detect();
+  // The names detect() looks up: {CC or "cc", CXX or "c++"}, without running either.
+  static std::pair<std::string, std::string> names();
   // A specific compiler (CompileOptions::host_compiler), used for both C and C++.
   static HostCompiler named(std::string_view compiler);
 };
