@@ -10,7 +10,12 @@ the same cubin. Compile: the warp-specialized TMA GEMM (1024^3 fp16, 128x128x32 
 cold cache, by TileLang (its nvrtc and tvm_ffi/nvcc backends) and by tilejit (nvrtc without
 the precompiled header, TILEJIT_NVRTC_PCH=0; nvrtc with it; nvcc); a second GEMM variant
 (128x256x64 tiles, same headers) with the precompiled header cached; the first GEMM again in
-a fresh process (disk hit). Every row that fails prints its error; the others go on.
+a fresh process (disk hit). Every row that fails prints its error; the others go on. After
+each table, one `goal` line per goal of issue 10 with its ratio from this run: launch x the
+floor and x faster than TileLang's fastest backend (with the most any path could reach: that
+backend's own ratio to the floor); first cold GEMM x TileLang nvrtc; nvcc x TileLang's nvcc
+(tvm_ffi); the variant with the PCH cached x TileLang nvrtc of it (which is itself a hit of
+NVRTC's automatic PCH: docs/PERFORMANCE.md); the disk hit in ms.
 """
 
 import argparse
@@ -45,6 +50,45 @@ def row(name: str, measure: Callable[[], Any], unit: str, base: dict[str, float]
     base.setdefault(name, value)
     ratio = f"{value / base[base_key]:8.2f}" if base_key in base else f"{'':>8s}"
     print(f"{name:52s} {value:10.3f} {ratio}  {unit}", flush=True)
+
+
+def goal(text: str, value: float | None, limit: float, at_most: bool = True) -> None:
+    """One line of the goal summary: the measured ratio against its limit."""
+    if value is None:
+        print(f"  goal {text}: n/a (a row failed)", flush=True)
+        return
+    met = value <= limit if at_most else value >= limit
+    print(f"  goal {text}: {value:.2f} ({'met' if met else 'MISSED'}; goal "
+          f"{'<=' if at_most else '>='} {limit})", flush=True)
+
+
+def launch_goals(base: dict[str, float], floor: str, ours: str) -> None:
+    """Both launch goals from one run: x the floor, and x faster than TileLang's fastest backend.
+    A path is never faster than the floor, so 2.5x faster than TileLang is reachable only where
+    TileLang's fastest backend costs at least 2.5x the floor."""
+    theirs = {name: value for name, value in base.items() if name.startswith("TileLang ")}
+    if floor not in base or ours not in base or not theirs:
+        print("  launch goals: n/a (a row failed)", flush=True)
+        return
+    fastest = min(theirs, key=theirs.get)
+    goal("tilejit launch x the floor", base[ours] / base[floor], 1.15)
+    goal(f"tilejit launch x faster than the fastest TileLang backend ({fastest})",
+         theirs[fastest] / base[ours], 2.5, at_most=False)
+    print(f"  (at the floor itself tilejit would be {theirs[fastest] / base[floor]:.2f}x faster "
+          f"than {fastest}: the most any launch path can reach in this run)", flush=True)
+
+
+def compile_goals(base: dict[str, float], tl_nvrtc: str, tl_nvcc: str, tl_variant: str) -> None:
+    def ratio(ours: str, theirs: str) -> float | None:
+        return base[ours] / base[theirs] if ours in base and theirs in base else None
+
+    goal("first cold GEMM, tilejit nvrtc + PCH (builds it) x TileLang nvrtc",
+         ratio("tilejit nvrtc + PCH (builds the PCH)", tl_nvrtc), 1.0)
+    goal("cold GEMM, tilejit nvcc x TileLang tvm_ffi (nvcc)", ratio("tilejit nvcc", tl_nvcc), 1.0)
+    goal("GEMM variant with the PCH cached x TileLang nvrtc of it",
+         ratio("tilejit nvrtc + PCH cached: GEMM variant", tl_variant), 0.3)
+    hit = base.get("tilejit nvrtc, fresh process, disk hit (ms)")
+    goal("fresh process, disk hit (ms)", hit, 1.0)
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -146,12 +190,14 @@ def main() -> int:
             return per_launch_us(lambda: theirs(a, b, c), sync, options.burst, options.bursts)
 
         row(f"TileLang execution_backend={backend}", tilelang_launch, "us", launch_base, floor)
+    launch_goals(launch_base, floor, "tilejit (nvrtc backend)")
 
     # ---- cold compile of the GEMM ----
     print(f"{'cold compile of the TMA GEMM (1024^3 fp16)':52s} {'seconds':>10s} "
           f"{'x TL nvrtc':>8s}", flush=True)
     compile_base: dict[str, float] = {}
     tl_nvrtc, tl_variant = "TileLang nvrtc", "TileLang nvrtc: GEMM variant (128x256x64)"
+    tl_nvcc = "TileLang tvm_ffi (nvcc)"
     gemm = kernels.matmul(1024, 1024, 1024)
     variant = kernels.matmul(1024, 1024, 1024, block_M=128, block_N=256, block_K=64,
                              num_stages=2)
@@ -165,7 +211,7 @@ def main() -> int:
 
     row(tl_nvrtc, lambda: tilelang_compile(gemm, "nvrtc"), "s (with its lowering)",
         compile_base, tl_nvrtc)
-    row("TileLang tvm_ffi (nvcc)", lambda: tilelang_compile(gemm, "tvm_ffi"),
+    row(tl_nvcc, lambda: tilelang_compile(gemm, "tvm_ffi"),
         "s (with its lowering)", compile_base, tl_nvrtc)
     row(tl_variant, lambda: tilelang_compile(variant, "nvrtc"), "s (with its lowering)",
         compile_base, tl_nvrtc)
@@ -201,11 +247,12 @@ def main() -> int:
     row("tilejit nvrtc + PCH cached: GEMM variant",
         lambda: one([gemm_json, variant_json], "nvrtc", "1", fresh_cache()),
         f"s (ratio: x {tl_variant})", compile_base, tl_variant)
-    row("tilejit nvcc", lambda: one([gemm_json], "nvcc", "0", fresh_cache()), "s",
-        compile_base, tl_nvrtc)
+    row("tilejit nvcc", lambda: one([gemm_json], "nvcc", "0", fresh_cache()),
+        f"s (ratio: x {tl_nvcc})", compile_base, tl_nvcc)
     # The first GEMM again, in a new process, from the cache the PCH rows filled.
     row("tilejit nvrtc, fresh process, disk hit (ms)",
         lambda: 1e3 * one([gemm_json], "nvrtc", "1", pch_cache), "ms", compile_base)
+    compile_goals(compile_base, tl_nvrtc, tl_nvcc, tl_variant)
     print("bench_tilelang: done", flush=True)
     return 0
 

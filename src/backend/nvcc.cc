@@ -5,6 +5,7 @@
 // source that includes CUTLASS/cute costs twice the device build (docs/PERFORMANCE.md). The
 // library is loaded from memory, its init() runs once per device, and every call goes through
 // its call_packed entry on the caller's stream.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -236,7 +237,7 @@ class NvccBackend final : public Backend {
   std::string toolchain_fingerprint(const Target& target) const override {
     const NvccToolchain& t = toolchain();
     return fmt::format("nvcc [{}] host [{}] target {} device_header {}", t.version, t.host.version,
-                       target.str(), std::hash<std::string_view>{}(cuda::device_header_source()));
+                       target.str(), cuda::device_header_digest());
   }
 
   // Runs one nvcc step of build(); a failure names `source` and keeps nvcc's whole log.
@@ -277,7 +278,7 @@ class NvccBackend final : public Backend {
     const std::filesystem::path image = dir.path() / kDeviceImageName;
     const std::filesystem::path library = dir.path() / "libkernel.so";
 
-    // Step 1: the device source alone, to a cubin. Its -MD output lists the headers it read.
+    // Step 1: the device source alone, to a cubin, listing the headers it read.
     std::vector<std::string> device_argv = {
         t.nvcc.string(),
         "--cubin",
@@ -295,9 +296,27 @@ class NvccBackend final : public Backend {
     std::erase_if(device_argv, [](const std::string& flag) {
       return flag == "-default-device" || flag == "--device-as-default-execution-space";
     });
+    // A standard among the Program's flags (TileLang's -std=c++20) replaces the default (the
+    // first one, before them), which nvcc would otherwise warn about as a redefinition.
+    if (std::count_if(device_argv.begin(), device_argv.end(), [](const std::string& flag) {
+          return flag.starts_with("-std=") || flag.starts_with("--std=");
+        }) > 1) {
+      device_argv.erase(std::find(device_argv.begin(), device_argv.end(), "-std=c++17"));
+    }
+    // The headers come from the host compiler's preprocessing of the device side for cicc,
+    // which the build runs anyway, and are those the cubin was built from. nvcc's own -MD would
+    // run a second, host-side preprocessing of the whole source (CUTLASS/cute) for them, a
+    // fifth of the device build (docs/PERFORMANCE.md). -Xcompiler splits its value at commas,
+    // so the path must have none.
     const std::filesystem::path dependency_file = dir.path() / "dependencies.d";
+    if (dependency_file.string().find(',') != std::string::npos) {
+      throw Error(fmt::format(
+          "{}: the nvcc backend's build directory {} contains a ',', which nvcc's -Xcompiler "
+          "cannot pass on; expected a TMPDIR without commas",
+          program.name, dir.path().string()));
+    }
     device_argv.insert(device_argv.end(),
-                       {"-MD", "-MF", dependency_file.string(), "-o", image.string(),
+                       {"-Xcompiler", "-MD,-MF," + dependency_file.string(), "-o", image.string(),
                         (dir.path() / kDeviceSourceName).string()});
     const std::string device_log = run_nvcc(program, device_argv, options, kDeviceSourceName);
 

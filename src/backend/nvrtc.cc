@@ -66,16 +66,6 @@ constexpr int kMaxLaunches = 64;
 constexpr int kNotQueried = -1;
 constexpr uint32_t kPortableClusterSize = 8;
 
-// FNV-1a: a digest that is the same in every process and on every machine (std::hash is not
-// promised to be), for the cache key's toolchain fingerprint.
-uint64_t fnv1a(std::string_view bytes) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (char c : bytes) {
-    hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  }
-  return hash;
-}
-
 [[noreturn]] void bad_launch(const LaunchPlan& plan, const std::string& what) {
   throw ArgumentError(fmt::format("launch '{}': {}", plan.kernel, what));
 }
@@ -423,9 +413,9 @@ class NvrtcBackend final : public Backend {
     for (const auto& dir : cuda_include_dirs()) {
       header_dirs += dir.string() + ";";
     }
-    return fmt::format("nvrtc {} max_arch {} target {} includes {} device_header {:016x}",
+    return fmt::format("nvrtc {} max_arch {} target {} includes {} device_header {}",
                        api.version_string(), api.max_arch(), target.str(), header_dirs,
-                       fnv1a(device_header_source()));
+                       device_header_digest());
   }
 
   // The variables that choose the libnvrtc and the include dirs; the device header is part of

@@ -406,8 +406,10 @@ NvrtcOutput compile_cuda(std::string_view source, const NvrtcOptions& options) {
   if (!pch.option().empty()) {
     argv.push_back(pch.option().c_str());
   }
+  // Traced whenever a PCH is created or used (nvrtc_pch.h): NVRTC refuses a PCH created with
+  // other options (warning 629), and the trace option counts, whatever its path.
   std::string trace_option;
-  if (options.list_dependencies || pch.creating()) {
+  if (options.list_dependencies || !pch.option().empty()) {
     trace.emplace();
     trace_option = trace->option();
     argv.push_back(trace_option.c_str());

@@ -56,6 +56,9 @@ std::vector<std::string> nvrtc_toolchain_files();
 
 // The source of include/tilejit/cuda_device.h that NVRTC sees as an in-memory header.
 std::string_view device_header_source();
+// A digest of device_header_source(), 16 hex digits, stable across processes and machines: the
+// part of the nvrtc and nvcc toolchain fingerprints that changes with the header.
+std::string device_header_digest();
 inline constexpr const char* kDeviceHeaderName = "tilejit/cuda_device.h";
 
 // A parsed CUDA architecture: sm_90a is {9, 0, true}.

@@ -41,11 +41,11 @@ class PchCompile {
   PchCompile& operator=(const PchCompile&) = delete;
   ~PchCompile();  // removes what a failed compile may have left of a PCH it was to create
 
-  // --use-pch=<file>, --create-pch=<file>, or empty when inactive.
+  // --use-pch=<file>, --create-pch=<file>, or empty when inactive. A compile with either must
+  // list dependencies (--fdevice-time-trace): a created PCH's headers are recorded from the
+  // trace, so that a later edit of one retires the PCH, and NVRTC uses a PCH only with the
+  // options it was created with, the trace included.
   const std::string& option() const { return option_; }
-  // The created PCH's headers are recorded from NVRTC's trace, so that a later edit of one
-  // retires the PCH: the compile must list dependencies.
-  bool creating() const { return creating_; }
 
   // After a successful compile: records the created PCH with `traced` (the headers NVRTC
   // read), forgets a PCH NVRTC did not use, grows NVRTC's PCH heap when it was too small.

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "compile/kernel_state.h"
 #include "cuda/cubin_symbols.h"
 #include "cuda/driver.h"
+#include "cuda/nvrtc.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
@@ -70,7 +73,10 @@ TEST(NvccBackend, BuildsTheDeviceSourceAloneAndEmbedsItsCubinInTheWrapperLibrary
   const std::string& command = artifact.metadata.at("compile_command");
   // Two steps: the device source alone to a cubin (with its header list), then the wrapper.
   EXPECT_TRUE(contains(command, "--cubin")) << command;
-  EXPECT_TRUE(contains(command, "-MD -MF")) << command;
+  // The header list comes from the host compiler's device-side preprocessing, not from nvcc's
+  // own -MD (a second preprocessing pass).
+  EXPECT_TRUE(contains(command, "-Xcompiler -MD,-MF,")) << command;
+  EXPECT_FALSE(contains(command, " -MD ")) << command;
   EXPECT_TRUE(contains(command, " && ")) << command;
   EXPECT_TRUE(contains(command, "-shared")) << command;
   EXPECT_TRUE(contains(command, "-Xcompiler -fPIC")) << command;
@@ -266,6 +272,48 @@ TEST(NvccBackend, ArtifactListsTheUserHeadersNvccRead) {
                                       (dir.path() / "scale.h").string()}));
 }
 
+// The list comes from the preprocessing of the device side, the one the cubin is built from:
+// a header that only host code includes is not in it, one that only device code includes is.
+TEST(NvccBackend, DependenciesAreTheHeadersOfTheDeviceSide) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  detail::TempDir dir("tilejit-nvcc-device-deps");
+  detail::write_file(dir.path() / "device_only.h", "#define STEP 3\n");
+  detail::write_file(dir.path() / "host_only.h", "#define STEP 7\n");
+  const Program program = ProgramBuilder("step_nvcc_deps")
+                              .source(
+                                  "#ifdef __CUDA_ARCH__\n#include \"device_only.h\"\n#else\n"
+                                  "#include \"host_only.h\"\n#endif\n"
+                                  "extern \"C\" __global__ void step(int* x, int n) {\n"
+                                  "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+                                  "  if (i < n) x[i] += STEP;\n"
+                                  "}\n")
+                              .tensor("x", "int32", {"n"})
+                              .launch(Launch("step").with_grid({"ceildiv(n, 64)"}).with_block({64}))
+                              .include_dir(dir.path().string())
+                              .build();
+  const Kernel kernel = compile(program, nvcc_options("sm_80"));
+  EXPECT_EQ(kernel.artifact().dependencies,
+            (std::vector<std::string>{(dir.path() / "device_only.h").string()}));
+}
+
+// The device header's digest in the fingerprint is FNV-1a (stable across processes and
+// machines, unlike std::hash), the same for both CUDA backends.
+TEST(NvccBackend, FingerprintCarriesTheDeviceHeadersStableDigest) {
+  if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (char c : cuda::device_header_source()) {
+    hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
+  char expected[17];
+  std::snprintf(expected, sizeof(expected), "%016llx", static_cast<unsigned long long>(hash));
+  EXPECT_EQ(cuda::device_header_digest(), expected);
+  const detail::Target target{"cuda", "sm_90a"};
+  for (const char* name : {"nvcc", "nvrtc"}) {
+    const std::string fingerprint = detail::backend_named(name).toolchain_fingerprint(target);
+    EXPECT_TRUE(contains(fingerprint, std::string("device_header ") + expected)) << fingerprint;
+  }
+}
+
 TEST(NvccBackend, GencodeFollowsTheTargetAndUserFlagsAndDefinesReachNvcc) {
   if (!have_nvcc()) GTEST_SKIP() << "nvcc is not installed";
   Program program = testing::cuda_golden_cases()[0].program;
@@ -274,12 +322,18 @@ TEST(NvccBackend, GencodeFollowsTheTargetAndUserFlagsAndDefinesReachNvcc) {
       "#ifndef TILEJIT_TEST_SCALE\n#error TILEJIT_TEST_SCALE is not defined\n#endif\n" +
       program.source;
   program.defines["TILEJIT_TEST_SCALE"] = "2";
-  program.compile_flags = {"-lineinfo"};
+  program.compile_flags = {"-lineinfo", "-std=c++20"};
   Kernel kernel = compile(program, nvcc_options("sm_80"));
   const std::string& command = kernel.artifact().metadata.at("compile_command");
   EXPECT_TRUE(contains(command, "-gencode arch=compute_80,code=sm_80")) << command;
   EXPECT_TRUE(contains(command, "-DTILEJIT_TEST_SCALE=2")) << command;
   EXPECT_TRUE(contains(command, "-lineinfo")) << command;
+  // The Program's standard replaces the device build's default (the host step keeps its own).
+  const std::string device_command = command.substr(0, command.find(" && "));
+  EXPECT_TRUE(contains(device_command, "-std=c++20")) << command;
+  EXPECT_FALSE(contains(device_command, "-std=c++17")) << command;
+  EXPECT_FALSE(contains(kernel.artifact().metadata.at("compile_log"), "redefinition"))
+      << kernel.artifact().metadata.at("compile_log");
 }
 
 TEST(NvccBackend, CompileErrorKeepsNvccsWholeLogAndNamesTheSource) {

@@ -238,6 +238,22 @@ TEST_F(NvrtcPch, AWorkerProcessKeepsItsOwnPch) {
   EXPECT_EQ(second.dependencies, without.dependencies);
 }
 
+// NVRTC loads a PCH only with the options it was created with, its trace option included:
+// a caller that asks for no dependency list still gets a PCH it can use.
+TEST_F(NvrtcPch, UsedWithoutADependencyListToo) {
+  REQUIRE_NVRTC_PCH();
+  cuda::NvrtcOptions options;
+  options.arch = cuda::CudaArch::parse("sm_90a");
+  options.include_dirs = {include_.string()};
+  options.list_dependencies = false;
+  options.pch_dir = (cache_.root() / "v1" / "pch").string();
+  const cuda::NvrtcOutput first = cuda::compile_cuda(program(include_, 1).source, options);
+  ASSERT_TRUE(first.pch.starts_with("created ")) << first.pch;
+  const cuda::NvrtcOutput second = cuda::compile_cuda(program(include_, 2).source, options);
+  EXPECT_EQ(second.pch, "used " + first.pch.substr(8)) << second.log;
+  EXPECT_TRUE(second.dependencies.empty());
+}
+
 TEST(NvrtcPchDirectives, TheDirectivesBeforeTheFirstLineOfCode) {
   EXPECT_EQ(
       cuda::pch_directives("#include <a.h>\n\n// c\n#include \"b.h\"\nint x;\n#include <c.h>\n"),
