@@ -1,10 +1,11 @@
 """tilejit kernels as PyTorch operators (docs/torch.md).
 
-:meth:`tilejit.Kernel.as_torch_op` registers a ``torch.library.custom_op`` whose schema comes
-from the Program's params (tensor inputs, scalars, ``out_idx`` outputs as returns), whose fake
-implementation computes the outputs' shapes from the Program's shape expressions (over torch's
-SymInts, so ``torch.compile(dynamic=True)`` traces once for every size), and whose
-implementation calls the kernel on torch's current stream. Importing this module imports torch;
+:meth:`tilejit.Kernel.as_torch_op` registers a PyTorch operator (``torch.library``'s low-level
+API, see ``_register``) whose schema comes from the Program's params (tensor inputs, scalars,
+``out_idx`` outputs as returns), whose fake implementation computes the outputs' shapes from
+the Program's shape expressions (over torch's SymInts, so ``torch.compile(dynamic=True)``
+traces once for every size), and whose implementation calls the kernel on torch's current
+stream. Importing this module imports torch;
 ``tilejit`` itself does not.
 """
 
