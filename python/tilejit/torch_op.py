@@ -456,15 +456,18 @@ def register_kernel(kernel: Kernel, name: str, *, mutates_args: MutatesArgs = No
     tensor_inputs = [i for i, p in enumerate(outputs.inputs) if not p.is_scalar()]
     # The impl runs on every call: no per-call work that can be done here.
     if variants.recompile is None:
-        impl: Callable[..., Any] = kernel if num_outputs < 2 else \
-            (lambda *args: tuple(kernel(*args)))
+        launch: Callable[..., Any] = kernel
     else:
         first, by_device = tensor_inputs[0], variants.by_device
 
-        def impl(*args: Any) -> Any:
+        def launch(*args: Any) -> Any:
             tensor = args[first]
-            chosen = by_device.get(tensor.get_device()) or variants.for_device(tensor.device)
-            return _as_result(chosen(*args))
+            chosen = by_device.get(tensor.get_device())
+            if chosen is None:
+                chosen = variants.for_device(tensor.device)
+            return chosen(*args)
+
+    impl = launch if num_outputs < 2 else (lambda *args: tuple(launch(*args)))
 
     def fake(*args: Any) -> Any:
         return _fake_result(outputs(args))
