@@ -265,6 +265,32 @@ def test_every_dispatch_path_gives_the_kernels_results(ops):
         torch.testing.assert_close(out, a.detach() + b, rtol=0, atol=0)
 
 
+def plain_call_keyset(device):
+    """The dispatch key set an autograd kernel receives for a call on ordinary tensors of
+    ``device``, read by a probe op registered here."""
+    from tilejit.torch_op import _library
+
+    name = f"keyset_probe_{device}"
+    lib = _library("tilejit_test")
+    lib.define(f"{name}(Tensor x) -> Tensor")
+    lib.impl(name, lambda x: x.clone(), "CompositeExplicitAutograd")
+    seen = []
+
+    def autograd(keyset, x):
+        seen.append(keyset)
+        return x.clone()
+
+    lib.impl(name, autograd, "Autograd", with_keyset=True)
+    getattr(torch.ops.tilejit_test, name)(torch.randn(3, device=device))
+    return seen[0]
+
+
+def test_plain_cpu_calls_take_the_fast_path():
+    from tilejit.torch_op import _FAST_KEYSETS
+
+    assert plain_call_keyset("cpu").raw_repr() in _FAST_KEYSETS
+
+
 def test_in_place_op_bumps_the_version_of_what_it_writes(ops):
     a, b, c = torch.randn(8), torch.randn(8), torch.zeros(8)
     before = (a._version, b._version, c._version)
@@ -469,6 +495,14 @@ def test_gpu_eager_opcheck_and_compile(cuda_add):
     assert counter.frame_count == 1
     with pytest.raises(tilejit.ArgumentError, match="expected dtype float32, got float16"):
         op(a, b.half())
+
+
+@pytest.mark.gpu
+def test_gpu_plain_cuda_calls_take_the_fast_path():
+    from tilejit.torch_op import _FAST_KEYSETS
+
+    cuda_torch()
+    assert plain_call_keyset("cuda").raw_repr() in _FAST_KEYSETS
 
 
 @pytest.mark.gpu
