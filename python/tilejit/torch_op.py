@@ -311,7 +311,7 @@ def _register(name: str, schema: str, impl: Callable[..., Any], fake: Callable[.
     needs no autograd graph and nothing sits between autograd and the backend; otherwise it
     hands the call to torch's autograd kernel (torch.library.register_autograd, which raises
     at backward time when no formula was given, as custom_op does) or redispatches below
-    autograd.
+    autograd. An op without outputs has no autograd kernel of its own: torch's C++ fallback.
     """
     namespace, op_name = name.split("::")
     parsed = torch._C.parse_schema(name + schema)
@@ -350,15 +350,17 @@ def _register(name: str, schema: str, impl: Callable[..., Any], fake: Callable[.
         if get_kernel is None:
             return packet  # torch's autograd kernel serves every call, at its cost
         formula = get_kernel(overload, "AutogradCPU")
-    # Without outputs there is no graph to record, whatever requires grad.
-    grad_positions = tensor_inputs if num_outputs else []
+    if not num_outputs:
+        # No outputs, no graph to record: torch's C++ autograd fallback (which redispatches
+        # below autograd and records nothing here) costs less than any Python kernel.
+        return packet
     below_autograd = torch._C._after_autograd_keyset
     grad_enabled = torch.is_grad_enabled
 
     # The hot path of every eager call: a loop, not a generator; no call that can be saved.
     def autograd(keyset: Any, *args: Any) -> Any:
         if grad_enabled():
-            for i in grad_positions:
+            for i in tensor_inputs:
                 if args[i].requires_grad:
                     if formula is None:
                         raise ArgumentError(
