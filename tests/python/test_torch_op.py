@@ -302,6 +302,11 @@ def test_in_place_op_bumps_the_version_of_what_it_writes(ops):
     ops["add_into"](a, b, c)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+    # No outputs, no graph: an input that requires grad changes nothing.
+    a.requires_grad_(True)
+    ops["add_into"](a, b, c)
+    torch.testing.assert_close(c, a.detach() + b, rtol=0, atol=0)
+    assert c.grad_fn is None and not c.requires_grad
 
 
 def test_in_place_op_refuses_autograd_it_cannot_record():
