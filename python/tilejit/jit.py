@@ -120,7 +120,7 @@ class JITImpl:
         self._kernels: dict[Any, Kernel] = {}
         self._eager: dict[Any, Kernel] = {}
         self._lock = threading.Lock()
-        # The registered torch op (torch.library.custom_op), when torch_op= names one.
+        # The registered torch op (torch.ops.ns.op), when torch_op= names one.
         self.torch_op = self.as_torch_op(torch_op) if torch_op is not None else None
 
     # The memo hit is the hot path: one tuple, one dict lookup.

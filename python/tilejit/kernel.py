@@ -97,7 +97,7 @@ class Kernel(_core.KernelBase):
                     backward: Any = None,
                     setup_context: Optional[Callable[..., Any]] = None) -> Any:
         """Registers this kernel as the PyTorch operator ``name`` ("namespace::op"), callable as
-        ``torch.ops.namespace.op``; returns the ``torch.library.custom_op`` object.
+        ``torch.ops.namespace.op``; returns that op (a ``torch._ops.OpOverloadPacket``).
 
         The schema takes the params that are not outputs, in order (tensors; scalars as int,
         float or bool) and returns the ``out_idx`` outputs. A kernel that returns nothing names
@@ -105,8 +105,9 @@ class Kernel(_core.KernelBase):
         shapes from the Program's shape expressions, so ``torch.compile(dynamic=True)`` traces
         the op once for every size. ``backward`` (a function ``(ctx, *grads)``, or a Kernel
         called with the inputs then the output gradients and returning one gradient per tensor
-        input) registers an autograd formula; without it a backward through the op is torch's
-        "no autograd formula" error. See docs/torch.md.
+        input) registers an autograd formula; without it a backward through the op raises
+        "no autograd formula was registered". A kernel with ``mutates_args`` takes no
+        ``backward``. See docs/torch.md.
         """
         from .torch_op import register_kernel
 

@@ -1,10 +1,11 @@
 """tilejit kernels as PyTorch operators (docs/torch.md).
 
-:meth:`tilejit.Kernel.as_torch_op` registers a ``torch.library.custom_op`` whose schema comes
-from the Program's params (tensor inputs, scalars, ``out_idx`` outputs as returns), whose fake
-implementation computes the outputs' shapes from the Program's shape expressions (over torch's
-SymInts, so ``torch.compile(dynamic=True)`` traces once for every size), and whose
-implementation calls the kernel on torch's current stream. Importing this module imports torch;
+:meth:`tilejit.Kernel.as_torch_op` registers a PyTorch operator (``torch.library``'s low-level
+API, see ``_register``) whose schema comes from the Program's params (tensor inputs, scalars,
+``out_idx`` outputs as returns), whose fake implementation computes the outputs' shapes from
+the Program's shape expressions (over torch's SymInts, so ``torch.compile(dynamic=True)``
+traces once for every size), and whose implementation calls the kernel on torch's current
+stream. Importing this module imports torch;
 ``tilejit`` itself does not.
 """
 
@@ -178,7 +179,8 @@ class DeviceVariants:
     def __init__(self, kernel: Kernel, recompile: Optional[Callable[[], Kernel]]):
         self.kernel = kernel
         self.recompile = recompile if kernel.backend != "cpu" else None
-        self._by_device: dict[int, Kernel] = {}
+        # Device index -> kernel: read without the lock by the op's impl on every call.
+        self.by_device: dict[int, Kernel] = {}
         self._by_arch: dict[str, Kernel] = {}
         self._lock = threading.Lock()
 
@@ -186,7 +188,7 @@ class DeviceVariants:
         if self.recompile is None or device.type != "cuda":
             return self.kernel
         index = device.index if device.index is not None else torch.cuda.current_device()
-        kernel = self._by_device.get(index)
+        kernel = self.by_device.get(index)
         if kernel is None:
             kernel = self._resolve(index)
         return kernel
@@ -206,7 +208,7 @@ class DeviceVariants:
                     with torch.cuda.device(index):
                         kernel = self.recompile()
                 self._by_arch[arch] = kernel
-            self._by_device[index] = kernel
+            self.by_device[index] = kernel
         return kernel
 
 
@@ -276,16 +278,112 @@ def _fake_result(outputs: list[torch.Tensor]) -> Any:
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-def _register(name: str, schema: str, mutated: Sequence[str], impl: Callable[..., Any],
-              fake: Callable[..., Any], backward: Any, setup_context: Optional[Callable[..., Any]],
+# One torch.library.Library per namespace, kept for the life of the process: a Library's
+# registrations are removed when it is garbage collected.
+_LIBRARIES: dict[str, Any] = {}
+
+# The dispatch key sets of a call with ordinary CPU or CUDA tensors and nothing between autograd
+# and the backend (no __torch_dispatch__ mode or subclass, no fake tensor, no conjugate view):
+# for such a call, redispatching below autograd reaches the CompositeExplicitAutograd impl, so
+# the autograd kernel calls the impl itself (the fast path).
+_FAST_KEYSETS = frozenset(
+    torch._C.DispatchKeySet(backend).add(autograd).raw_repr()
+    for backend, autograd in ((torch._C.DispatchKey.CPU, torch._C.DispatchKey.AutogradCPU),
+                              (torch._C.DispatchKey.CUDA, torch._C.DispatchKey.AutogradCUDA)))
+
+
+def _library(namespace: str) -> Any:
+    lib = _LIBRARIES.get(namespace)
+    if lib is None:
+        lib = _LIBRARIES[namespace] = torch.library.Library(namespace, "FRAGMENT")
+    return lib
+
+
+def _register(name: str, schema: str, impl: Callable[..., Any], fake: Callable[..., Any],
+              backward: Any, setup_context: Optional[Callable[..., Any]],
               tensor_inputs: Sequence[int]) -> Any:
-    op = torch.library.custom_op(name, impl, mutates_args=tuple(mutated), schema=schema)
-    op.register_fake(fake)
-    if backward is not None:
-        if isinstance(backward, Kernel):
-            backward = _kernel_backward(name, backward, tensor_inputs)
-        op.register_autograd(backward, setup_context=setup_context or _save_inputs)
-    return op
+    """Registers the op with torch.library's low-level API and returns ``torch.ops.ns.op``.
+
+    Not torch.library.custom_op: its Python autograd and version-counter wrappers run on every
+    call and cost several times torch's own dispatch (docs/PERFORMANCE.md). Here ``impl`` is
+    the CompositeExplicitAutograd kernel (it bumps the version of the tensors it writes
+    itself), and a Python kernel at AutogradCPU/AutogradCUDA calls it directly when the call
+    needs no autograd graph and nothing sits between autograd and the backend; otherwise it
+    hands the call to torch's autograd kernel (torch.library.register_autograd, which raises
+    at backward time when no formula was given, as custom_op does) or redispatches below
+    autograd. An op without outputs has no autograd kernel of its own: torch's C++ fallback.
+    """
+    namespace, op_name = name.split("::")
+    parsed = torch._C.parse_schema(name + schema)
+    written = [i for i, a in enumerate(parsed.arguments)
+               if a.alias_info is not None and a.alias_info.is_write]
+    num_outputs = len(parsed.returns)
+    if written and backward is not None:
+        raise ArgumentError(f"{name}: a kernel that writes its inputs (mutates_args) cannot have "
+                            f"a backward formula; torch differentiates functional ops only")
+    if isinstance(backward, Kernel):
+        backward = _kernel_backward(name, backward, tensor_inputs)
+    if written:
+        kernel_impl = impl
+
+        def impl(*args: Any) -> Any:
+            result = kernel_impl(*args)
+            torch.autograd.graph.increment_version([args[i] for i in written])
+            return result
+
+    lib = _library(namespace)
+    lib.define(op_name + schema, tags=(torch.Tag.pt2_compliant_tag,))
+    packet = getattr(getattr(torch.ops, namespace), op_name)
+    overload = packet.default
+    lib.impl(op_name, impl, "CompositeExplicitAutograd")
+    torch.library.register_fake(name, fake, lib=lib)
+    # Calls that record an autograd graph go to torch's autograd kernel: the formula given, or
+    # one that says at backward time that there is none. A kernel that writes its inputs has
+    # no formula (torch refuses one for a non-functional schema) and records nothing.
+    formula = None
+    if not written:
+        torch.library.register_autograd(
+            name, backward if backward is not None else _no_formula(name),
+            setup_context=(setup_context or _save_inputs) if backward is not None else None,
+            lib=lib)
+        get_kernel = getattr(torch.library, "get_kernel", None)  # torch >= 2.9
+        if get_kernel is None:
+            return packet  # torch's autograd kernel serves every call, at its cost
+        formula = get_kernel(overload, "AutogradCPU")
+    if not num_outputs:
+        # No outputs, no graph to record: torch's C++ autograd fallback (which redispatches
+        # below autograd and records nothing here) costs less than any Python kernel.
+        return packet
+    below_autograd = torch._C._after_autograd_keyset
+    grad_enabled = torch.is_grad_enabled
+
+    # The hot path of every eager call: a loop, not a generator; no call that can be saved.
+    def autograd(keyset: Any, *args: Any) -> Any:
+        if grad_enabled():
+            for i in tensor_inputs:
+                if args[i].requires_grad:
+                    if formula is None:
+                        raise ArgumentError(
+                            f"{name}: writes its inputs (mutates_args), so its outputs cannot "
+                            f"record an autograd graph, but an input requires grad; call it "
+                            f"under torch.no_grad()")
+                    return formula.call_boxed(keyset, *args)
+        if keyset.raw_repr() in _FAST_KEYSETS:
+            return impl(*args)
+        with torch._C._AutoDispatchBelowAutograd():
+            return overload.redispatch(keyset & below_autograd, *args)
+
+    for key in ("AutogradCPU", "AutogradCUDA"):
+        lib.impl(op_name, autograd, key, with_keyset=True)
+    return packet
+
+
+def _no_formula(name: str) -> Callable[..., Any]:
+    def backward(ctx: Any, *grads: Any) -> Any:
+        raise RuntimeError(f"Trying to backward through {name} but no autograd formula was "
+                           f"registered; register one with as_torch_op(..., backward=...)")
+
+    return backward
 
 
 def _save_inputs(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
@@ -357,15 +455,26 @@ def register_kernel(kernel: Kernel, name: str, *, mutates_args: MutatesArgs = No
 
     variants = DeviceVariants(kernel, recompile)
     _VARIANTS[kernel.cache_key] = variants
+    tensor_inputs = [i for i, p in enumerate(outputs.inputs) if not p.is_scalar()]
+    # The impl runs on every call: no per-call work that can be done here.
+    if variants.recompile is None:
+        launch: Callable[..., Any] = kernel
+    else:
+        first, by_device = tensor_inputs[0], variants.by_device
 
-    def impl(*args: Any) -> Any:
-        return _as_result(variants.for_device(_first_device(args))(*args))
+        def launch(*args: Any) -> Any:
+            tensor = args[first]
+            chosen = by_device.get(tensor.get_device())
+            if chosen is None:
+                chosen = variants.for_device(tensor.device)
+            return chosen(*args)
+
+    impl = launch if num_outputs < 2 else (lambda *args: tuple(launch(*args)))
 
     def fake(*args: Any) -> Any:
         return _fake_result(outputs(args))
 
-    tensor_inputs = [i for i, p in enumerate(outputs.inputs) if not p.is_scalar()]
-    return _register(name, schema, mutated, impl, fake, backward, setup_context, tensor_inputs)
+    return _register(name, schema, impl, fake, backward, setup_context, tensor_inputs)
 
 
 def register_jit(jit: Any, name: str, *, mutates_args: MutatesArgs = None, backward: Any = None,
@@ -417,5 +526,4 @@ def register_jit(jit: Any, name: str, *, mutates_args: MutatesArgs = None, backw
 
     tensor_inputs = [i for i, p in enumerate(jit.signature.parameters.values())
                      if p.annotation in (torch.Tensor, "torch.Tensor", "Tensor")]
-    return _register(name, schema, list(mutates_args or ()), impl, fake, backward, setup_context,
-                     tensor_inputs)
+    return _register(name, schema, impl, fake, backward, setup_context, tensor_inputs)

@@ -233,6 +233,111 @@ def test_backward_without_a_formula_is_an_error(ops):
         out.sum().backward()
 
 
+def test_every_dispatch_path_gives_the_kernels_results(ops):
+    """The autograd kernel calls the impl itself for plain tensors and redispatches otherwise
+    (a __torch_dispatch__ mode, inference mode skips autograd): the same results either way."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recording(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    a, b = torch.randn(33), torch.randn(33)
+    assert isinstance(ops["add"], torch._ops.OpOverloadPacket)
+    with Recording() as mode:
+        torch.testing.assert_close(ops["add"](a, b), a + b, rtol=0, atol=0)
+    assert "tilejit_test.add.default" in mode.seen
+    with torch.inference_mode():
+        x, y = torch.randn(5), torch.randn(5)
+        torch.testing.assert_close(ops["add"](x, y), x + y, rtol=0, atol=0)
+        c = torch.empty(5)
+        ops["add_into"](x, y, c)
+        torch.testing.assert_close(c, x + y, rtol=0, atol=0)
+    with torch.no_grad():
+        a.requires_grad_(True)
+        out = ops["add"](a, b)
+        assert not out.requires_grad
+        torch.testing.assert_close(out, a.detach() + b, rtol=0, atol=0)
+
+
+def plain_call_keyset(device):
+    """The dispatch key set an autograd kernel receives for a call on ordinary tensors of
+    ``device``, read by a probe op registered here."""
+    from tilejit.torch_op import _library
+
+    name = f"keyset_probe_{device}"
+    lib = _library("tilejit_test")
+    lib.define(f"{name}(Tensor x) -> Tensor")
+    lib.impl(name, lambda x: x.clone(), "CompositeExplicitAutograd")
+    seen = []
+
+    def autograd(keyset, x):
+        seen.append(keyset)
+        return x.clone()
+
+    lib.impl(name, autograd, "Autograd", with_keyset=True)
+    getattr(torch.ops.tilejit_test, name)(torch.randn(3, device=device))
+    return seen[0]
+
+
+def test_plain_cpu_calls_take_the_fast_path():
+    from tilejit.torch_op import _FAST_KEYSETS
+
+    assert plain_call_keyset("cpu").raw_repr() in _FAST_KEYSETS
+
+
+def test_in_place_op_bumps_the_version_of_what_it_writes(ops):
+    a, b, c = torch.randn(8), torch.randn(8), torch.zeros(8)
+    before = (a._version, b._version, c._version)
+    ops["add_into"](a, b, c)
+    assert (a._version, b._version, c._version) == (before[0], before[1], before[2] + 1)
+    # Autograd sees the write: a tensor saved for backward and then overwritten is an error.
+    w = torch.randn(8, requires_grad=True)
+    y = w * c  # saves c
+    ops["add_into"](a, b, c)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    # No outputs, no graph: an input that requires grad changes nothing.
+    a.requires_grad_(True)
+    ops["add_into"](a, b, c)
+    torch.testing.assert_close(c, a.detach() + b, rtol=0, atol=0)
+    assert c.grad_fn is None and not c.requires_grad
+
+
+def test_in_place_op_refuses_autograd_it_cannot_record():
+    kernel = tilejit.compile(scale_program())
+    with pytest.raises(tilejit.ArgumentError, match="cannot have a backward formula"):
+        kernel.as_torch_op("tilejit_test::scale_writes", mutates_args=["X"],
+                           backward=lambda ctx, g: (g, None))
+    # The refusal came before registering: the name is still free.
+    op = kernel.as_torch_op("tilejit_test::scale_writes", mutates_args=["X"])
+    x = torch.randn(4)
+    torch.testing.assert_close(op(x, 2.0), 2.0 * x)
+    with pytest.raises(tilejit.ArgumentError, match="cannot record an autograd graph"):
+        op(torch.randn(4, requires_grad=True), 2.0)
+
+
+def test_ops_work_without_torch_library_get_kernel(monkeypatch):
+    """torch before 2.9 has no torch.library.get_kernel: torch's autograd kernel then serves
+    every call (slower, same results)."""
+    monkeypatch.delattr(torch.library, "get_kernel")
+
+    def backward(ctx, grad):
+        return grad * ctx.inputs[1], None
+
+    op = tilejit.compile(scale_program()).as_torch_op("tilejit_test::scale_old_torch",
+                                                      backward=backward)
+    x = torch.randn(6, requires_grad=True)
+    torch.testing.assert_close(op(x.detach(), -3.0), -3.0 * x.detach())
+    (grad,) = torch.autograd.grad(op(x, -3.0).sum(), x)
+    torch.testing.assert_close(grad, torch.full((6,), -3.0))
+
+
 def test_compile_during_capture_raises_capture_error(monkeypatch):
     # CI has no GPU: stand in for torch's capture state (the GPU test below captures for real).
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
@@ -395,6 +500,14 @@ def test_gpu_eager_opcheck_and_compile(cuda_add):
     assert counter.frame_count == 1
     with pytest.raises(tilejit.ArgumentError, match="expected dtype float32, got float16"):
         op(a, b.half())
+
+
+@pytest.mark.gpu
+def test_gpu_plain_cuda_calls_take_the_fast_path():
+    from tilejit.torch_op import _FAST_KEYSETS
+
+    cuda_torch()
+    assert plain_call_keyset("cuda").raw_repr() in _FAST_KEYSETS
 
 
 @pytest.mark.gpu
