@@ -245,6 +245,12 @@ std::string generate_wrapper_header(const Program& program, HostApi api) {
   out.wrapped("int call(", params, ");");
   out.line("// args[i] points to the value of call()'s i-th argument; `stream` is its stream.");
   out.line("int call_packed(void* const* args, void* stream);");
+  if (api == HostApi::kCuda) {
+    out.line(
+        "// The device address and size of a __device__ / __constant__ variable on the current");
+    out.line("// device: 0, 1 when the device code has no variable `name`, -1 on failure.");
+    out.line("int get_global(const char* name, void** address, size_t* bytes);");
+  }
   out.line();
   out.line("#ifdef __cplusplus");
   out.line("}  // extern \"C\"");

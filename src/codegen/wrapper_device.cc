@@ -234,6 +234,7 @@ class DeviceWrapperGenerator {
     write_helpers();
     write_get_last_error();
     write_init();
+    if (!hip_) write_get_global();
     write_call();
     write_call_packed();
     return hip_ ? to_hip(out_.str()) : out_.str();
@@ -446,6 +447,8 @@ class DeviceWrapperGenerator {
     out_.wrapped(fmt::format("const char* const tj_kernel_names[{}] = {{", kernels_.size()), names,
                  "};");
     out_.line(fmt::format("cudaKernel_t tj_kernels[{}];", kernels_.size()));
+    out_.line("// The loaded device code, whose module globals get_global() looks up.");
+    out_.line("cudaLibrary_t tj_library = nullptr;");
     out_.lines(R"(
 struct tj_loaded {
   cudaError_t error;
@@ -454,12 +457,11 @@ struct tj_loaded {
 
 int tj_load_device_code() {
   static const tj_loaded loaded = [] {
-    cudaLibrary_t library = nullptr;
-    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
+    cudaError_t error = cudaLibraryLoadData(&tj_library, tj_device_image, nullptr, nullptr, 0,
                                             nullptr, nullptr, 0);
     if (error != cudaSuccess) return tj_loaded{error, "the device code"};
     for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
-      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
+      error = cudaLibraryGetKernel(&tj_kernels[i], tj_library, tj_kernel_names[i]);
       if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
     }
     return tj_loaded{cudaSuccess, nullptr};
@@ -589,6 +591,25 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
     write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
                         std::to_string(largest),
                         fmt::format("allow {} bytes of dynamic shared memory", largest));
+  }
+
+  // CuPy's RawModule.get_global for the nvcc backend: only this library's runtime knows the
+  // loaded device code, so the lookup is an entry point of its own. A failed lookup leaves its
+  // error as the runtime's last error, which the next launch's check would report: cleared.
+  void write_get_global() {
+    out_.lines(R"(// The device address and size of the module global `name` (a __device__ or __constant__
+// variable) on the current device: 0, 1 when the device code has no such variable, -1 on
+// failure (get_last_error() says why).
+extern "C" int get_global(const char* name, void** address, size_t* bytes) {
+  tj_error[0] = '\0';
+  if (tj_load_device_code() != 0) return -1;
+  const cudaError_t error = cudaLibraryGetGlobal(address, bytes, tj_library, name);
+  if (error == cudaSuccess) return 0;
+  cudaGetLastError();
+  if (error == cudaErrorSymbolNotFound) return 1;
+  return tj_fail("get_global: %s: %s", name, cudaGetErrorString(error));
+})");
+    out_.line();
   }
 
   void write_init() {
