@@ -59,6 +59,7 @@ std::string_view tma_data_type(const DataType& dtype, const TmaDescriptor& descr
       case TypeCode::kFloat4E2M1:
       case TypeCode::kHandle:
       case TypeCode::kComplex:
+      case TypeCode::kStruct:
         break;
     }
   }
@@ -231,6 +232,7 @@ class DeviceWrapperGenerator {
       out_.line(fmt::format("#include \"{}\"", device_source_file_));
       out_.line();
     }
+    write_struct_types(out_, program_);
     write_helpers();
     write_get_last_error();
     write_init();
@@ -597,7 +599,8 @@ int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved,
   // loaded device code, so the lookup is an entry point of its own. A failed lookup leaves its
   // error as the runtime's last error, which the next launch's check would report: cleared.
   void write_get_global() {
-    out_.lines(R"(// The device address and size of the module global `name` (a __device__ or __constant__
+    out_.lines(
+        R"(// The device address and size of the module global `name` (a __device__ or __constant__
 // variable) on the current device: 0, 1 when the device code has no such variable, -1 on
 // failure (get_last_error() says why).
 extern "C" int get_global(const char* name, void** address, size_t* bytes) {

@@ -93,6 +93,50 @@ class SymbolTable {
   std::set<std::string> symbols_;
 };
 
+// A struct scalar's description: named fields of the scalar types a C struct of them can hold
+// and Python can fill, at most 4 KiB in all (CUDA's classic kernel parameter limit).
+void validate_struct(const KernelParam& p, size_t i) {
+  const std::string what = fmt::format("params[{}] (struct parameter '{}')", i, p.name);
+  if (p.dtype.lanes != 1) {
+    throw ProgramError(
+        fmt::format("{} has dtype {}: expected \"struct\" without lanes", what, p.dtype.str()));
+  }
+  if (p.fields.empty()) {
+    throw ProgramError(
+        fmt::format("{} has no fields: expected its fields in declaration order", what));
+  }
+  std::set<std::string_view> names;
+  uint64_t bytes = 0;
+  for (size_t f = 0; f < p.fields.size(); ++f) {
+    const StructField& field = p.fields[f];
+    const std::string at = fmt::format("{} fields[{}]", what, f);
+    if (!detail::is_c_identifier(field.name)) {
+      throw ProgramError(fmt::format("{} has the name '{}': expected a C identifier", at,
+                                     detail::printable(field.name)));
+    }
+    if (!names.insert(field.name).second) {
+      throw ProgramError(fmt::format("{}: the field name '{}' is used twice", at, field.name));
+    }
+    const DataType& t = field.dtype;
+    const bool allowed = t.lanes == 1 && (t.is_integer() || t.is_boolean() || t.is_handle() ||
+                                          (t.code == TypeCode::kFloat && t.bits >= 32));
+    if (!allowed) {
+      throw ProgramError(fmt::format(
+          "{} ('{}') has dtype {}: expected an integer, bool, float32, float64 or handle field", at,
+          field.name, t.str()));
+    }
+    if (field.count < 1) {
+      throw ProgramError(
+          fmt::format("{} ('{}') has count 0: expected 1, or an array length", at, field.name));
+    }
+    bytes += uint64_t{field.count} * static_cast<uint64_t>(t.storage_bytes(1));
+  }
+  if (bytes > kMaxStructBytes) {
+    throw ProgramError(
+        fmt::format("{} takes {} bytes: expected at most {}", what, bytes, kMaxStructBytes));
+  }
+}
+
 void validate_params(const Program& program) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < program.params.size(); ++i) {
@@ -105,7 +149,20 @@ void validate_params(const Program& program) {
       throw ProgramError(
           fmt::format("params[{}]: the parameter name '{}' is used twice", i, p.name));
     }
+    if (!p.fields.empty() && !(p.is_scalar() && p.is_struct())) {
+      throw ProgramError(fmt::format(
+          "params[{}] (parameter '{}') has fields but is not a struct scalar: expected dtype "
+          "\"struct\" and no shape, or no fields",
+          i, p.name));
+    }
+    if (p.is_struct() && !p.is_scalar()) {
+      throw ProgramError(fmt::format(
+          "params[{}] (tensor parameter '{}') has dtype struct: structs are scalars passed by "
+          "value; expected a tensor of a scalar dtype",
+          i, p.name));
+    }
     if (p.is_scalar()) {
+      if (p.is_struct()) validate_struct(p, i);
       if (!p.shape.empty() || p.strides) {
         throw ProgramError(fmt::format(
             "params[{}] (scalar parameter '{}') has a shape or strides: expected none", i, p.name));
@@ -113,8 +170,8 @@ void validate_params(const Program& program) {
       if (p.dtype.is_complex()) {
         throw ProgramError(fmt::format(
             "params[{}] (scalar parameter '{}') is {}: complex values are passed in tensors only; "
-            "expected a "
-            "1-element {} tensor, or two {} scalars for the real and imaginary parts",
+            "expected a 1-element {} tensor, or a struct scalar of two {} fields (re, im) as "
+            "cuComplex is",
             i, p.name, p.dtype.str(), p.dtype.str(), p.dtype.bits == 64 ? "float32" : "float64"));
       }
       continue;
@@ -454,6 +511,26 @@ KernelParam KernelParam::scalar_param(std::string name, DataType dtype) {
   return p;
 }
 
+KernelParam KernelParam::struct_param(std::string name, std::vector<StructField> fields) {
+  KernelParam p = scalar_param(std::move(name), DataType{TypeCode::kStruct, 8, 1});
+  p.fields = std::move(fields);
+  return p;
+}
+
+StructLayout KernelParam::struct_layout() const {
+  StructLayout layout;
+  uint32_t end = 0;
+  for (const StructField& field : fields) {
+    const auto element = static_cast<uint32_t>(field.dtype.storage_bytes(1));
+    const uint32_t offset = (end + element - 1) / element * element;
+    layout.offsets.push_back(offset);
+    end = offset + element * field.count;
+    layout.alignment = std::max(layout.alignment, element);
+  }
+  layout.size = (end + layout.alignment - 1) / layout.alignment * layout.alignment;
+  return layout;
+}
+
 Launch& Launch::with_grid(std::vector<Expr> dims) {
   grid = three_dims(std::move(dims), fmt::format("the grid of launch '{}'", kernel));
   return *this;
@@ -557,6 +634,11 @@ ProgramBuilder& ProgramBuilder::tensor(std::string name, std::string_view dtype,
 
 ProgramBuilder& ProgramBuilder::scalar(std::string name, std::string_view dtype) {
   program_.params.push_back(KernelParam::scalar_param(std::move(name), DataType::parse(dtype)));
+  return *this;
+}
+
+ProgramBuilder& ProgramBuilder::struct_scalar(std::string name, std::vector<StructField> fields) {
+  program_.params.push_back(KernelParam::struct_param(std::move(name), std::move(fields)));
   return *this;
 }
 

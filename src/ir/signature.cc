@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <initializer_list>
 #include <optional>
 #include <set>
 
@@ -524,29 +525,34 @@ struct ParamType {
   DataType dtype;  // for integers: the symbol type this parameter implies
 };
 
+// `c_type`'s words, single-spaced, without those in `dropped`.
+std::string without_words(std::string_view c_type,
+                          std::initializer_list<std::string_view> dropped) {
+  std::string out;
+  std::string word;
+  std::string text(c_type);
+  text += ' ';
+  for (char c : text) {
+    if (c != ' ') {
+      word += c;
+      continue;
+    }
+    if (!word.empty() && std::find(dropped.begin(), dropped.end(), word) == dropped.end()) {
+      if (!out.empty()) out += ' ';
+      out += word;
+    }
+    word.clear();
+  }
+  return out;
+}
+
 std::optional<ParamType> classify(std::string_view c_type) {
   if (c_type.find('*') != std::string_view::npos) {
     return ParamType{KernelArg::Kind::kPointer, 8, DataType{TypeCode::kHandle, 64, 1}};
   }
   if (c_type.find('&') != std::string_view::npos) return std::nullopt;
   // Drop cv-qualifiers: `const int n` passes like `int n`.
-  std::string base;
-  {
-    std::string word;
-    std::string text(c_type);
-    text += ' ';
-    for (char c : text) {
-      if (c != ' ') {
-        word += c;
-        continue;
-      }
-      if (!word.empty() && word != "const" && word != "volatile") {
-        if (!base.empty()) base += ' ';
-        base += word;
-      }
-      word.clear();
-    }
-  }
+  const std::string base = without_words(c_type, {"const", "volatile"});
   using K = KernelArg::Kind;
   auto integer = [](bool is_signed, uint32_t bytes) {
     return ParamType{
@@ -634,8 +640,216 @@ std::string_view kind_name(KernelArg::Kind kind) {
       return "a bool";
     case KernelArg::Kind::kTmaDescriptor:
       return "a CUtensorMap";
+    case KernelArg::Kind::kStruct:
+      return "a struct";
   }
   return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Struct scalars
+
+// A field as a struct definition in the source declares it.
+struct DeclaredField {
+  std::string name;
+  DataType dtype;
+  uint32_t count = 1;
+};
+
+// The CUDA vector and complex types a kernel takes by value, and their sizes: float2 and
+// cuComplex are 8 bytes whatever the fields are called.
+std::optional<uint32_t> builtin_struct_bytes(std::string_view type) {
+  static const std::pair<std::string_view, uint32_t> kTypes[] = {{"float2", 8},
+                                                                 {"float3", 12},
+                                                                 {"float4", 16},
+                                                                 {"double2", 16},
+                                                                 {"int2", 8},
+                                                                 {"int3", 12},
+                                                                 {"int4", 16},
+                                                                 {"uint2", 8},
+                                                                 {"uint3", 12},
+                                                                 {"uint4", 16},
+                                                                 {"longlong2", 16},
+                                                                 {"ulonglong2", 16},
+                                                                 {"char2", 2},
+                                                                 {"uchar2", 2},
+                                                                 {"char4", 4},
+                                                                 {"uchar4", 4},
+                                                                 {"short2", 4},
+                                                                 {"ushort2", 4},
+                                                                 {"short4", 8},
+                                                                 {"ushort4", 8},
+                                                                 {"cuComplex", 8},
+                                                                 {"cuFloatComplex", 8},
+                                                                 {"cuDoubleComplex", 16},
+                                                                 {"dim3", 12}};
+  for (const auto& [name, bytes] : kTypes) {
+    if (type == name) return bytes;
+  }
+  return std::nullopt;
+}
+
+// The type name of a by-value struct parameter: `const struct Params` -> `Params`.
+std::string struct_type_name(std::string_view c_type) {
+  return without_words(c_type, {"const", "volatile", "struct"});
+}
+
+// The fields of one declarator list in a struct body: `float x, y[2]` (tokens without the
+// ';'). nullopt for what this reader does not follow (bit-fields, nested types, functions).
+std::optional<std::vector<DeclaredField>> parse_fields(const std::vector<Token>& tokens) {
+  std::vector<DeclaredField> out;
+  std::vector<std::string> type_words;
+  std::vector<std::string> words;
+  uint32_t count = 1;
+  bool first = true;
+  auto flush = [&]() -> bool {
+    if (words.empty()) return false;
+    DeclaredField field;
+    field.name = words.back();
+    if (!is_identifier_start(field.name[0]) || is_type_word(field.name)) return false;
+    words.pop_back();
+    if (first) type_words = words;
+    std::vector<std::string> type = type_words;
+    if (!first) type.insert(type.end(), words.begin(), words.end());  // `*` of `float *p, *q`
+    std::string text;
+    for (const std::string& w : type) text += (text.empty() || w == "*" ? "" : " ") + w;
+    const std::optional<ParamType> classified = classify(text);
+    if (!classified || classified->kind == KernelArg::Kind::kTmaDescriptor) return false;
+    field.dtype = classified->dtype;
+    field.count = count;
+    out.push_back(std::move(field));
+    words.clear();
+    count = 1;
+    first = false;
+    return true;
+  };
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const Token& tok = tokens[i];
+    if (tok.kind == Token::Kind::kPunct) {
+      if (tok.text == ",") {
+        if (!flush()) return std::nullopt;
+        continue;
+      }
+      if (tok.text == "[") {
+        if (i + 2 >= tokens.size() || tokens[i + 1].kind != Token::Kind::kNumber ||
+            tokens[i + 2].text != "]") {
+          return std::nullopt;
+        }
+        const std::string& digits = tokens[i + 1].text;
+        if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 6) {
+          return std::nullopt;
+        }
+        count *= static_cast<uint32_t>(std::stoul(digits));
+        i += 2;
+        continue;
+      }
+      if (tok.text != "*" && tok.text != "::") return std::nullopt;
+    } else if (tok.kind != Token::Kind::kIdent) {
+      return std::nullopt;
+    }
+    if (tok.kind == Token::Kind::kIdent && is_dropped_qualifier(tok.text)) continue;
+    words.push_back(tok.text);
+  }
+  if (!flush()) return std::nullopt;
+  return out;
+}
+
+// The fields of `struct NAME { ... }` or `typedef struct [tag] { ... } NAME;` in the source,
+// when its body holds only plain fields; nullopt when there is no such definition (or one
+// this reader does not follow: the description is then trusted).
+std::optional<std::vector<DeclaredField>> find_struct_fields(std::string_view source,
+                                                             std::string_view name) {
+  const std::vector<Token> t = Lexer(source).run();
+  auto is = [&](size_t i, std::string_view text) {
+    return i < t.size() && t[i].kind != Token::Kind::kString && t[i].text == text;
+  };
+  auto body_end = [&](size_t open) {
+    int depth = 0;
+    for (size_t i = open; i < t.size(); ++i) {
+      if (is(i, "{")) ++depth;
+      if (is(i, "}") && --depth == 0) return i;
+    }
+    return t.size();
+  };
+  for (size_t i = 0; i + 2 < t.size(); ++i) {
+    size_t open = 0;
+    if (is(i, "struct") && is(i + 1, name) && is(i + 2, "{")) {
+      open = i + 2;
+    } else if (is(i, "typedef") && is(i + 1, "struct")) {
+      const size_t brace = is(i + 2, "{") ? i + 2 : i + 3;
+      if (!is(brace, "{")) continue;
+      const size_t close = body_end(brace);
+      if (!is(close + 1, name)) continue;
+      open = brace;
+    } else {
+      continue;
+    }
+    const size_t close = body_end(open);
+    if (close >= t.size()) return std::nullopt;
+    std::vector<DeclaredField> fields;
+    std::vector<Token> statement;
+    for (size_t k = open + 1; k < close; ++k) {
+      if (is(k, "{") || is(k, ":") || is(k, "(")) return std::nullopt;
+      if (!is(k, ";")) {
+        statement.push_back(t[k]);
+        continue;
+      }
+      std::optional<std::vector<DeclaredField>> parsed = parse_fields(statement);
+      if (!parsed) return std::nullopt;
+      fields.insert(fields.end(), parsed->begin(), parsed->end());
+      statement.clear();
+    }
+    if (!statement.empty()) return std::nullopt;
+    return fields;
+  }
+  return std::nullopt;
+}
+
+// A struct param against the kernel parameter that receives it (resolve_kernel_args).
+void check_struct_param(const Program& program, const Launch& launch, const KernelParam& param,
+                        const DeclaredParam& declared) {
+  const StructLayout layout = param.struct_layout();
+  auto fail = [&](const std::string& why) {
+    throw ProgramError(fmt::format("kernel '{}' parameter '{}' is declared '{}', but {}",
+                                   launch.kernel, param.name, declared.c_type, why));
+  };
+  if (declared.c_type.find_first_of("*&") != std::string::npos) {
+    fail(
+        fmt::format("the struct parameter '{}' is passed by value: expected the struct type "
+                    "itself",
+                    param.name));
+  }
+  if (std::optional<ParamType> scalar = classify(declared.c_type)) {
+    fail(fmt::format("that is {}, and '{}' is a struct ({} bytes): expected a struct type",
+                     kind_name(scalar->kind), param.name, layout.size));
+  }
+  const std::string type = struct_type_name(declared.c_type);
+  if (std::optional<uint32_t> bytes = builtin_struct_bytes(type)) {
+    if (*bytes != layout.size) {
+      fail(fmt::format("{} is {} bytes and the fields of '{}' lay out {} bytes", type, *bytes,
+                       param.name, layout.size));
+    }
+    return;
+  }
+  const std::optional<std::vector<DeclaredField>> fields = find_struct_fields(program.source, type);
+  if (!fields) return;  // defined in a header, or in a way this reader does not follow
+  for (size_t f = 0; f < std::max(fields->size(), param.fields.size()); ++f) {
+    if (f >= fields->size() || f >= param.fields.size()) {
+      fail(
+          fmt::format("{} has {} fields and the param '{}' describes {}: expected the same "
+                      "fields in the same order",
+                      type, fields->size(), param.name, param.fields.size()));
+    }
+    const DeclaredField& d = (*fields)[f];
+    const StructField& s = param.fields[f];
+    if (d.dtype != s.dtype || d.count != s.count) {
+      auto text = [](const DataType& t, uint32_t n) {
+        return n == 1 ? t.str() : fmt::format("{}[{}]", t.str(), n);
+      };
+      fail(fmt::format("its field {} ('{}') is {} in the source and field '{}' of the param is {}",
+                       f, d.name, text(d.dtype, d.count), s.name, text(s.dtype, s.count)));
+    }
+  }
 }
 
 }  // namespace
@@ -830,11 +1044,21 @@ std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch&
           "\"args\" list",
           launch.kernel, i, declared.c_type));
     }
+    if (const KernelParam* p = program.find_param(arg.name); p != nullptr && p->is_struct()) {
+      check_struct_param(program, launch, *p, declared);
+      arg.source = KernelArg::Source::kParam;
+      arg.index = static_cast<int>(p - program.params.data());
+      arg.kind = KernelArg::Kind::kStruct;
+      arg.bytes = p->struct_layout().size;
+      args.push_back(std::move(arg));
+      continue;
+    }
     std::optional<ParamType> type = classify(declared.c_type);
     if (!type) {
       throw ProgramError(fmt::format(
           "kernel '{}' parameter '{}' has the type '{}': expected a pointer, an integer, a "
-          "floating-point type, bool or CUtensorMap",
+          "floating-point type, bool, CUtensorMap, or a struct type for a struct param (one "
+          "described by its fields)",
           launch.kernel, arg.name, declared.c_type));
     }
     arg.kind = type->kind;

@@ -139,6 +139,64 @@ extern "C" __global__ void conjugate_scale(float2* z, float s, int n) {
   }
 }
 
+// Struct scalars by value on both backends: a float2 (cuComplex's layout: NVRTC cannot include
+// cuComplex.h, which pulls in math.h), and a POD with padding inside
+// ({char; double; short}) and an array field, whose every field the kernel reads.
+TEST(UserKernels, StructScalarsPassByValueOnBothBackends) {
+  TILEJIT_REQUIRE_GPU();
+  struct Odd {
+    char c;
+    double d;
+    short s;
+    float v[3];
+  };
+  auto f32 = DataType::parse("float32");
+  Program program = ProgramBuilder("structs")
+                        .source(R"(
+struct Odd { char c; double d; short s; float v[3]; };
+extern "C" __global__ void mix(float2 z, const Odd o, const float* x, float* y, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = z.x * x[i] + z.y + (float)o.c + (float)o.d + (float)o.s + o.v[i % 3];
+}
+)")
+                        .struct_scalar("z", {{"re", f32}, {"im", f32}})
+                        .struct_scalar("o", {{"c", DataType::parse("int8")},
+                                             {"d", DataType::parse("float64")},
+                                             {"s", DataType::parse("int16")},
+                                             {"v", f32, 3}})
+                        .tensor("x", "float32", {"n"})
+                        .tensor("y", "float32", {"n"})
+                        .launch(Launch("mix").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+                        .out_idx({-1})
+                        .build();
+  for (const std::string& backend : backends()) {
+    SCOPED_TRACE(backend);
+    Kernel kernel = compile_with(program, backend);
+    for (int trial = 0; trial < 3; ++trial) {
+      std::vector<float> r = random_floats(8, -50.0f, 50.0f);
+      const std::complex<float> z(r[0], r[1]);
+      Odd o{};
+      o.c = static_cast<char>(static_cast<int>(r[2]));
+      o.d = r[3] * 1.5;
+      o.s = static_cast<short>(static_cast<int>(r[4] * 100));
+      o.v[0] = r[5];
+      o.v[1] = r[6];
+      o.v[2] = r[7];
+      const int64_t n = 300 + trial * 71;
+      std::vector<float> x = random_floats(static_cast<size_t>(n));
+      std::vector<Tensor> outs =
+          kernel({Arg::bytes(&z, sizeof z), Arg::bytes(&o, sizeof o), to_device(x, {n}, f32)});
+      std::vector<float> y = to_host<float>(outs.at(0));
+      for (int64_t i = 0; i < n; ++i) {
+        const float expected = z.real() * x[i] + z.imag() + static_cast<float>(o.c) +
+                               static_cast<float>(o.d) + static_cast<float>(o.s) + o.v[i % 3];
+        ASSERT_NEAR(y[i], expected, std::abs(expected) * 1e-6f + 1e-5f)
+            << "trial " << trial << " i " << i;
+      }
+    }
+  }
+}
+
 // CuPy's RawModule.get_global: write a __constant__ table and reset a __device__ counter, then
 // launch; the kernel sees what was written. nvrtc looks globals up with cuLibraryGetGlobal, the
 // nvcc library with cudaLibraryGetGlobal through its get_global entry point.
