@@ -186,5 +186,5 @@ fi
 
 # ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
 # kernel with an explicit signature (nvrtc and nvcc), module globals written before a launch
-# (nvrtc get_global); tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
+# (get_global on nvrtc and nvcc); tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
 if run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"; then :; fi

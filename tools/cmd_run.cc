@@ -354,9 +354,9 @@ void run(const RunArgs& args, bool out_idx_given) {
     if (std::find(outputs.begin(), outputs.end(), static_cast<int>(i)) != outputs.end()) continue;
     const tilejit::KernelParam& p = program.params[i];
     if (p.is_scalar()) {
-      if (p.dtype.is_handle()) {
-        throw Error(
-            fmt::format("param '{}' is a handle; `tilejit run` cannot make one up", p.name));
+      if (p.dtype.is_handle() || p.is_struct()) {
+        throw Error(fmt::format("param '{}' is a {}; `tilejit run` cannot make one up", p.name,
+                                p.is_struct() ? "struct" : "handle"));
       }
       const auto set = scalar_values.find(p.name);
       if (p.dtype.is_boolean()) {

@@ -25,6 +25,7 @@ enum class TypeCode : uint8_t {
   kBool,
   kHandle,   // an opaque pointer (void*)
   kComplex,  // complex64 / complex128: real and imaginary float32 / float64, interleaved
+  kStruct,   // a struct scalar passed by value, laid out by KernelParam::fields
 };
 
 struct DataType {
@@ -34,7 +35,8 @@ struct DataType {
 
   // Names as TileLang/TVM write them: int8..int64, uint8..uint64, float16/32/64, bfloat16,
   // float8_e4m3 (alias float8_e4m3fn), float8_e5m2, float4_e2m1 (alias float4_e2m1fn), bool,
-  // handle, complex64, complex128; a vector type appends "xN" (float16x2). Throws ProgramError
+  // handle, complex64, complex128, struct (a scalar described by its fields); a vector type
+  // appends "xN" (float16x2). Throws ProgramError
   // naming the text.
   static DataType parse(std::string_view text);
   // Maps a DLPack dtype back; throws ArgumentError for codes tilejit does not support.
@@ -43,7 +45,8 @@ struct DataType {
   std::string str() const;
   dlpack::DLDataType to_dlpack() const;
   // The C/C++ spelling used in generated host code (int32_t, float, uint16_t for the 16-bit
-  // floats, void* for handle, void for complex: complex data only travels behind a pointer).
+  // floats, void* for handle, void for complex: complex data only travels behind a pointer;
+  // void for struct: generated code names each struct parameter's own type).
   std::string_view c_type() const;
   // Bytes that `count` elements occupy in memory (lanes included; float4 packs two per byte,
   // bool takes one byte).
@@ -61,6 +64,7 @@ struct DataType {
   bool is_boolean() const { return code == TypeCode::kBool; }
   bool is_handle() const { return code == TypeCode::kHandle; }
   bool is_complex() const { return code == TypeCode::kComplex; }
+  bool is_struct() const { return code == TypeCode::kStruct; }
 
   friend bool operator==(const DataType&, const DataType&) = default;
 };

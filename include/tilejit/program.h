@@ -25,18 +25,47 @@
 
 namespace tilejit {
 
+// The largest struct scalar, in bytes.
+inline constexpr uint32_t kMaxStructBytes = 4096;
+
+// One field of a struct scalar, in declaration order: a scalar of `dtype` (an integer, bool,
+// float32, float64 or handle), or an array of `count` of them (`float v[3]`: count 3).
+struct StructField {
+  std::string name;
+  DataType dtype;
+  uint32_t count = 1;
+
+  friend bool operator==(const StructField&, const StructField&) = default;
+};
+
+// Where a struct scalar's fields lie, by the C ABI: each field at the next multiple of its
+// alignment (its element size), the size rounded up to the largest alignment (tail padding).
+struct StructLayout {
+  uint32_t size = 0;
+  uint32_t alignment = 1;
+  std::vector<uint32_t> offsets;  // one per field, in bytes
+};
+
 // A parameter of the callable: a tensor (shape given, possibly empty strides = compact
-// row-major) or a scalar (no shape). The seed's KernelParam.
+// row-major) or a scalar (no shape). The seed's KernelParam. A struct scalar (dtype "struct")
+// is passed by value, described by its fields: `struct Params { int n; float alpha; }`,
+// `float2`, `cuComplex`.
 struct KernelParam {
   std::string name;
   DataType dtype;
   std::vector<Expr> shape;                   // empty for a scalar
   std::optional<std::vector<Expr>> strides;  // in elements; absent = compact row-major
   bool scalar = false;
+  std::vector<StructField> fields;  // a struct scalar's fields; empty otherwise
 
   static KernelParam tensor(std::string name, DataType dtype, std::vector<Expr> shape,
                             std::optional<std::vector<Expr>> strides = std::nullopt);
   static KernelParam scalar_param(std::string name, DataType dtype);
+  static KernelParam struct_param(std::string name, std::vector<StructField> fields);
+
+  bool is_struct() const { return dtype.is_struct(); }
+  // The C layout of a struct scalar's fields (validate() checks the fields first).
+  StructLayout struct_layout() const;
 
   bool is_scalar() const { return scalar; }
   bool is_unsigned() const { return dtype.is_unsigned(); }
@@ -166,6 +195,9 @@ class ProgramBuilder {
   ProgramBuilder& tensor(std::string name, std::string_view dtype, std::vector<Expr> shape,
                          std::optional<std::vector<Expr>> strides = std::nullopt);
   ProgramBuilder& scalar(std::string name, std::string_view dtype);
+  // A struct passed by value, its fields in declaration order:
+  //   .struct_scalar("p", {{"n", DataType::parse("int32")}, {"v", DataType::parse("float32"), 3}})
+  ProgramBuilder& struct_scalar(std::string name, std::vector<StructField> fields);
   ProgramBuilder& launch(Launch launch);
   ProgramBuilder& tma(TmaDescriptor descriptor);
   ProgramBuilder& include_dir(std::string dir);

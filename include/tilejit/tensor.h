@@ -97,7 +97,7 @@ class Tensor {
 // are range-checked against the parameter's dtype by the Binder.
 class Arg {
  public:
-  enum class Kind : uint8_t { kTensor, kInt, kFloat, kPointer };
+  enum class Kind : uint8_t { kTensor, kInt, kFloat, kPointer, kBytes };
 
   Arg(const dlpack::DLTensor* tensor) : kind_(Kind::kTensor), tensor_(tensor) {}  // NOLINT
   Arg(const dlpack::DLTensor& tensor) : Arg(&tensor) {}                           // NOLINT
@@ -130,21 +130,36 @@ class Arg {
     return a;
   }
 
+  // A struct parameter's value: its bytes as the C struct its fields describe lays them out
+  // (size and padding included), e.g. Arg::bytes(&params, sizeof params). Borrowed until the
+  // call has bound it.
+  static Arg bytes(const void* data, uint32_t size) {
+    Arg a(0);
+    a.kind_ = Kind::kBytes;
+    a.bytes_ = data;
+    a.size_ = size;
+    return a;
+  }
+
   Kind kind() const { return kind_; }
   const dlpack::DLTensor* tensor() const { return tensor_; }
   bool read_only() const { return read_only_; }
   int64_t int_value() const { return int_; }
   double float_value() const { return float_; }
   void* pointer_value() const { return pointer_; }
+  const void* bytes_data() const { return bytes_; }
+  uint32_t bytes_size() const { return size_; }
 
  private:
   Kind kind_;
   bool read_only_ = false;  // tensors only
+  uint32_t size_ = 0;       // bytes only
   union {
     const dlpack::DLTensor* tensor_;
     int64_t int_;
     double float_;
     void* pointer_;
+    const void* bytes_;
   };
 };
 

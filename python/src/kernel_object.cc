@@ -28,6 +28,7 @@
 #include "compile/kernel_state.h"
 #include "dlpack_exchange.h"
 #include "exception_translation.h"
+#include "struct_argument.h"
 #include "tilejit/errors.h"
 #include "tilejit/jit.h"
 #include "tilejit/kernel.h"
@@ -46,6 +47,9 @@ struct CallPlan {
   std::string name;
   std::vector<std::string> input_names;  // the params a call passes, in order
   std::vector<uint8_t> input_is_handle;  // 1 where that param is a `handle` (void*) scalar
+  std::vector<int> input_struct;         // index into structs where that param is a struct
+  std::vector<StructPlan> structs;
+  std::vector<uint32_t> struct_offsets;  // where each struct's bytes go in a call's buffer
   size_t num_outputs = 0;
   // The cpu backend runs the kernel on the calling thread: the GIL is released around it.
   bool runs_on_host = false;
@@ -241,11 +245,19 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   PyTypeObject* framework_type = nullptr;
   const dlpack::DLDevice* stream_device = nullptr;
 
+  // Struct params' packed bytes; the Binder copies them into the BoundCall.
+  alignas(16) unsigned char struct_bytes[kMaxStructBytes];
+
   for (size_t i = 0; i < nargs; ++i) {
     PyObject* value = args[i];
     PyTypeObject* type = Py_TYPE(value);
     if (plan.input_is_handle[i] != 0) {
       list.push(Arg::pointer(handle_argument(plan, i, value)));
+    } else if (plan.input_struct[i] >= 0) {
+      const size_t s = static_cast<size_t>(plan.input_struct[i]);
+      unsigned char* at = struct_bytes + plan.struct_offsets[s];
+      pack_struct(plan.structs[s], value, at, {plan.name, plan.input_names[i], i});
+      list.push(Arg::bytes(at, plan.structs[s].layout.size));
     } else if (type == &PyLong_Type) {
       list.push(Arg(static_cast<long long>(int_argument(plan, i, value))));
     } else if (type == &PyFloat_Type) {
@@ -433,6 +445,17 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
     plan->input_names.push_back(program.params[i].name);
     plan->input_is_handle.push_back(
         program.params[i].is_scalar() && program.params[i].dtype.is_handle() ? 1 : 0);
+    plan->input_struct.push_back(-1);
+    if (program.params[i].is_struct()) {
+      // Laid out as the Binder lays out its copies; the Binder refused more than fits.
+      StructPlan& s = plan->structs.emplace_back(program.params[i]);
+      const uint32_t end = plan->struct_offsets.empty()
+                               ? 0
+                               : plan->struct_offsets.back() + plan->structs.end()[-2].layout.size;
+      plan->struct_offsets.push_back((end + s.layout.alignment - 1) / s.layout.alignment *
+                                     s.layout.alignment);
+      plan->input_struct.back() = static_cast<int>(plan->structs.size() - 1);
+    }
   }
   if (plan->input_names.size() > static_cast<size_t>(kMaxParams)) {
     throw ProgramError("program '" + program.name + "' has more than " +

@@ -176,7 +176,24 @@ void bind_program(nb::module_& m) {
       .def_prop_ro(
           "strides", [](const KernelParam& p) { return p.strides; },
           "Strides in elements, or None for compact row-major.")
+      .def_prop_ro(
+          "fields",
+          [](const KernelParam& p) {
+            nb::list out;
+            for (const StructField& f : p.fields) {
+              out.append(nb::make_tuple(f.name, dtype_object(f.dtype), f.count));
+            }
+            return out;
+          },
+          "A struct scalar's fields in declaration order, as (name, dtype, count) tuples; empty "
+          "for every other param.")
+      .def_prop_ro(
+          "struct_size",
+          [](const KernelParam& p) { return p.is_struct() ? p.struct_layout().size : 0; },
+          "The bytes a struct scalar's fields lay out by the C ABI (padding included); 0 for "
+          "every other param.")
       .def("is_scalar", &KernelParam::is_scalar)
+      .def("is_struct", &KernelParam::is_struct)
       .def("is_unsigned", &KernelParam::is_unsigned)
       .def("is_float8", &KernelParam::is_float8)
       .def("is_float4", &KernelParam::is_float4)
@@ -190,6 +207,15 @@ void bind_program(nb::module_& m) {
           "The TileLang dtype of this parameter (imports tilelang).")
       .def(nb::self == nb::self)
       .def("__repr__", [](const KernelParam& p) {
+        if (p.is_struct()) {
+          std::string text = "Struct('" + p.name + "', [";
+          for (size_t i = 0; i < p.fields.size(); ++i) {
+            const StructField& f = p.fields[i];
+            text += (i ? ", ('" : "('") + f.name + "', '" + f.dtype.str() + "'" +
+                    (f.count == 1 ? "" : ", " + std::to_string(f.count)) + ")";
+          }
+          return text + "])";
+        }
         if (p.is_scalar()) {
           return "Scalar('" + p.name + "', '" + p.dtype.str() + "')";
         }
@@ -227,6 +253,49 @@ void bind_program(nb::module_& m) {
         return KernelParam::scalar_param(std::move(name), type);
       },
       "name"_a, "dtype"_a, "A scalar parameter (an int, float or bool at call time).");
+  m.def(
+      "Struct",
+      [](std::string name, nb::handle fields) {
+        const std::string what = "struct '" + name + "'";
+        if (!nb::isinstance<nb::sequence>(fields) || nb::isinstance<nb::str>(fields)) {
+          throw ProgramError(what +
+                             " fields: expected a list of (name, dtype) or (name, dtype, "
+                             "count) tuples");
+        }
+        std::vector<StructField> list;
+        for (nb::handle item : fields) {
+          const std::string at = what + " field " + std::to_string(list.size());
+          if (!nb::isinstance<nb::tuple>(item) || (nb::len(item) != 2 && nb::len(item) != 3)) {
+            throw ProgramError(at + ": expected (name, dtype) or (name, dtype, count)");
+          }
+          nb::tuple t = nb::borrow<nb::tuple>(item);
+          StructField field;
+          if (!nb::isinstance<nb::str>(t[0]) || !nb::isinstance<nb::str>(t[1])) {
+            throw ProgramError(at + ": expected a str name and a str dtype");
+          }
+          field.name = nb::cast<std::string>(t[0]);
+          field.dtype = to_dtype(nb::cast<std::string>(t[1]), at + " ('" + field.name + "') dtype");
+          if (nb::len(t) == 3) {
+            if (!PyLong_Check(t[2].ptr()) || PyBool_Check(t[2].ptr())) {
+              throw ProgramError(at + " ('" + field.name + "'): the count must be an int");
+            }
+            const long long count = nb::cast<long long>(t[2]);
+            if (count < 1 || count > 1 << 20) {
+              throw ProgramError(at + " ('" + field.name + "'): the count must be 1 or more");
+            }
+            field.count = static_cast<uint32_t>(count);
+          }
+          list.push_back(std::move(field));
+        }
+        return KernelParam::struct_param(std::move(name), std::move(list));
+      },
+      "name"_a, "fields"_a,
+      nb::sig("def Struct(name: str, fields: Sequence[tuple[str, str] | tuple[str, str, int]]) "
+              "-> KernelParam"),
+      "A struct scalar passed by value, described by its fields in declaration order: "
+      "Struct('p', [('n', 'int32'), ('alpha', 'float32'), ('v', 'float64', 3)]). A call takes "
+      "a tuple or list in field order, a dict by field name, a ctypes.Structure with those "
+      "fields, or a complex for a struct of two float fields.");
 
   nb::class_<L2Window>(m, "L2Window",
                        "An L2 persistence window set for one launch: num_bytes of buffer `param` "

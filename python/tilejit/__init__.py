@@ -34,6 +34,7 @@ from ._core import (
     Program,
     ProgramError,
     Scalar,
+    Struct,
     Tensor,
     TmaDescriptor,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "Program",
     "ProgramError",
     "Scalar",
+    "Struct",
     "Tensor",
     "TmaDescriptor",
     "cache_key",

@@ -26,10 +26,10 @@ class Executor {
   // whose modules have no globals tilejit can reach.
   virtual GlobalSymbol global(std::string_view name, Device device) const;
   // One output of a call (the default OutputAllocator, src/compile/kernel.cc): compact
-  // row-major memory on `device`, which has the backend's device type (tensor_memory.h). The
-  // default: CUDA memory, what the nvrtc and nvcc backends run on.
+  // row-major memory on `device`, which has the backend's device type (tensor_memory.h): host
+  // memory for cpu, CUDA memory for nvrtc and nvcc. Pure, so that a new backend has to choose.
   virtual Tensor allocate_output(DataType dtype, std::span<const int64_t> shape,
-                                 Device device) const;
+                                 Device device) const = 0;
 };
 
 // Dynamic parallelism needs relocatable device code linked with the device runtime

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/tensor_memory.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
 #include "codegen/wrapper.h"
@@ -161,7 +162,8 @@ class NvccExecutor final : public Executor {
         plan_(program, binder, "nvcc"),
         init_(reinterpret_cast<InitFn>(library_.symbol("init"))),
         call_packed_(reinterpret_cast<CallPackedFn>(library_.symbol("call_packed"))),
-        get_last_error_(reinterpret_cast<GetLastErrorFn>(library_.symbol("get_last_error"))) {}
+        get_last_error_(reinterpret_cast<GetLastErrorFn>(library_.symbol("get_last_error"))),
+        get_global_(reinterpret_cast<GetGlobalFn>(library_.find_symbol("get_global"))) {}
 
   void launch(const BoundCall& call, StreamRef stream) const override {
     const cuda::DriverApi& api = cuda::driver();
@@ -180,20 +182,42 @@ class NvccExecutor final : public Executor {
     }
   }
 
-  GlobalSymbol global(std::string_view name, Device /*device*/) const override {
-    // The CUDA runtime linked into the library keeps each variable's host shadow (what
-    // cudaGetSymbolAddress takes) private to the library, so nothing outside can reach it.
-    throw ArgumentError(fmt::format(
-        "get_global('{}'): program '{}' runs on the nvcc backend, whose library keeps its "
-        "__device__ / __constant__ variables private; expected execution_backend \"nvrtc\" for "
-        "module globals",
-        name, program_name_));
+  Tensor allocate_output(DataType dtype, std::span<const int64_t> shape,
+                         Device device) const override {
+    return cuda_tensor(dtype, shape, device);
+  }
+
+  GlobalSymbol global(std::string_view name, Device device) const override {
+    // Libraries built before get_global existed lack the entry point.
+    if (get_global_ == nullptr) {
+      throw ArgumentError(fmt::format(
+          "get_global('{}'): the nvcc library of program '{}' predates get_global; expected a "
+          "rebuild (clear its cache entry)",
+          name, program_name_));
+    }
+    const cuda::DriverApi& api = cuda::driver();
+    const cuda::ScopedContext context(api, cuda::device_info(device.id));
+    void* address = nullptr;
+    size_t bytes = 0;
+    const std::string text(name);
+    const int status = get_global_(text.c_str(), &address, &bytes);
+    if (status == 1) {
+      throw ArgumentError(fmt::format(
+          "get_global: program '{}' has no __device__ or __constant__ variable '{}' (a variable "
+          "in a namespace, or with C++ linkage in a class, has a mangled name)",
+          program_name_, name));
+    }
+    if (status != 0) {
+      throw CudaError(fmt::format("{}: {}", program_name_, get_last_error_()), -1);
+    }
+    return GlobalSymbol{address, bytes, device};
   }
 
  private:
   using InitFn = int (*)();
   using CallPackedFn = int (*)(void* const*, void*);
   using GetLastErrorFn = const char* (*)();
+  using GetGlobalFn = int (*)(const char*, void**, size_t*);
 
   // init() sets per-device function attributes (dynamic shared memory, cluster sizes), so it
   // runs once on each device, with that device's context current. Serialized: it is rare.
@@ -215,6 +239,7 @@ class NvccExecutor final : public Executor {
   InitFn init_;
   CallPackedFn call_packed_;
   GetLastErrorFn get_last_error_;
+  GetGlobalFn get_global_;  // null in libraries built before it existed
   mutable std::array<std::atomic<bool>, cuda::kMaxDevices> initialized_{};
   mutable std::mutex init_mutex_;
 };

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/tensor_memory.h"
 #include "backend/dependencies.h"
 #include "cuda/driver.h"
 #include "cuda/l2.h"
@@ -113,6 +114,11 @@ class NvrtcExecutor final : public Executor {
       smem_limit_set_[i].store(0, std::memory_order_relaxed);
       cluster_allowed_[i].store(false, std::memory_order_relaxed);
     }
+  }
+
+  Tensor allocate_output(DataType dtype, std::span<const int64_t> shape,
+                         Device device) const override {
+    return cuda_tensor(dtype, shape, device);
   }
 
   GlobalSymbol global(std::string_view name, Device device) const override {

@@ -50,6 +50,10 @@ class PackedCallPlan {
         storage.args[i] = const_cast<void**>(&call.data[index]);
         continue;
       }
+      if (e.origin == Origin::kBytes) {  // a struct: call() reads it where the Binder copied it
+        storage.args[i] = call.data[index];
+        continue;
+      }
       unsigned char* cell = storage.cells[i];
       const int64_t integer =
           e.origin == Origin::kSymbol ? call.symbols[index] : call.int_values[index];
@@ -79,7 +83,7 @@ class PackedCallPlan {
   }
 
  private:
-  enum class Origin : uint8_t { kData, kInt, kFloat, kSymbol };
+  enum class Origin : uint8_t { kData, kBytes, kInt, kFloat, kSymbol };
   enum class Value : uint8_t { kInt8, kInt16, kInt32, kInt64, kFloat32, kFloat64 };
   struct Entry {
     Origin origin;
@@ -124,6 +128,7 @@ class PackedCallPlan {
     }
     const DataType& dtype = p.dtype;
     if (dtype.is_handle()) return {Origin::kData, Value::kInt64, p.param_index};
+    if (dtype.is_struct()) return {Origin::kBytes, Value::kInt64, p.param_index};
     if (dtype.is_integer() || dtype.is_boolean()) {
       return {Origin::kInt, integer_value(dtype), p.param_index};
     }
@@ -135,7 +140,7 @@ class PackedCallPlan {
     }
     throw ProgramError(fmt::format(
         "program '{}': scalar parameter '{}' has dtype {}; the {} backend passes integer, bool, "
-        "handle, float32 and float64 scalars",
+        "handle, float32, float64 and struct scalars",
         program.name, p.name, dtype.str(), backend));
   }
 

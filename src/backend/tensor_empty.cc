@@ -49,11 +49,6 @@ void refuse_tensor_device(Device device) {
                   device.type, device.id));
 }
 
-Tensor Executor::allocate_output(DataType dtype, std::span<const int64_t> shape,
-                                 Device device) const {
-  return cuda_tensor(dtype, shape, device);
-}
-
 }  // namespace detail
 
 // A user names a device, not a backend: the device type picks the allocation.

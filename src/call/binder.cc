@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -152,6 +153,8 @@ const char* kind_name(Arg::Kind kind) {
       return "a float";
     case Arg::Kind::kPointer:
       return "a pointer";
+    case Arg::Kind::kBytes:
+      return "struct bytes";
   }
   return "an unknown argument";
 }
@@ -164,6 +167,7 @@ struct Binder::Plan {
     kIntKind,        // an integer (int/uint/bool params)
     kFloatKind,      // an integer or a float (float params)
     kPointerKind,    // a pointer (handle params)
+    kStruct,         // bytes of size value (struct params), copied to struct_bytes + slot
     kWritable,       // the tensor is not read-only (params the kernels may write)
     kNotNull,        // data != nullptr unless the tensor is empty
     kDevice,         // accepted device type, same device as the first tensor
@@ -315,9 +319,23 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
   // 1. Kinds, for every argument first: a scalar where a tensor belongs is reported as such,
   //    not as a confusing dtype or shape error.
   for (const Input& in : tensors) emit(Op::kTensorKind, in);
+  uint32_t struct_end = 0;  // where the next struct's bytes go in BoundCall::struct_bytes
   for (const Input& in : scalars) {
     const DataType& dtype = params[in.param].dtype;
-    if (dtype.is_handle()) {
+    if (dtype.is_struct()) {
+      const StructLayout layout = params[in.param].struct_layout();
+      const uint32_t offset =
+          (struct_end + layout.alignment - 1) / layout.alignment * layout.alignment;
+      struct_end = offset + layout.size;
+      if (struct_end > kMaxStructBytes) {
+        throw ProgramError(
+            fmt::format("program '{}': its struct params take more than {} bytes together",
+                        program_.name, kMaxStructBytes));
+      }
+      Plan::Check& check = emit(Op::kStruct, in);
+      check.value = layout.size;
+      check.slot = static_cast<int32_t>(offset);
+    } else if (dtype.is_handle()) {
       emit(Op::kPointerKind, in);
     } else if (dtype.is_float()) {
       emit(Op::kFloatKind, in);
@@ -393,6 +411,7 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
   //    symbol.
   for (const Input& in : scalars) {
     const KernelParam& p = params[in.param];
+    if (p.is_struct()) continue;  // checked and copied in step 1
     if (p.dtype.is_handle()) {
       emit(Op::kPointerValue, in);
     } else if (p.dtype.is_float()) {
@@ -521,6 +540,23 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         if (arg.kind() != Arg::Kind::kPointer) {
           fail(c, fmt::format("expected a pointer (handle), got {}", kind_name(arg.kind())));
         }
+        break;
+      case Op::kStruct:
+        if (arg.kind() != Arg::Kind::kBytes) {
+          fail(c, fmt::format("expected the {} bytes of a struct (Arg::bytes), got {}", c.value,
+                              kind_name(arg.kind())));
+        }
+        if (arg.bytes_size() != static_cast<uint64_t>(c.value)) {
+          fail(c, fmt::format("expected the {} bytes of the struct its fields lay out, got {} "
+                              "bytes",
+                              c.value, arg.bytes_size()));
+        }
+        if (arg.bytes_data() == nullptr) fail(c, "expected the struct's bytes, got a null pointer");
+        // Copied, so that the value is aligned for the generated call()'s struct type and
+        // outlives whatever the caller packed it in until the launch has read it.
+        std::memcpy(bound.struct_bytes.data() + c.slot, arg.bytes_data(),
+                    static_cast<size_t>(c.value));
+        bound.data[c.param] = bound.struct_bytes.data() + c.slot;
         break;
       case Op::kWritable:
         if (arg.read_only()) {

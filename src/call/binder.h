@@ -25,6 +25,9 @@ struct BoundCall {
   std::array<int64_t, kMaxParams> int_values;               // int/uint/bool scalars, range-checked
   std::array<double, kMaxParams> float_values;              // float scalars
   std::array<int64_t, kMaxSymbols> symbols;                 // every symbol slot, bound
+  // Struct params' bytes, each at its alignment; data[param] points at them. The pointers
+  // point into this object: a BoundCall is filled and read in place, never copied.
+  alignas(16) std::array<unsigned char, kMaxStructBytes> struct_bytes;
 };
 
 // Symbols are the shape/stride variables of the params plus the names of integer scalar

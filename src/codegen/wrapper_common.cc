@@ -10,6 +10,28 @@
 
 namespace tilejit::detail {
 
+std::string struct_type_name(const KernelParam& param) {
+  return "tj_struct_" + param.name;
+}
+
+void write_struct_types(CodeWriter& out, const Program& program) {
+  for (const KernelParam& p : program.params) {
+    if (!p.is_scalar() || !p.is_struct()) continue;
+    out.line(fmt::format(
+        "// Struct parameter '{}', passed by value: its fields in order, laid out by the C ABI "
+        "({} bytes).",
+        p.name, p.struct_layout().size));
+    out.open("typedef struct {");
+    for (const StructField& field : p.fields) {
+      check_c_identifier(field.name, fmt::format("field of struct parameter '{}'", p.name));
+      out.line(fmt::format("{} {}{};", field.dtype.c_type(), field.name,
+                           field.count == 1 ? "" : fmt::format("[{}]", field.count)));
+    }
+    out.close(fmt::format("}} {};", struct_type_name(p)));
+    out.line();
+  }
+}
+
 std::vector<CallParam> wrapper_call_params(const Program& program) {
   std::set<std::string_view> kernels;
   for (const Launch& launch : program.launches) kernels.insert(launch.kernel);
@@ -40,7 +62,7 @@ std::vector<CallParam> wrapper_call_params(const Program& program) {
     param.dtype = p.dtype;
     if (p.is_scalar()) {
       param.kind = CallParam::Kind::kScalar;
-      param.c_type = std::string(p.dtype.c_type());
+      param.c_type = p.is_struct() ? struct_type_name(p) : std::string(p.dtype.c_type());
       scalar_names.insert(p.name);
     } else {
       param.kind = CallParam::Kind::kTensor;
@@ -145,6 +167,7 @@ std::string kernel_argument_address(const WrapperContext& context, const Launch&
     throw ProgramError(fmt::format("kernel '{}' takes '{}', which call() does not receive",
                                    launch.kernel, arg.name));
   }
+  if (param->dtype.is_struct()) return "&" + value;  // resolve_kernel_args checked the type
   const bool is_pointer = param->kind == CallParam::Kind::kTensor || param->dtype.is_handle();
   if (is_pointer || arg.kind == KernelArg::Kind::kPointer) {
     if (is_pointer && arg.kind == KernelArg::Kind::kPointer) return "&" + value;
@@ -240,11 +263,18 @@ std::string generate_wrapper_header(const Program& program, HostApi api) {
   out.line("extern \"C\" {");
   out.line("#endif");
   out.line();
+  write_struct_types(out, program);
   out.line("int init(void);");
   out.line("const char* get_last_error(void);");
   out.wrapped("int call(", params, ");");
   out.line("// args[i] points to the value of call()'s i-th argument; `stream` is its stream.");
   out.line("int call_packed(void* const* args, void* stream);");
+  if (api == HostApi::kCuda) {
+    out.line(
+        "// The device address and size of a __device__ / __constant__ variable on the current");
+    out.line("// device: 0, 1 when the device code has no variable `name`, -1 on failure.");
+    out.line("int get_global(const char* name, void** address, size_t* bytes);");
+  }
   out.line();
   out.line("#ifdef __cplusplus");
   out.line("}  // extern \"C\"");

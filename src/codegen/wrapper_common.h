@@ -49,6 +49,11 @@ class WrapperContext {
 std::string kernel_argument_address(const WrapperContext& context, const Launch& launch,
                                     const KernelArg& arg, CodeWriter& out);
 
+// The C type generated code gives a struct scalar: `tj_struct_<name>`, a typedef of its fields
+// that write_struct_types emits, laid out as the kernel's own struct type is.
+std::string struct_type_name(const KernelParam& param);
+void write_struct_types(CodeWriter& out, const Program& program);
+
 // The comment that opens every generated file.
 void write_banner(CodeWriter& out, const Program& program, std::string_view what);
 

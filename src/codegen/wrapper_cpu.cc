@@ -48,6 +48,10 @@ std::string generate_cpu_wrapper(const Program& program) {
   }
   out.line();
 
+  write_struct_types(out, program);
+  // A struct parameter is declared with the struct typedef above: it has the layout of the
+  // source's own struct (resolve_kernel_args checks the fields where the source defines it), so
+  // the value passes by the same calling convention.
   out.line("// The Program's functions, as its source declares them.");
   std::set<std::string> declared;
   for (size_t i = 0; i < program.launches.size(); ++i) {
@@ -55,7 +59,10 @@ std::string generate_cpu_wrapper(const Program& program) {
     if (!declared.insert(name).second) continue;
     std::vector<std::string> params;
     for (const KernelArg& arg : context.kernel_args(i)) {
-      params.push_back(arg.c_type + " " + arg.name);
+      const std::string type = arg.kind == KernelArg::Kind::kStruct
+                                   ? struct_type_name(program.params[arg.index])
+                                   : arg.c_type;
+      params.push_back(type + " " + arg.name);
     }
     if (params.empty()) params.push_back("void");
     out.wrapped(fmt::format("void {}(", name), params, ");");

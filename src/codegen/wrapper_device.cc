@@ -60,6 +60,7 @@ std::string_view tma_data_type(const DataType& dtype, const TmaDescriptor& descr
       case TypeCode::kFloat4E2M1:
       case TypeCode::kHandle:
       case TypeCode::kComplex:
+      case TypeCode::kStruct:
         break;
     }
   }
@@ -247,9 +248,11 @@ class DeviceWrapperGenerator {
       out_.line(fmt::format("#include \"{}\"", device_source_file_));
       out_.line();
     }
+    write_struct_types(out_, program_);
     write_helpers();
     write_get_last_error();
     write_init();
+    if (!hip_) write_get_global();
     write_call();
     write_call_packed();
     return hip_ ? to_hip(out_.str()) : out_.str();
@@ -353,6 +356,8 @@ class DeviceWrapperGenerator {
     out_.wrapped(fmt::format("const char* const tj_kernel_names[{}] = {{", kernels_.size()), names,
                  "};");
     out_.line(fmt::format("cudaKernel_t tj_kernels[{}];", kernels_.size()));
+    out_.line("// The loaded device code, whose module globals get_global() looks up.");
+    out_.line("cudaLibrary_t tj_library = nullptr;");
     out_.line();
     out_.lines(helper("load_device_code"));
     out_.line();
@@ -401,6 +406,14 @@ class DeviceWrapperGenerator {
     write_set_attribute(kernel, "cudaFuncAttributeMaxDynamicSharedMemorySize",
                         std::to_string(largest),
                         fmt::format("allow {} bytes of dynamic shared memory", largest));
+  }
+
+  // CuPy's RawModule.get_global for the nvcc backend: only this library's runtime knows the
+  // loaded device code, so the lookup is an entry point of its own. A failed lookup leaves its
+  // error as the runtime's last error, which the next launch's check would report: cleared.
+  void write_get_global() {
+    out_.lines(helper("get_global"));
+    out_.line();
   }
 
   void write_init() {

@@ -1,11 +1,12 @@
 // The helpers a generated CUDA host wrapper may define (HIP: the same text through
 // wrapper_device.cc's CUDA -> HIP name map), as one real source file. The build embeds it
 // (wrapper_device_helpers.cc.in) and the generator copies the sections a Program needs, each
-// verbatim, inside the wrapper's anonymous namespace: tj_fail and tj_check_launch always,
-// tj_load_device_code for CUDA, the others when a launch needs them. A line `//@ NAME`
-// starts section NAME; it and everything above the first one (this comment) are not copied.
-// What a section uses but does not define (tj_device_image, tj_kernels, tj_kernel_names)
-// the generator writes before it. Edit here, then run scripts/update-golden.sh.
+// verbatim: inside the wrapper's anonymous namespace tj_fail and tj_check_launch always,
+// tj_load_device_code for CUDA, the others when a launch needs them; after it, among the
+// exported entry points, get_global for CUDA. A line `//@ NAME` starts section NAME; it and
+// everything above the first one (this comment) are not copied. What a section uses but does
+// not define (tj_device_image, tj_library, tj_kernels, tj_kernel_names) the generator writes
+// before it. Edit here, then run scripts/update-golden.sh.
 
 //@ fail
 // Errors are per thread: get_last_error() returns the calling thread's last
@@ -29,12 +30,11 @@ struct tj_loaded {
 
 int tj_load_device_code() {
   static const tj_loaded loaded = [] {
-    cudaLibrary_t library = nullptr;
-    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
+    cudaError_t error = cudaLibraryLoadData(&tj_library, tj_device_image, nullptr, nullptr, 0,
                                             nullptr, nullptr, 0);
     if (error != cudaSuccess) return tj_loaded{error, "the device code"};
     for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
-      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
+      error = cudaLibraryGetKernel(&tj_kernels[i], tj_library, tj_kernel_names[i]);
       if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
     }
     return tj_loaded{cudaSuccess, nullptr};
@@ -43,6 +43,20 @@ int tj_load_device_code() {
     return tj_fail("init: cannot load %s: %s", loaded.what, cudaGetErrorString(loaded.error));
   }
   return 0;
+}
+
+//@ get_global
+// The device address and size of the module global `name` (a __device__ or __constant__
+// variable) on the current device: 0, 1 when the device code has no such variable, -1 on
+// failure (get_last_error() says why).
+extern "C" int get_global(const char* name, void** address, size_t* bytes) {
+  tj_error[0] = '\0';
+  if (tj_load_device_code() != 0) return -1;
+  const cudaError_t error = cudaLibraryGetGlobal(address, bytes, tj_library, name);
+  if (error == cudaSuccess) return 0;
+  cudaGetLastError();
+  if (error == cudaErrorSymbolNotFound) return 1;
+  return tj_fail("get_global: %s: %s", name, cudaGetErrorString(error));
 }
 
 //@ check_launch

@@ -86,7 +86,12 @@ ArgLayout layout_args(const Program& program, const Launch& launch,
         slot.index = arg.index;
         const KernelParam& param = program.params.at(static_cast<size_t>(arg.index));
         bool pointer = !param.is_scalar() || param.dtype.is_handle();
-        if (pointer) {
+        if (param.is_struct()) {
+          // Passed in place from the BoundCall's aligned copy, as a TMA map is; the driver
+          // copies arg.bytes from it.
+          slot.kind = KernelArg::Kind::kStruct;
+          slot.bytes = 0;
+        } else if (pointer) {
           slot.kind = KernelArg::Kind::kPointer;
           slot.bytes = sizeof(void*);
         } else {
@@ -257,6 +262,9 @@ std::string render_program_plan(const Program& program) {
       const KernelArg& arg = all_args[l][a];
       if (slot.source == KernelArg::Source::kTmaDescriptor) {
         text += fmt::format("    {} {}  <- &tma[{}]\n", arg.c_type, arg.name, slot.index);
+      } else if (slot.kind == KernelArg::Kind::kStruct) {
+        text += fmt::format("    {} {}  <- struct '{}', {} bytes in place\n", arg.c_type, arg.name,
+                            arg.name, arg.bytes);
       } else {
         text += fmt::format("    {} {}  <- {} '{}', {} bytes at offset {}\n", arg.c_type, arg.name,
                             source_name(slot.source), arg.name, slot.bytes, slot.offset);
@@ -290,6 +298,9 @@ void pack_args(const ArgLayout& layout, const detail::BoundCall& call, const CUt
           case KernelArg::Kind::kPointer:
           case KernelArg::Kind::kTmaDescriptor:
             std::memcpy(at, &call.data[p], sizeof(void*));
+            break;
+          case KernelArg::Kind::kStruct:
+            pointers[i] = call.data[p];  // the Binder's aligned copy of the struct's bytes
             break;
           case KernelArg::Kind::kFloat:
             if (slot.bytes == 4) {

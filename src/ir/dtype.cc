@@ -40,6 +40,8 @@ constexpr NamedType kNamedTypes[] = {
     {"handle", TypeCode::kHandle, 64},
     {"complex64", TypeCode::kComplex, 64},
     {"complex128", TypeCode::kComplex, 128},
+    // Not an element type: a struct scalar's bytes are described by its fields.
+    {"struct", TypeCode::kStruct, 8},
 };
 
 const NamedType* find_named(TypeCode code, uint8_t bits) {
@@ -133,6 +135,9 @@ dlpack::DLDataType DataType::to_dlpack() const {
       break;
     case TypeCode::kComplex:
       dl_code = dlpack::kDLComplex;
+      break;
+    case TypeCode::kStruct:
+      dl_code = dlpack::kDLUInt;  // raw bytes: no framework has a struct dtype
       break;
   }
   return {dl_code, bits, lanes};
@@ -228,6 +233,8 @@ std::string_view DataType::c_type() const {
       return "void*";
     case TypeCode::kComplex:
       return "void";  // tensors only (validation refuses complex scalars): void* in host code
+    case TypeCode::kStruct:
+      return "void";  // each struct parameter has its own type in generated code
   }
   return "void*";
 }

@@ -51,6 +51,17 @@ Json param_to_json(const KernelParam& p) {
   Json out;
   out["name"] = p.name;
   out["dtype"] = p.dtype.str();
+  if (!p.fields.empty()) {
+    Json fields = Json::array();
+    for (const StructField& f : p.fields) {
+      Json field;
+      field["name"] = f.name;
+      field["dtype"] = f.dtype.str();
+      if (f.count != 1) field["count"] = f.count;
+      fields.push_back(std::move(field));
+    }
+    out["fields"] = std::move(fields);
+  }
   if (!p.is_scalar()) {
     out["shape"] = exprs_to_json(p.shape);
     if (p.strides) out["strides"] = exprs_to_json(*p.strides);
@@ -226,23 +237,48 @@ std::array<Expr, 3> read_dims(const Json& value, const std::string& path) {
   return out;
 }
 
-KernelParam read_param(const Json& value, const std::string& path) {
-  check_keys(value, path, {"name", "dtype", "shape", "strides"});
-  std::string name = read_string(require(value, path, "name"), child(path, "name"));
+DataType read_dtype(const Json& value, const std::string& path) {
   std::string dtype_path = child(path, "dtype");
   std::string dtype_text = read_string(require(value, path, "dtype"), dtype_path);
-  DataType dtype;
   try {
-    dtype = DataType::parse(dtype_text);
+    return DataType::parse(dtype_text);
   } catch (const ProgramError& e) {
     fail(dtype_path, e.what());
+  }
+}
+
+StructField read_field(const Json& value, const std::string& path) {
+  check_keys(value, path, {"name", "dtype", "count"});
+  StructField field;
+  field.name = read_string(require(value, path, "name"), child(path, "name"));
+  field.dtype = read_dtype(value, path);
+  if (const Json* count = find(value, "count")) {
+    field.count = static_cast<uint32_t>(
+        read_integer(*count, child(path, "count"), 1, std::numeric_limits<uint32_t>::max()));
+  }
+  return field;
+}
+
+KernelParam read_param(const Json& value, const std::string& path) {
+  check_keys(value, path, {"name", "dtype", "fields", "shape", "strides"});
+  std::string name = read_string(require(value, path, "name"), child(path, "name"));
+  DataType dtype = read_dtype(value, path);
+  std::vector<StructField> fields;
+  if (const Json* list = find(value, "fields")) {
+    const std::string fields_path = child(path, "fields");
+    for (size_t i = 0; i < read_array(*list, fields_path).size(); ++i) {
+      fields.push_back(read_field((*list)[i], item(fields_path, i)));
+    }
   }
   const Json* shape = find(value, "shape");
   const Json* strides = find(value, "strides");
   if (shape == nullptr) {
     if (strides != nullptr) fail(child(path, "strides"), "a scalar (no \"shape\") has no strides");
-    return KernelParam::scalar_param(std::move(name), dtype);
+    KernelParam p = KernelParam::scalar_param(std::move(name), dtype);
+    p.fields = std::move(fields);
+    return p;
   }
+  if (!fields.empty()) fail(child(path, "fields"), "a tensor (with \"shape\") has no fields");
   std::optional<std::vector<Expr>> stride_exprs;
   if (strides != nullptr) stride_exprs = read_exprs(*strides, child(path, "strides"));
   return KernelParam::tensor(std::move(name), dtype, read_exprs(*shape, child(path, "shape")),

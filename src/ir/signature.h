@@ -72,21 +72,25 @@ bool needs_lowered_name(const Program& program, const Launch& launch);
 // One argument a launch passes to its kernel.
 struct KernelArg {
   enum class Source : uint8_t { kParam, kSymbol, kTmaDescriptor };
-  enum class Kind : uint8_t { kPointer, kInt, kUInt, kFloat, kBool, kTmaDescriptor };
+  enum class Kind : uint8_t { kPointer, kInt, kUInt, kFloat, kBool, kTmaDescriptor, kStruct };
 
   Source source = Source::kParam;
   int index = -1;      // the param or TMA descriptor index; -1 for a symbol
   std::string name;    // the name the argument is matched by
   std::string c_type;  // the kernel parameter's type, normalized as in DeclaredParam
   Kind kind = Kind::kPointer;
-  uint32_t bytes = 8;  // size in the kernel parameter buffer (8 pointer, 64 CUtensorMap...)
+  uint32_t bytes = 8;  // size in the kernel parameter buffer (8 pointer, 64 CUtensorMap, a
+                       // struct's layout size...)
 };
 
 // The arguments of `launch`, in the kernel's parameter order. Names come from Launch::args
 // when given, else from the declaration in program.source (language cuda/hip: a `__global__`
 // function; c: a plain function). Each is matched to a param, a TMA descriptor or a symbol (a
 // shape/stride variable); a name that matches nothing, or a type that does not fit what it
-// matched, is a ProgramError naming the kernel, the parameter and what was available.
+// matched, is a ProgramError naming the kernel, the parameter and what was available. A struct
+// param needs a by-value struct type; where its size is known (a CUDA vector type such as
+// float2 or cuComplex, or a `struct NAME {...}` / `typedef struct {...} NAME` the source
+// defines with plain fields) it is checked against the param's fields, field by field.
 std::vector<KernelArg> resolve_kernel_args(const Program& program, const Launch& launch);
 
 // Why the kernels may write each param's memory, indexed like program.params: "" when they

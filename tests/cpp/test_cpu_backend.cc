@@ -170,7 +170,9 @@ void rotate(const double complex* z, double complex* w, double re, double im, in
         .build();
     ADD_FAILURE() << "a complex scalar was accepted";
   } catch (const ProgramError& e) {
-    EXPECT_NE(std::string(e.what()).find("two float32 scalars"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("a struct scalar of two float32 fields"),
+              std::string::npos)
+        << e.what();
   }
 }
 

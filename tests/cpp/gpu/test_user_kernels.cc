@@ -1,7 +1,7 @@
 // Kernels as CuPy and cuda-samples users write them, launched on the GPU by both CUDA backends:
 // template instantiations named `my_sqrt<float>`, kernels with C++ linkage and in namespaces,
 // a kernel declared through a macro (with an explicit signature); and module globals
-// (`__constant__` / `__device__`) written before a launch through Kernel::get_global (nvrtc).
+// (`__constant__` / `__device__`) written before a launch through Kernel::get_global.
 #include <array>
 #include <cmath>
 #include <complex>
@@ -139,11 +139,69 @@ extern "C" __global__ void conjugate_scale(float2* z, float s, int n) {
   }
 }
 
+// Struct scalars by value on both backends: a float2 (cuComplex's layout: NVRTC cannot include
+// cuComplex.h, which pulls in math.h), and a POD with padding inside
+// ({char; double; short}) and an array field, whose every field the kernel reads.
+TEST(UserKernels, StructScalarsPassByValueOnBothBackends) {
+  TILEJIT_REQUIRE_GPU();
+  struct Odd {
+    char c;
+    double d;
+    short s;
+    float v[3];
+  };
+  auto f32 = DataType::parse("float32");
+  Program program = ProgramBuilder("structs")
+                        .source(R"(
+struct Odd { char c; double d; short s; float v[3]; };
+extern "C" __global__ void mix(float2 z, const Odd o, const float* x, float* y, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = z.x * x[i] + z.y + (float)o.c + (float)o.d + (float)o.s + o.v[i % 3];
+}
+)")
+                        .struct_scalar("z", {{"re", f32}, {"im", f32}})
+                        .struct_scalar("o", {{"c", DataType::parse("int8")},
+                                             {"d", DataType::parse("float64")},
+                                             {"s", DataType::parse("int16")},
+                                             {"v", f32, 3}})
+                        .tensor("x", "float32", {"n"})
+                        .tensor("y", "float32", {"n"})
+                        .launch(Launch("mix").with_grid({"ceildiv(n, 128)"}).with_block({128}))
+                        .out_idx({-1})
+                        .build();
+  for (const std::string& backend : backends()) {
+    SCOPED_TRACE(backend);
+    Kernel kernel = compile_with(program, backend);
+    for (int trial = 0; trial < 3; ++trial) {
+      std::vector<float> r = random_floats(8, -50.0f, 50.0f);
+      const std::complex<float> z(r[0], r[1]);
+      Odd o{};
+      o.c = static_cast<char>(static_cast<int>(r[2]));
+      o.d = r[3] * 1.5;
+      o.s = static_cast<short>(static_cast<int>(r[4] * 100));
+      o.v[0] = r[5];
+      o.v[1] = r[6];
+      o.v[2] = r[7];
+      const int64_t n = 300 + trial * 71;
+      std::vector<float> x = random_floats(static_cast<size_t>(n));
+      std::vector<Tensor> outs =
+          kernel({Arg::bytes(&z, sizeof z), Arg::bytes(&o, sizeof o), to_device(x, {n}, f32)});
+      std::vector<float> y = to_host<float>(outs.at(0));
+      for (int64_t i = 0; i < n; ++i) {
+        const float expected = z.real() * x[i] + z.imag() + static_cast<float>(o.c) +
+                               static_cast<float>(o.d) + static_cast<float>(o.s) + o.v[i % 3];
+        ASSERT_NEAR(y[i], expected, std::abs(expected) * 1e-6f + 1e-5f)
+            << "trial " << trial << " i " << i;
+      }
+    }
+  }
+}
+
 // CuPy's RawModule.get_global: write a __constant__ table and reset a __device__ counter, then
-// launch; the kernel sees what was written.
+// launch; the kernel sees what was written. nvrtc looks globals up with cuLibraryGetGlobal, the
+// nvcc library with cudaLibraryGetGlobal through its get_global entry point.
 TEST(UserKernels, ModuleGlobalsWrittenBeforeALaunchAreWhatTheKernelReads) {
   TILEJIT_REQUIRE_GPU();
-  TILEJIT_REQUIRE_NVRTC_BACKEND();
   Program program = ProgramBuilder("globals")
                         .source(R"(
 __constant__ float coefficients[4];
@@ -161,40 +219,46 @@ extern "C" __global__ void weigh(const float* x, float* y, int n) {
                         .launch(Launch("weigh").with_grid({"ceildiv(n, 128)"}).with_block({128}))
                         .out_idx({-1})
                         .build();
-  Kernel kernel = compile_for_device(program);
-  GlobalSymbol coefficients = kernel.get_global("coefficients");
-  GlobalSymbol hits = kernel.get_global("hits");
-  EXPECT_EQ(coefficients.bytes, 4 * sizeof(float));
-  EXPECT_EQ(hits.bytes, sizeof(unsigned int));
-  EXPECT_EQ(coefficients.device, Device::cuda(0));
-  const cuda::DriverApi& api = cuda::driver();
-  for (int trial = 0; trial < 2; ++trial) {
-    std::vector<float> c = random_floats(4, -2.0f, 2.0f);
-    const unsigned int zero = 0;
-    cuda::make_current(api, device());
-    check_driver(api.cuMemcpyHtoD(reinterpret_cast<cuda::CUdeviceptr>(coefficients.ptr), c.data(),
-                                  coefficients.bytes),
-                 "cuMemcpyHtoD");
-    check_driver(
-        api.cuMemcpyHtoD(reinterpret_cast<cuda::CUdeviceptr>(hits.ptr), &zero, sizeof(zero)),
-        "cuMemcpyHtoD");
-    const int64_t n = 1000 + trial * 37;
-    std::vector<float> x = random_floats(static_cast<size_t>(n));
-    std::vector<Tensor> outs = kernel({to_device(x, {n}, DataType::parse("float32"))});
-    std::vector<float> y = to_host<float>(outs.at(0));
-    for (int64_t i = 0; i < n; ++i)
-      ASSERT_EQ(y[i], c[i % 4] * x[i]) << "trial " << trial << " i " << i;
-    unsigned int counted = 0;
-    check_driver(
-        api.cuMemcpyDtoH(&counted, reinterpret_cast<cuda::CUdeviceptr>(hits.ptr), sizeof(counted)),
-        "cuMemcpyDtoH");
-    EXPECT_EQ(counted, static_cast<unsigned int>(n));
-  }
-  try {
-    kernel.get_global("missing");
-    ADD_FAILURE() << "get_global found a variable the module does not have";
-  } catch (const ArgumentError& e) {
-    EXPECT_NE(std::string(e.what()).find("'missing'"), std::string::npos) << e.what();
+  for (const std::string& backend : backends()) {
+    SCOPED_TRACE(backend);
+    Kernel kernel = compile_with(program, backend);
+    GlobalSymbol coefficients = kernel.get_global("coefficients");
+    GlobalSymbol hits = kernel.get_global("hits");
+    EXPECT_EQ(coefficients.bytes, 4 * sizeof(float));
+    EXPECT_EQ(hits.bytes, sizeof(unsigned int));
+    EXPECT_EQ(coefficients.device, Device::cuda(0));
+    const cuda::DriverApi& api = cuda::driver();
+    for (int trial = 0; trial < 2; ++trial) {
+      std::vector<float> c = random_floats(4, -2.0f, 2.0f);
+      const unsigned int zero = 0;
+      cuda::make_current(api, device());
+      check_driver(api.cuMemcpyHtoD(reinterpret_cast<cuda::CUdeviceptr>(coefficients.ptr), c.data(),
+                                    coefficients.bytes),
+                   "cuMemcpyHtoD");
+      check_driver(
+          api.cuMemcpyHtoD(reinterpret_cast<cuda::CUdeviceptr>(hits.ptr), &zero, sizeof(zero)),
+          "cuMemcpyHtoD");
+      const int64_t n = 1000 + trial * 37;
+      std::vector<float> x = random_floats(static_cast<size_t>(n));
+      std::vector<Tensor> outs = kernel({to_device(x, {n}, DataType::parse("float32"))});
+      std::vector<float> y = to_host<float>(outs.at(0));
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(y[i], c[i % 4] * x[i]) << "trial " << trial << " i " << i;
+      unsigned int counted = 0;
+      check_driver(api.cuMemcpyDtoH(&counted, reinterpret_cast<cuda::CUdeviceptr>(hits.ptr),
+                                    sizeof(counted)),
+                   "cuMemcpyDtoH");
+      EXPECT_EQ(counted, static_cast<unsigned int>(n));
+    }
+    try {
+      kernel.get_global("missing");
+      ADD_FAILURE() << "get_global found a variable the module does not have";
+    } catch (const ArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find("'missing'"), std::string::npos) << e.what();
+    }
+    // A failed lookup leaves no error behind for the next launch to report.
+    std::vector<float> x = random_floats(64);
+    EXPECT_EQ(kernel({to_device(x, {64}, DataType::parse("float32"))}).size(), 1u);
   }
 }
 

@@ -28,6 +28,8 @@ extern const unsigned char tj_device_image[];
 // The kernels the launches use, by the names the cubin gives them.
 const char* const tj_kernel_names[3] = {"fill", "add_one", "copy_out"};
 cudaKernel_t tj_kernels[3];
+// The loaded device code, whose module globals get_global() looks up.
+cudaLibrary_t tj_library = nullptr;
 
 struct tj_loaded {
   cudaError_t error;
@@ -36,12 +38,11 @@ struct tj_loaded {
 
 int tj_load_device_code() {
   static const tj_loaded loaded = [] {
-    cudaLibrary_t library = nullptr;
-    cudaError_t error = cudaLibraryLoadData(&library, tj_device_image, nullptr, nullptr, 0,
+    cudaError_t error = cudaLibraryLoadData(&tj_library, tj_device_image, nullptr, nullptr, 0,
                                             nullptr, nullptr, 0);
     if (error != cudaSuccess) return tj_loaded{error, "the device code"};
     for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
-      error = cudaLibraryGetKernel(&tj_kernels[i], library, tj_kernel_names[i]);
+      error = cudaLibraryGetKernel(&tj_kernels[i], tj_library, tj_kernel_names[i]);
       if (error != cudaSuccess) return tj_loaded{error, tj_kernel_names[i]};
     }
     return tj_loaded{cudaSuccess, nullptr};
@@ -90,6 +91,19 @@ extern "C" int init(void) {
   tj_error[0] = '\0';
   if (tj_load_device_code() != 0) return -1;
   return 0;
+}
+
+// The device address and size of the module global `name` (a __device__ or __constant__
+// variable) on the current device: 0, 1 when the device code has no such variable, -1 on
+// failure (get_last_error() says why).
+extern "C" int get_global(const char* name, void** address, size_t* bytes) {
+  tj_error[0] = '\0';
+  if (tj_load_device_code() != 0) return -1;
+  const cudaError_t error = cudaLibraryGetGlobal(address, bytes, tj_library, name);
+  if (error == cudaSuccess) return 0;
+  cudaGetLastError();
+  if (error == cudaErrorSymbolNotFound) return 1;
+  return tj_fail("get_global: %s: %s", name, cudaGetErrorString(error));
 }
 
 // Enqueues the Program's launches on `stream`, in order.

@@ -27,6 +27,9 @@ int call(
     cudaStream_t stream);
 // args[i] points to the value of call()'s i-th argument; `stream` is its stream.
 int call_packed(void* const* args, void* stream);
+// The device address and size of a __device__ / __constant__ variable on the current
+// device: 0, 1 when the device code has no variable `name`, -1 on failure.
+int get_global(const char* name, void** address, size_t* bytes);
 
 #ifdef __cplusplus
 }  // extern "C"
