@@ -157,8 +157,8 @@ def goals(measured: dict[str, float], floors: dict[int, float]) -> None:
     line("torch tensors, 19 arguments, x their floor", ratio19, "x", "<= 1.25",
          None if ratio19 is None else ratio19 <= 1.25)
     peer = measured.get("cuda.core launch")
-    lead = (peer / ours - 1.0) * 100.0 if ours and peer else None
-    line("ahead of cuda.core (its time / ours - 1)", lead, " %", ">= 10 %",
+    lead = (1.0 - ours / peer) * 100.0 if ours and peer else None
+    line("ahead of cuda.core (1 - ours / its time)", lead, " %", ">= 10 %",
          None if lead is None else lead >= 10.0)
     memo = measured.get("tilejit @jit memo hit + call")
     extra = memo - ours if memo and ours else None
