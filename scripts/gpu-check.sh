@@ -123,6 +123,10 @@ run_step example-row_softmax "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/row
 # ---- Launch overhead: tilejit vs raw cuLaunchKernelEx ----
 if run_step bench_launch "$BUILD/bench/cpp/bench_launch"; then :; fi
 sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
+# The same call path's host steps up to the driver on this host (CPU time per step, no GPU used).
+if run_step bench_call_steps "$BUILD/bench/cpp/bench_call_steps" --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true; then :; fi
+grep '_median' "$LOGS/bench_call_steps.log" | sed 's/^/  /' >>"$SUMMARY"
 
 # ---- Sections appended by other parts go below this line ----
 

@@ -180,10 +180,9 @@ struct Binder::Plan {
     kConstStride,    // stride[dim] == value (size-1 dims: any stride)
     kBindStride,     // symbols[slot] = stride[dim]
     kCheckStride,    // stride[dim] == symbols[slot] (size-1 dims: any stride)
-    kIntRange,       // lo <= value <= hi, stored in int_values
+    kIntRange,       // lo <= value <= hi, stored in int_values (and symbols[slot] if slot >= 0)
     kFloatRange,     // |value| <= max_finite unless not finite, stored in float_values
     kPointerValue,   // stored in data
-    kBindScalar,     // symbols[slot] = int_values[param]
     kCheckScalar,    // int_values[param] == symbols[slot]
     kDerivedDim,     // shape[dim] == exprs[slot].eval(symbols)
     kDerivedStride,  // stride[dim] == exprs[slot].eval(symbols) (size-1 dims: any stride)
@@ -216,6 +215,13 @@ struct Binder::Plan {
   std::vector<std::string> symbol_origin;  // where each slot is bound, for messages
   std::vector<std::string> write_reasons;  // per param: why the kernels may write it
   std::vector<Output> outputs;
+  // Maximal stretches of `checks` with one op, in order: [begin, end).
+  struct Run {
+    Op op;
+    uint32_t begin = 0;
+    uint32_t end = 0;
+  };
+  std::vector<Run> runs;
 };
 
 Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expected_device_type)
@@ -408,7 +414,9 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
     }
   }
   // 5. Scalars: range for the dtype, then integer scalars bind (or must agree with) their
-  //    symbol.
+  //    symbol. A scalar that binds its symbol does so in its range check (a bind cannot fail,
+  //    and nothing before the agreement checks reads the slot): one check less per call.
+  std::vector<Input> agreeing;  // integer scalars whose symbol was bound before
   for (const Input& in : scalars) {
     const KernelParam& p = params[in.param];
     if (p.is_struct()) continue;  // checked and copied in step 1
@@ -419,19 +427,20 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
     } else {
       Plan::Check& check = emit(Op::kIntRange, in);
       integer_range(p.dtype, check.lo, check.hi);
+      check.slot = -1;
+      if (!p.dtype.is_integer()) continue;
+      const int slot = symbol_slot(p.name);
+      if (!bound[slot]) {
+        bound[slot] = true;
+        plan->symbol_origin[slot] = fmt::format("scalar '{}'", p.name);
+        check.slot = slot;
+      } else {
+        agreeing.push_back(in);
+      }
     }
   }
-  for (const Input& in : scalars) {
-    const KernelParam& p = params[in.param];
-    if (!p.dtype.is_integer()) continue;
-    const int slot = symbol_slot(p.name);
-    if (!bound[slot]) {
-      bound[slot] = true;
-      plan->symbol_origin[slot] = fmt::format("scalar '{}'", p.name);
-      emit(Op::kBindScalar, in).slot = slot;
-    } else {
-      emit(Op::kCheckScalar, in).slot = slot;
-    }
+  for (const Input& in : agreeing) {
+    emit(Op::kCheckScalar, in).slot = symbol_slot(params[in.param].name);
   }
   // Every symbol must be bound by now: derived shapes, outputs and the kernels read them.
   for (size_t s = 0; s < symbols_.size(); ++s) {
@@ -470,6 +479,13 @@ Binder::Binder(const Program& program, std::vector<int> out_idx, int32_t expecte
       output.shape.push_back(compile(p.shape[d], fmt::format("dim {} of output '{}'", d, p.name)));
     }
     plan->outputs.push_back(std::move(output));
+  }
+  for (size_t i = 0; i < plan->checks.size(); ++i) {
+    const Op op = plan->checks[i].op;
+    if (plan->runs.empty() || plan->runs.back().op != op) {
+      plan->runs.push_back({op, static_cast<uint32_t>(i), static_cast<uint32_t>(i)});
+    }
+    plan->runs.back().end = static_cast<uint32_t>(i + 1);
   }
   plan_ = std::move(plan);
 }
@@ -511,11 +527,13 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
   }
 
   int64_t* symbols = bound.symbols.data();
-  for (const Plan::Check& c : plan.checks) {
+  // One check, with its op passed apart from it: the loops below pass a constant, so that each
+  // inlined copy of this switch folds to the one case it runs.
+  auto run_check = [&](Op op, const Plan::Check& c) __attribute__((always_inline)) {
     const Arg& arg = args[c.arg];
     // Only dereferenced by tensor checks, which run after kTensorKind has passed.
     const DLTensor* t = arg.kind() == Arg::Kind::kTensor ? arg.tensor() : nullptr;
-    switch (c.op) {
+    switch (op) {
       case Op::kTensorKind:
         if (arg.kind() != Arg::Kind::kTensor) {
           fail(c, fmt::format("expected a {} tensor, got {}", params[c.param].dtype.str(),
@@ -665,6 +683,7 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
                               params[c.param].dtype.str(), c.lo, c.hi));
         }
         bound.int_values[c.param] = v;
+        if (c.slot >= 0) symbols[c.slot] = v;
         break;
       }
       case Op::kFloatRange: {
@@ -679,9 +698,6 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
       }
       case Op::kPointerValue:
         bound.data[c.param] = arg.pointer_value();
-        break;
-      case Op::kBindScalar:
-        symbols[c.slot] = bound.int_values[c.param];
         break;
       case Op::kCheckScalar:
         if (bound.int_values[c.param] != symbols[c.slot]) {
@@ -706,6 +722,33 @@ void Binder::bind(std::span<const Arg> args, BoundCall& bound, const OutputAlloc
         }
         break;
       }
+    }
+  };
+  // The checks run in their planned order, a run of same-op checks at a time: one dispatch per
+  // run instead of one indirect jump per check (half of bind()'s time with 19 arguments).
+  for (const Plan::Run& run : plan.runs) {
+    const Plan::Check* const first = plan.checks.data() + run.begin;
+    const Plan::Check* const last = plan.checks.data() + run.end;
+    switch (run.op) {
+#define TILEJIT_BINDER_RUN(name)                                                \
+  case Op::name:                                                                \
+    for (const Plan::Check* c = first; c != last; ++c) run_check(Op::name, *c); \
+    break;
+      TILEJIT_BINDER_RUN(kTensorKind)
+      TILEJIT_BINDER_RUN(kIntKind)
+      TILEJIT_BINDER_RUN(kNotNull)
+      TILEJIT_BINDER_RUN(kDevice)
+      TILEJIT_BINDER_RUN(kDtype)
+      TILEJIT_BINDER_RUN(kNdim)
+      TILEJIT_BINDER_RUN(kConstDim)
+      TILEJIT_BINDER_RUN(kBindDim)
+      TILEJIT_BINDER_RUN(kCheckDim)
+      TILEJIT_BINDER_RUN(kCompact)
+      TILEJIT_BINDER_RUN(kIntRange)
+#undef TILEJIT_BINDER_RUN
+      default:  // the rarer ops: the same checks through the general switch
+        for (const Plan::Check* c = first; c != last; ++c) run_check(run.op, *c);
+        break;
     }
   }
 

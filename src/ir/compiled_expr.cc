@@ -58,10 +58,16 @@ CompiledExpr CompiledExpr::compile(const Expr& expr,
                     expr.str(), context, depth, kMaxDepth));
   }
   out.text_ = expr.str();
+  if (out.code_.size() == 1) {
+    out.shape_ = out.code_[0].op == Expr::Op::kConst ? Shape::kConst : Shape::kVar;
+    out.single_ = out.code_[0].operand;
+  } else {
+    out.shape_ = Shape::kCode;
+  }
   return out;
 }
 
-int64_t CompiledExpr::eval(const int64_t* slots) const {
+int64_t CompiledExpr::eval_code(const int64_t* slots) const {
   int64_t stack[kMaxDepth];
   int top = 0;  // number of values on the stack
   for (const Instr& instr : code_) {

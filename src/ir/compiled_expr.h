@@ -24,8 +24,14 @@ class CompiledExpr {
                               std::string_view context);
 
   // Division by zero or int64 overflow throws ArgumentError naming the expression.
-  int64_t eval(const int64_t* slots) const;
-  bool is_const() const { return code_.size() == 1 && code_[0].op == Expr::Op::kConst; }
+  // A constant or a bare variable (most grid, block and shared-memory sizes) is answered
+  // inline, without walking the code: a launch evaluates seven of them per call.
+  int64_t eval(const int64_t* slots) const {
+    if (shape_ == Shape::kConst) return single_;
+    if (shape_ == Shape::kVar) return slots[single_];
+    return eval_code(slots);
+  }
+  bool is_const() const { return shape_ == Shape::kConst; }
   const std::string& text() const { return text_; }
 
  private:
@@ -33,6 +39,11 @@ class CompiledExpr {
     Expr::Op op;
     int64_t operand;  // constant value, or slot index for kVar
   };
+  enum class Shape : uint8_t { kConst, kVar, kCode };
+  int64_t eval_code(const int64_t* slots) const;
+
+  Shape shape_ = Shape::kConst;
+  int64_t single_ = 0;  // the constant (kConst) or the slot (kVar)
   std::vector<Instr> code_{{Expr::Op::kConst, 0}};
   std::string text_ = "0";
 };

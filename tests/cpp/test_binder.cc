@@ -561,5 +561,33 @@ TEST(Binder, ByteOffsetPastTheAddressSpaceIsRefused) {
   expect_argument_error([&] { b.bind({&dl}); }, {"argument 'A'", "byte_offset"});
 }
 
+// With several bad arguments the first error is the first in the planned phases (kinds, then
+// dtypes of every tensor, then ndims, ..., scalar ranges, then agreement of scalars with their
+// symbols), not the first argument: the Binder runs its checks in stretches of one kind.
+TEST(Binder, SeveralBadArgumentsReportTheFirstErrorInPhaseOrder) {
+  Bound b({tensor("A", "float32", {"n"}), tensor("B", "float32", {"n"}), scalar("n", "int32"),
+           scalar("t", "int8")});
+  auto a = buffer(64);
+  TensorView A(a.data(), "float32", {5}), B(a.data(), "float32", {5});
+  TensorView A64(a.data(), "float64", {5}), B64(a.data(), "float64", {5});
+  TensorView A2d(a.data(), "float32", {5, 1});
+  // A kind error anywhere comes before a dtype error of an earlier argument.
+  expect_argument_error([&] { b.bind({A64, B, 2.5, 1}); }, {"'n'", "expected an integer"});
+  // Dtypes of every tensor before any ndim: B's dtype, although A (earlier) has 2 dims.
+  expect_argument_error([&] { b.bind({A2d, B64, 5, 1}); }, {"'B'", "expected dtype float32"});
+  // A scalar's range before another scalar's agreement with its symbol.
+  expect_argument_error([&] { b.bind({A, B, 6, 1000}); }, {"'t'", "value 1000 is out of range"});
+  expect_argument_error([&] { b.bind({A, B, 6, 100}); }, {"'n'", "value 6 conflicts with n = 5"});
+  // And every value lands in its symbol, for random values.
+  std::mt19937 rng(1302);
+  for (int round = 0; round < 50; ++round) {
+    const int t = static_cast<int>(rng() % 256) - 128;
+    b.bind({A, B, 5, t});
+    EXPECT_EQ(b.symbol("n"), 5);
+    EXPECT_EQ(b.symbol("t"), t);
+    EXPECT_EQ(b.call.int_values[3], t);
+  }
+}
+
 }  // namespace
 }  // namespace tilejit::detail

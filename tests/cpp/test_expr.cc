@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -305,6 +306,25 @@ TEST(CompiledExpr, EvaluatesOverSlots) {
   EXPECT_EQ(compile("4 * 8").eval(slots), 32);
   EXPECT_EQ(detail::CompiledExpr().eval(slots), 0);
   EXPECT_EQ(compile("a / b").text(), "a / b");
+}
+
+// Constants and bare variables are answered without walking the code (eval's fast path):
+// each must still read its own value and slot, for any values.
+TEST(CompiledExpr, ConstantsAndBareVariablesReadTheirOwnValueAndSlot) {
+  std::mt19937_64 rng(1301);
+  for (int round = 0; round < 200; ++round) {
+    int64_t slots[3] = {static_cast<int64_t>(rng()), static_cast<int64_t>(rng()),
+                        static_cast<int64_t>(rng())};
+    EXPECT_EQ(compile(Expr::var("a")).eval(slots), slots[0]);
+    EXPECT_EQ(compile(Expr::var("b")).eval(slots), slots[1]);
+    EXPECT_EQ(compile(Expr::var("c")).eval(slots), slots[2]);
+    EXPECT_FALSE(compile(Expr::var("c")).is_const());
+    const int64_t constant = static_cast<int64_t>(rng());
+    EXPECT_EQ(compile(Expr(constant)).eval(slots), constant);
+    EXPECT_TRUE(compile(Expr(constant)).is_const());
+    // One operation: the code path, over the same slots.
+    EXPECT_EQ(compile("max(a, b)").eval(slots), std::max(slots[0], slots[1]));
+  }
 }
 
 TEST(CompiledExpr, UnknownVariableNamesItAndTheContext) {
