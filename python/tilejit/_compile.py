@@ -138,8 +138,9 @@ def compile(program: Any, out_idx: OutIdx = None, execution_backend: Optional[st
         # An architecture left to "auto" is resolved again for each device the op meets.
         target_text = options["target"] or os.environ.get("TILELANG_TARGET") or "auto"
         per_device = "sm_" not in target_text
-        register_kernel(kernel, torch_op, recompile=(
-            (lambda: _core.compile(Kernel, program, **options)) if per_device else None))
+        register_kernel(kernel, torch_op,
+                        recompile=lambda: _core.compile(Kernel, program, **options),
+                        per_device=per_device)
     return kernel
 
 

@@ -432,8 +432,12 @@ def variants_of(kernel: Kernel) -> Optional[DeviceVariants]:
 
 def register_kernel(kernel: Kernel, name: str, *, mutates_args: MutatesArgs = None,
                     backward: Any = None, setup_context: Optional[Callable[..., Any]] = None,
-                    recompile: Optional[Callable[[], Kernel]] = None) -> Any:
-    """Kernel.as_torch_op; ``recompile`` (tilejit.compile's) rebuilds it for another device."""
+                    recompile: Optional[Callable[[], Kernel]] = None,
+                    per_device: bool = True) -> Any:
+    """Kernel.as_torch_op; ``recompile`` (tilejit.compile's) rebuilds it for another device.
+
+    ``per_device=False`` (tilejit.compile with an explicit architecture): the kernel serves
+    every device as it is, and nothing is rebuilt."""
     _check_name(name)
     program = kernel.program
     outputs = OutputShapes(program, kernel.params, kernel.out_idx)
@@ -443,7 +447,9 @@ def register_kernel(kernel: Kernel, name: str, *, mutates_args: MutatesArgs = No
                             f"dispatches on it and places the outputs on its device)")
     mutated = _mutated(program.name, outputs.inputs, num_outputs, mutates_args)
     schema = _schema(program.name, outputs.inputs, mutated, num_outputs)
-    if recompile is None and kernel.backend != "cpu":
+    if not per_device:
+        recompile = None
+    elif recompile is None and kernel.backend != "cpu":
         arch_specific = kernel.target.endswith("a")
 
         def recompile() -> Kernel:

@@ -432,6 +432,23 @@ def test_one_kernel_per_device_architecture(monkeypatch):
     assert DeviceVariants(given, None).for_device(torch.device("cuda", 1)) is given
 
 
+def test_an_explicit_architecture_serves_every_device_as_it_is():
+    """compile(..., target="cuda -arch=sm_90a", torch_op=) keeps that kernel for every device
+    (docs/torch.md); target "auto" (here: the same Program through as_torch_op) builds one per
+    architecture. NVRTC compiles without a GPU; only registration is checked here."""
+    from tilejit.torch_op import _VARIANTS
+
+    explicit = tilejit.compile(cuda_add_program("explicit_arch_add"), out_idx=[-1],
+                               execution_backend="nvrtc", target="cuda -arch=sm_90a",
+                               torch_op="tilejit_test::explicit_arch_add")
+    assert _VARIANTS[explicit.cache_key].recompile is None
+    assert hasattr(torch.ops.tilejit_test, "explicit_arch_add")
+    derived = tilejit.compile(cuda_add_program("derived_arch_add"), out_idx=[-1],
+                              execution_backend="nvrtc", target="cuda -arch=sm_90a")
+    derived.as_torch_op("tilejit_test::derived_arch_add")
+    assert _VARIANTS[derived.cache_key].recompile is not None
+
+
 def test_outputs_only_kernel_returns_torch_when_torch_is_imported():
     program = tilejit.Program(
         "iota", IOTA_C,
