@@ -9,6 +9,9 @@
 #   GPU_CHECK_BUILD_ONLY=1 scripts/gpu-check.sh   # build + install the Python package, then stop
 #                                                 # (a lent machine's first call; the next call
 #                                                 # finds the build and runs the rest)
+#   GPU_CHECK_PART=tests scripts/gpu-check.sh     # only the tests (C++ on both backends, pytest,
+#   GPU_CHECK_PART=bench scripts/gpu-check.sh     # examples) or only the benchmarks: one lent
+#                                                 # call of at most 10 minutes each
 #
 # Other parts append their own sections at the end of this file: call `run_step NAME CMD...`
 # (its output is logged to $LOGS/NAME.log, its status and last line land in the summary) or
@@ -90,12 +93,27 @@ if ! run_step build cmake --build "$BUILD" -j "$JOBS" -- "${keep_going[@]}"; the
   fi
 fi
 
-if [ "${GPU_CHECK_BUILD_ONLY:-0}" = 1 ]; then
+# The Python package, installed as a user would into the torch venv (the first python3 on
+# PATH) with the build tools that venv already has; its build directory is kept, so a later
+# call rebuilds only what changed.
+python_install() {
   CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
-    python3 -m pip install --no-build-isolation -v "$ROOT"
+    python3 -m pip install --no-build-isolation -v -C build-dir="$BUILD/python" "$ROOT"
+}
+if [ "${GPU_CHECK_BUILD_ONLY:-0}" = 1 ]; then
+  python_install
   exit $?
 fi
+PART="${GPU_CHECK_PART:-all}"
+part() {  # part tests|bench: whether this run includes that part
+  [ "$PART" = all ] || [ "$PART" = "$1" ]
+}
+if ! python_install; then
+  grep -E 'error|Error' "$LOGS/python-install.log" | head -n 20
+fi
+python_ok() { grep -q '^python-install *ok' "$SUMMARY"; }
 
+if part tests; then
 # ---- C++ GPU tests (label gpu): one process per test case, serially (one device) ----
 (cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 120) >"$LOGS/ctest-gpu.log" 2>&1
 status=$?
@@ -120,75 +138,62 @@ run_step example-vector_add "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/vect
 run_step example-row_softmax "$BUILD/tools/tilejit" run "$ROOT/examples/cuda/row_softmax.json" \
   --backend nvrtc --set M=333 --set N=1029 --set scale=0.75 --check
 
+# ---- Python: the GPU tests (TileLang's among them: tests/python/test_tilelang_gpu.py, which
+# need tilelang importable by python3, e.g. through PYTHONPATH), then the rest ----
+if python_ok; then
+  run_step pytest-gpu python3 -m pytest -m gpu -rs -p no:cacheprovider "$ROOT/tests/python"
+  grep -E 'test_tilelang_gpu.py' "$LOGS/pytest-gpu.log" | head -n 20 | sed 's/^/  /' >>"$SUMMARY"
+  if [ "${GPU_CHECK_SKIP_CPU_TESTS:-0}" != 1 ]; then
+    run_step pytest-cpu python3 -m pytest -m "not gpu" -q -p no:cacheprovider "$ROOT/tests/python"
+  fi
+fi
+
+# ---- nvcc backend: parity with nvrtc, then the whole GPU suite again through nvcc ----
+run_step nvcc-parity "$BUILD/tests/cpp/gpu_test_nvcc_parity"
+(cd "$BUILD" && TILEJIT_TEST_BACKEND=nvcc ctest -L gpu -E nvcc_parity --output-on-failure \
+  --timeout 300) >"$LOGS/ctest-gpu-nvcc.log" 2>&1
+status=$?
+record ctest-gpu-nvcc "$([ $status -eq 0 ] && echo ok || echo FAIL)" \
+  "$(ctest_result "$LOGS/ctest-gpu-nvcc.log")"
+
+# ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
+# kernel with an explicit signature, struct scalars by value, module globals written before a
+# launch, on nvrtc and nvcc; tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
+run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"
+fi
+
+if part bench; then
 # ---- Launch overhead: tilejit vs raw cuLaunchKernelEx ----
-if run_step bench_launch "$BUILD/bench/cpp/bench_launch"; then :; fi
+run_step bench_launch "$BUILD/bench/cpp/bench_launch"
 sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
 # The same call path's host steps up to the driver on this host (CPU time per step, no GPU used).
-if run_step bench_call_steps "$BUILD/bench/cpp/bench_call_steps" --benchmark_repetitions=3 \
-  --benchmark_report_aggregates_only=true; then :; fi
+run_step bench_call_steps "$BUILD/bench/cpp/bench_call_steps" --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true
 grep '_median' "$LOGS/bench_call_steps.log" | sed 's/^/  /' >>"$SUMMARY"
-
-# ---- Sections appended by other parts go below this line ----
-
-# ---- Python package: installed as a user would, then its GPU tests and the launch bench ----
-# Into the torch venv (the first python3 on PATH), with the build tools that venv already has.
-if CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" run_step python-install \
-  python3 -m pip install --no-build-isolation -v "$ROOT"; then
-  run_step pytest-gpu python3 -m pytest -m gpu -rs -p no:cacheprovider "$ROOT/tests/python"
-  run_step pytest-cpu python3 -m pytest -m "not gpu" -q -p no:cacheprovider "$ROOT/tests/python"
-  if run_step bench_launch_py python3 "$ROOT/bench/python/bench_launch.py"; then :; fi
-  sed -n '/^device:/,$p' "$LOGS/bench_launch_py.log" | sed 's/^/  /' >>"$SUMMARY"
-else
-  grep -E 'error|Error' "$LOGS/python-install.log" | head -n 20
-fi
-
-# ---- nvcc backend: parity with nvrtc, the GPU suite again through nvcc, call-path bench ----
-# test_nvcc_parity runs every codegen golden Program on both backends (also part of ctest-gpu
-# above); the whole GPU suite is re-run with the nvcc backend once its helper reads
-# TILEJIT_TEST_BACKEND.
-run_step nvcc-parity "$BUILD/tests/cpp/gpu_test_nvcc_parity"
-if grep -q TILEJIT_TEST_BACKEND "$ROOT/tests/cpp/gpu/gpu_support.h"; then
-  (cd "$BUILD" && TILEJIT_TEST_BACKEND=nvcc ctest -L gpu -E nvcc_parity --output-on-failure \
-    --timeout 300) >"$LOGS/ctest-gpu-nvcc.log" 2>&1
-  status=$?
-  record ctest-gpu-nvcc "$([ $status -eq 0 ] && echo ok || echo FAIL)" \
-    "$(ctest_result "$LOGS/ctest-gpu-nvcc.log")"
-else
-  record ctest-gpu-nvcc skip "tests/cpp/gpu/gpu_support.h does not read TILEJIT_TEST_BACKEND"
-fi
-if run_step bench_nvcc "$BUILD/bench/cpp/bench_nvcc"; then :; fi
+# The nvcc backend's call path.
+run_step bench_nvcc "$BUILD/bench/cpp/bench_nvcc"
 sed -n '/^bench_nvcc:/,$p' "$LOGS/bench_nvcc.log" | sed 's/^/  /' >>"$SUMMARY"
+
+# ---- Python launch paths against the floor and the peers, torch ops ----
+if python_ok; then
+  run_step bench_launch_py python3 "$ROOT/bench/python/bench_launch.py"
+  sed -n '/^device:/,$p' "$LOGS/bench_launch_py.log" | sed 's/^/  /' >>"$SUMMARY"
+fi
 
 # ---- Kernel cache: cold compile vs bare NVRTC / host compiler, disk hit in a fresh process,
 # memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
-if run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7; then :; fi
+run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7
 sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"
 
-# ---- TileLang front end: TileLang's kernels through tilejit and through TileLang itself ----
-# The GPU tests (tests/python/test_tilelang_gpu.py) run in pytest-gpu above; this is their
-# summary line, then the launch / cold-compile comparison (bench/python/bench_tilelang.py).
-# TileLang must be importable by python3 (e.g. through PYTHONPATH).
-if python3 -c "import tilelang" >/dev/null 2>&1; then
-  tilelang_tests="$(grep -E 'test_tilelang_gpu.py' "$LOGS/pytest-gpu.log" 2>/dev/null | head -n 20)"
-  record pytest-tilelang-gpu info "see pytest-gpu.log: tests/python/test_tilelang_gpu.py"
-  [ -n "$tilelang_tests" ] && printf '%s\n' "$tilelang_tests" | sed 's/^/  /' >>"$SUMMARY"
-  if run_step bench_tilelang python3 "$ROOT/bench/python/bench_tilelang.py"; then :; fi
+# ---- TileLang front end: launch and cold compiles through tilejit and through TileLang
+# itself (bench/python/bench_tilelang.py), and the cache hits of its GEMM, a Program with
+# hundreds of headers (bench/python/bench_header_cache.py; docs/PERFORMANCE.md) ----
+if python_ok && python3 -c "import tilelang" >/dev/null 2>&1; then
+  run_step bench_tilelang python3 "$ROOT/bench/python/bench_tilelang.py"
   sed -n '/^device:/,$p' "$LOGS/bench_tilelang.log" | sed 's/^/  /' >>"$SUMMARY"
+  run_step bench_header_cache python3 "$ROOT/bench/python/bench_header_cache.py"
+  sed -n '/^bench_header_cache:/,$p' "$LOGS/bench_header_cache.log" | sed 's/^/  /' >>"$SUMMARY"
 else
   record bench_tilelang skip "tilelang is not importable by python3 (PYTHONPATH?)"
 fi
-
-# ---- Cache hits of a Program with include directories (TileLang's GEMM, hundreds of headers) ----
-# No GPU needed (nvrtc backend, sm_90a, stops at the cubin); here for the numbers on the host
-# the GPU benches run on. See docs/PERFORMANCE.md, "Cache hits with headers".
-if python3 -c "import tilelang" >/dev/null 2>&1; then
-  if run_step bench_header_cache python3 "$ROOT/bench/python/bench_header_cache.py"; then :; fi
-  sed -n '/^bench_header_cache:/,$p' "$LOGS/bench_header_cache.log" | sed 's/^/  /' >>"$SUMMARY"
-else
-  record bench_header_cache skip "tilelang is not importable by python3 (PYTHONPATH?)"
 fi
-
-# ---- Kernels users bring: template instantiations, C++ linkage, namespaces, a macro-declared
-# kernel with an explicit signature (nvrtc and nvcc), module globals written before a launch
-# (get_global on nvrtc and nvcc); tests/cpp/gpu/test_user_kernels.cc, also part of ctest -L gpu ----
-if run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"; then :; fi
