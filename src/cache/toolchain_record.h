@@ -6,6 +6,7 @@
 //   <root>/v1/toolchains/<sha256 of the selector>.json
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
