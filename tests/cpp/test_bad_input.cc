@@ -7,20 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "private_cache.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {
-
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
 
 Program example(const char* name) {
   return Program::load(std::filesystem::path(TILEJIT_EXAMPLES_DIR) / (std::string(name) + ".json"));

@@ -7,21 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "private_cache.h"
 #include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {
 
 namespace fs = std::filesystem;
-
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
 
 detail::ProcessResult tilejit(std::vector<std::string> args) {
   args.insert(args.begin(), TILEJIT_TOOL_PATH);

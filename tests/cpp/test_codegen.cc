@@ -30,6 +30,7 @@
 
 #include "codegen/emit.h"
 #include "codegen/wrapper.h"
+#include "private_cache.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
@@ -48,15 +49,6 @@ const fs::path kRepoInclude =
     fs::path(TILEJIT_TEST_DATA_DIR).parent_path().parent_path() / "include";
 
 // Kernels compiled here go to a private cache directory, not the user's.
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
-
 bool updating_golden() {
   const char* value = std::getenv("TILEJIT_UPDATE_GOLDEN");
   return value != nullptr && std::string(value) == "1";

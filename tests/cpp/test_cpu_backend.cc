@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "backend/shared_library.h"
 #include "compile/kernel_state.h"
+#include "private_cache.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
 
@@ -22,15 +23,6 @@ namespace tilejit {
 namespace {
 
 // Kernels compiled here go to a private cache directory, not the user's.
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
-
 Program example(const char* name) {
   return Program::load(std::filesystem::path(TILEJIT_EXAMPLES_DIR) / (std::string(name) + ".json"));
 }

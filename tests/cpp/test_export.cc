@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "private_cache.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
@@ -18,15 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 
 // Kernels compiled here go to a private cache directory, not the user's.
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
-
 const fs::path kExampleDir = fs::path(TILEJIT_EXAMPLES_DIR) / "export_c";
 
 detail::ProcessResult run(const std::vector<std::string>& argv) {

@@ -18,6 +18,7 @@
 #include "cuda/cubin_symbols.h"
 #include "cuda/driver.h"
 #include "cuda/nvrtc.h"
+#include "private_cache.h"
 #include "test_codegen_programs.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
@@ -26,15 +27,6 @@ namespace tilejit {
 namespace {
 
 // Kernels compiled here go to a private cache directory, not the user's.
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
-
 bool have_nvcc() {
   return detail::find_program("nvcc").has_value() ||
          std::filesystem::exists("/usr/local/cuda/bin/nvcc");

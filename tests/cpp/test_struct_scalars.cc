@@ -17,20 +17,12 @@
 #include "codegen/wrapper.h"
 #include "cuda/nvrtc.h"
 #include "ir/signature.h"
+#include "private_cache.h"
 #include "tilejit/tilejit.h"
 #include "toolchain/toolchain.h"
 
 namespace tilejit {
 namespace {
-
-class PrivateCache : public ::testing::Environment {
- public:
-  void SetUp() override { ::setenv("TILELANG_CACHE_DIR", dir_.path().c_str(), 1); }
-
- private:
-  detail::TempDir dir_{"tilejit-test-cache"};
-};
-const auto* const kPrivateCache = ::testing::AddGlobalTestEnvironment(new PrivateCache);
 
 DataType dt(const char* name) {
   return DataType::parse(name);
