@@ -67,7 +67,8 @@ std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& art
   return files;
 }
 
-CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& files) {
+CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& files,
+                                     const Program* keyed_program) {
   json header;
   try {
     header = json::parse(file_named(files, kArtifactFile));
@@ -93,7 +94,8 @@ CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& f
   } catch (const json::exception& e) {
     throw Error(fmt::format("compiled artifact: {} is malformed: {}", kArtifactFile, e.what()));
   }
-  artifact.program = Program::from_json(file_named(files, kProgramFile));
+  artifact.program =
+      keyed_program ? *keyed_program : Program::from_json(file_named(files, kProgramFile));
   artifact.host_source = optional_file(files, kHostSourceFile);
   artifact.device_source = optional_file(files, kDeviceSourceFile);
   return artifact;

@@ -133,7 +133,7 @@ DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
   return entry;
 }
 
-DiskCache::Lookup DiskCache::lookup(const std::string& key) const {
+DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed_program) const {
   Lookup result;
   if (!is_key(key)) return result;
   Layout layout = open_layout(root_, false);
@@ -175,7 +175,7 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key) const {
   }
   if (verdict.access == Access::kOk) {
     try {
-      result.artifact = artifact_from_files(verdict.files);
+      result.artifact = artifact_from_files(verdict.files, keyed_program);
     } catch (const Error& e) {
       verdict.access = Access::kMissing;
       verdict.problem = e.what();

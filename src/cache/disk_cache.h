@@ -58,8 +58,9 @@ class DiskCache {
     std::optional<CompiledArtifact> artifact;
   };
   // Reads and verifies the entry under a shared flock, so that no other process evicts it
-  // while it is being read.
-  Lookup lookup(const std::string& key) const;
+  // while it is being read. `keyed_program`: as artifact_from_files takes it (compile() passes
+  // the Program it computed `key` from; every file is still verified against the manifest).
+  Lookup lookup(const std::string& key, const Program* keyed_program = nullptr) const;
   // Publishes `artifact` under `key` (staging directory + rename; the loser of a race
   // discards its copy), then evicts least recently used entries beyond the size cap.
   void store(const std::string& key, const CompiledArtifact& artifact) const;

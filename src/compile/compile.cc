@@ -230,8 +230,10 @@ const char* source_name(CompileSource source) {
 Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
   std::optional<DiskCache> disk = DiskCache::from_env();
   DiskCache::Status status = DiskCache::Status::kMiss;
+  Program program = prepared.program;
+  program.out_idx = prepared.options.out_idx;
   if (disk && prepared.key.full) {
-    DiskCache::Lookup found = disk->lookup(*prepared.key.full);
+    DiskCache::Lookup found = disk->lookup(*prepared.key.full, &program);
     status = found.status;
     if (found.artifact) {
       try {
@@ -273,8 +275,6 @@ Kernel load_or_build(const Prepared& prepared, CompileSource* source) {
       }
     }
   }
-  Program program = prepared.program;
-  program.out_idx = prepared.options.out_idx;
   program.validate();
   ResolvedOptions build_options = prepared.options;
   if (disk && !env_is_false(kNvrtcPchEnv)) build_options.nvrtc_pch_dir = disk->pch_dir().string();

@@ -306,7 +306,23 @@ class DeclarationParser {
 
 std::vector<KernelDeclaration> parse_kernel_declarations(std::string_view source,
                                                          bool require_global) {
-  return DeclarationParser(tokenize(source), require_global).run();
+  // Validating a Program, building its Binder and its launch plan each read the declarations
+  // of the same source, one after another on one thread: the last result is kept per thread,
+  // so a kernel's source (TileLang's run to thousands of tokens) is tokenized once, not three
+  // times, on every cache hit.
+  struct LastParse {
+    std::string source;
+    bool require_global = false;
+    std::vector<KernelDeclaration> declarations;
+  };
+  thread_local std::optional<LastParse> last;
+  if (last && last->require_global == require_global && last->source == source) {
+    return last->declarations;
+  }
+  std::vector<KernelDeclaration> declarations =
+      DeclarationParser(tokenize(source), require_global).run();
+  last = LastParse{std::string(source), require_global, declarations};
+  return declarations;
 }
 
 std::optional<KernelName> parse_kernel_name(std::string_view text) {

@@ -97,6 +97,25 @@ TEST(Signature, FindsEveryKernelAndOnlyKernels) {
                                       "third", "forward"}));
 }
 
+// The last parse is kept per thread (declarations.cc): a different source, the same source
+// edited in place, or the other require_global must each be parsed afresh.
+TEST(Signature, EachSourceGetsItsOwnDeclarations) {
+  std::string source =
+      "extern \"C\" __global__ void k(float* x, int n) {}\nvoid host_fn(int a) {}\n";
+  const std::vector<std::string> tricky = names_of(parse_kernel_declarations(kTrickySource, true));
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(names_of(parse_kernel_declarations(source, true)), std::vector<std::string>{"k"});
+    EXPECT_EQ(names_of(parse_kernel_declarations(source, false)),
+              (std::vector<std::string>{"k", "host_fn"}));
+    EXPECT_EQ(names_of(parse_kernel_declarations(kTrickySource, true)), tricky);
+  }
+  source.replace(source.find("void k("), 7, "void q(");  // same buffer, new text
+  std::vector<KernelDeclaration> edited = parse_kernel_declarations(source, true);
+  ASSERT_EQ(names_of(edited), std::vector<std::string>{"q"});
+  EXPECT_EQ(edited[0].params.size(), 2u);
+  EXPECT_EQ(edited[0].params[1].c_type, "int");
+}
+
 TEST(Signature, NormalizesParameterTypesAndNames) {
   KernelDeclaration first = parse_kernel_declaration(kTrickySource, "first");
   ASSERT_EQ(first.params.size(), 3u);
