@@ -111,7 +111,8 @@ int main() {
   const int64_t wrong = count_wrong_axpy(gpu, tensors.out, host_x, host_y, alpha);
 
   print_table("bench_launch", gpu, kRounds, variants);
-  std::printf("goals (issue 13): every call <= 1.05x its raw row; sanity check: %lld wrong of %lld\n",
-              static_cast<long long>(wrong), static_cast<long long>(kN));
+  std::printf(
+      "goals (issue 13): every call <= 1.05x its raw row; sanity check: %lld wrong of %lld\n",
+      static_cast<long long>(wrong), static_cast<long long>(kN));
   return wrong == 0 ? 0 : 1;
 }

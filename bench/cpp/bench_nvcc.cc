@@ -113,7 +113,6 @@ int main() {
   std::printf("cold build of (a), median of %d: nvrtc %.3f s, nvcc %.3f s (%.1fx)\n", kBuilds,
               nvrtc_s, nvcc_s, nvcc_s / nvrtc_s);
   std::printf("goal (issue 13): nvcc call <= 1.06x its raw row; sanity check: %lld wrong of %lld\n",
-              static_cast<long long>(wrong),
-              static_cast<long long>(kN));
+              static_cast<long long>(wrong), static_cast<long long>(kN));
   return wrong == 0 ? 0 : 1;
 }

@@ -20,9 +20,9 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "backend/tensor_memory.h"
 #include "backend/packed_call.h"
 #include "backend/shared_library.h"
+#include "backend/tensor_memory.h"
 #include "codegen/wrapper.h"
 #include "cuda/cubin_symbols.h"
 #include "cuda/driver.h"

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
-#include "backend/tensor_memory.h"
 #include "backend/dependencies.h"
+#include "backend/tensor_memory.h"
 #include "cuda/driver.h"
 #include "cuda/l2.h"
 #include "cuda/launch.h"

@@ -38,8 +38,8 @@ struct tj_loaded {
 
 int tj_load_device_code() {
   static const tj_loaded loaded = [] {
-    cudaError_t error = cudaLibraryLoadData(&tj_library, tj_device_image, nullptr, nullptr, 0,
-                                            nullptr, nullptr, 0);
+    cudaError_t error =
+        cudaLibraryLoadData(&tj_library, tj_device_image, nullptr, nullptr, 0, nullptr, nullptr, 0);
     if (error != cudaSuccess) return tj_loaded{error, "the device code"};
     for (size_t i = 0; i < sizeof tj_kernels / sizeof tj_kernels[0]; ++i) {
       error = cudaLibraryGetKernel(&tj_kernels[i], tj_library, tj_kernel_names[i]);
@@ -59,21 +59,20 @@ int tj_check_launch(const char* kernel, cudaError_t launched) {
   const cudaError_t pending = cudaGetLastError();
   const cudaError_t error = launched != cudaSuccess ? launched : pending;
   if (error != cudaSuccess) {
-    return tj_fail("call: launching kernel '%s' failed: %s (%s)", kernel,
-                   cudaGetErrorName(error), cudaGetErrorString(error));
+    return tj_fail("call: launching kernel '%s' failed: %s (%s)", kernel, cudaGetErrorName(error),
+                   cudaGetErrorString(error));
   }
   return 0;
 }
 
 // Grid and block sizes come from int64_t shape arithmetic: a size that dim3
 // cannot hold is refused rather than truncated.
-int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z,
-            dim3* dims) {
+int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z, dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
     if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
-                     what, "xyz"[i], kernel, (long long)sizes[i]);
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295", what, "xyz"[i],
+                     kernel, (long long)sizes[i]);
     }
   }
   *dims = dim3((unsigned)x, (unsigned)y, (unsigned)z);

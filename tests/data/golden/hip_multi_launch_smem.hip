@@ -29,21 +29,20 @@ int tj_check_launch(const char* kernel, hipError_t launched) {
   const hipError_t pending = hipGetLastError();
   const hipError_t error = launched != hipSuccess ? launched : pending;
   if (error != hipSuccess) {
-    return tj_fail("call: launching kernel '%s' failed: %s (%s)", kernel,
-                   hipGetErrorName(error), hipGetErrorString(error));
+    return tj_fail("call: launching kernel '%s' failed: %s (%s)", kernel, hipGetErrorName(error),
+                   hipGetErrorString(error));
   }
   return 0;
 }
 
 // Grid and block sizes come from int64_t shape arithmetic: a size that dim3
 // cannot hold is refused rather than truncated.
-int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z,
-            dim3* dims) {
+int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z, dim3* dims) {
   const int64_t sizes[3] = {x, y, z};
   for (int i = 0; i < 3; ++i) {
     if (sizes[i] < 0 || sizes[i] > UINT32_MAX) {
-      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295",
-                     what, "xyz"[i], kernel, (long long)sizes[i]);
+      return tj_fail("call: %s.%c of kernel '%s' is %lld: expected 0..4294967295", what, "xyz"[i],
+                     kernel, (long long)sizes[i]);
     }
   }
   *dims = dim3((unsigned)x, (unsigned)y, (unsigned)z);
@@ -76,8 +75,8 @@ int tj_allow_max_dynamic_smem(const void* kernel, const char* name) {
                                  optin_bytes - (int)attributes.sharedSizeBytes);
   }
   if (error != hipSuccess) {
-    return tj_fail("init: cannot raise the dynamic shared memory limit of kernel '%s': %s",
-                   name, hipGetErrorString(error));
+    return tj_fail("init: cannot raise the dynamic shared memory limit of kernel '%s': %s", name,
+                   hipGetErrorString(error));
   }
   return 0;
 }
