@@ -14,15 +14,20 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${TILEJIT_JOBS:-$(nproc)}
 build=${TILEJIT_BUILD_DIR:-$root/build/test}
+# Each phase's end and the time since the start, so a slow CI run shows where its time went.
+phase() { echo "== test.sh: $1 done at $((SECONDS / 60)) min $((SECONDS % 60)) s"; }
 
 bash scripts/install-deps.sh
+phase "install-deps"
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTILEJIT_WERROR=ON >/dev/null
 cmake --build "$build" -j "$jobs"
+phase "build"
 # A private cache directory, so tests never read or write the user's kernel cache.
 export TILELANG_CACHE_DIR="$build/kernel-cache"
 rm -rf "$TILELANG_CACHE_DIR"
 (cd "$build" && ctest -j "$jobs" --output-on-failure --timeout 600)
+phase "ctest"
 
 if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   venv="$build/venv"
@@ -43,14 +48,17 @@ if [ "${TILEJIT_SKIP_PYTHON:-0}" != 1 ]; then
   TILEJIT_TILELANG_DIR="$("$venv/bin/python" -c \
     'import importlib.util as u; print(u.find_spec("tilelang").submodule_search_locations[0])')" \
     "$build/tests/cpp/test_tilelang_headers"
+  phase "pytest"
 fi
 
 if [ "${TILEJIT_SKIP_TSAN:-0}" != 1 ]; then
   bash scripts/tsan.sh "$root/build/tsan"
+  phase "ThreadSanitizer"
 fi
 
 if [ "${TILEJIT_SKIP_ASAN:-0}" != 1 ]; then
   # One clang build with ASan + UBSan serves both: the C++ tests, then each fuzzer for 60 s.
   bash scripts/asan.sh "$root/build/asan"
   bash scripts/fuzz.sh 60 "$root/build/asan"
+  phase "AddressSanitizer and fuzzing"
 fi
