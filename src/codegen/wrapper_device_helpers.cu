@@ -124,7 +124,7 @@ extern "C" int get_global(const char* name, void** address, size_t* bytes) {
 }
 
 //@ check_launch
-// HIP: checks one launch: the launch's own result, then cudaGetLastError() for an error
+// Checks one launch: the launch's own result, then cudaGetLastError() for an error
 // the launch left behind.
 int tj_check_launch(const char* kernel, cudaError_t launched) {
   const cudaError_t pending = cudaGetLastError();

@@ -23,7 +23,7 @@ __attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {
   return -1;
 }
 
-// HIP: checks one launch: the launch's own result, then hipGetLastError() for an error
+// Checks one launch: the launch's own result, then hipGetLastError() for an error
 // the launch left behind.
 int tj_check_launch(const char* kernel, hipError_t launched) {
   const hipError_t pending = hipGetLastError();
