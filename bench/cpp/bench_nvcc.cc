@@ -1,8 +1,10 @@
 // The nvcc backend against the nvrtc backend and the floor, in one run:
 //
 //   host time per call: raw cuLaunchKernelEx (precomputed arguments, the nvrtc cubin), the
-//   nvrtc backend and the nvcc backend (full call, and the executor alone with arguments bound
-//   once), for (a) one launch of a 3-tensor + 1-scalar kernel and (c) a 3-launch program.
+//   nvrtc backend and the nvcc backend, for (a) one launch of a 3-tensor + 1-scalar kernel and
+//   (c) a 3-launch program. The nvcc call is split into its steps: the generated library's
+//   call_packed alone (arguments packed once: the wrapper and its driver launch), the executor
+//   (+ context check and packing of bound arguments), the full call (+ the Binder).
 //   Bursts of 200 calls on one stream, synchronized outside the timed region, the median over
 //   many bursts, variants interleaved round by round so that drift hits them alike
 //   (launch_timing.h).
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/shared_library.h"
 #include "compile/compile.h"
 #include "compile/kernel_state.h"
 #include "launch_timing.h"
@@ -43,6 +46,30 @@ double cold_build_seconds(const Program& program, const std::string& backend,
   if (artifact.binary.empty()) std::printf("warning: %s built an empty binary\n", backend.c_str());
   return std::chrono::duration<double>(end - start).count();
 }
+
+// The nvcc library of `kernel` loaded a second time, as an exported library is used: init()
+// once, then call_packed with an argument array filled once (the floor's own values).
+class NvccLibrary {
+ public:
+  explicit NvccLibrary(const Kernel& kernel)
+      : library_(detail::load_artifact_library(kernel.artifact(), "nvcc")),
+        call_packed_(reinterpret_cast<CallPackedFn>(library_.symbol("call_packed"))),
+        get_last_error_(reinterpret_cast<GetLastErrorFn>(library_.symbol("get_last_error"))) {
+    const auto init = reinterpret_cast<int (*)()>(library_.symbol("init"));
+    if (init() != 0) throw Error(std::string("init: ") + get_last_error_());
+  }
+
+  void operator()(void* const* args, cuda::CUstream stream) const {
+    if (call_packed_(args, stream) != 0) throw Error(get_last_error_());
+  }
+
+ private:
+  using CallPackedFn = int (*)(void* const*, void*);
+  using GetLastErrorFn = const char* (*)();
+  detail::SharedLibrary library_;
+  CallPackedFn call_packed_;
+  GetLastErrorFn get_last_error_;
+};
 
 }  // namespace
 
@@ -78,6 +105,12 @@ int main() {
   const cuda::CUkernel raw_a = load_raw_kernel(gpu, a_nvrtc, "axpy");
   const std::array<cuda::CUkernel, 3> raw_c = load_raw_steps(gpu, c_nvrtc);
 
+  // The libraries alone: call() takes the tensors, alpha, then the symbol n.
+  const NvccLibrary library_a(a_nvcc);
+  const NvccLibrary library_c(c_nvcc);
+  void* const packed_a[] = {&raw.x, &raw.y, &raw.out, &raw.alpha, &raw.n};
+  void* const packed_c[] = {&raw.x, &raw.y, &raw.t, &raw.u, &raw.out, &raw.alpha, &raw.n};
+
   // The executors alone: arguments bound once.
   const detail::BoundCall bound_a = bind_once(a_nvcc, args_a);
   const detail::BoundCall bound_c = bind_once(c_nvcc, args_c);
@@ -85,12 +118,14 @@ int main() {
   std::vector<Variant> variants = {
       {"(a) raw cuLaunchKernelEx", [&] { raw(raw_a, raw.axpy_params); }, {}},
       {"(a) nvrtc call", [&] { a_nvrtc(args_a, stream); }, {}},
+      {"(a) nvcc library call_packed", [&] { library_a(packed_a, gpu.stream); }, {}},
       {"(a) nvcc executor",
        [&] { detail::kernel_state(a_nvcc).executor->launch(bound_a, stream); },
        {}},
       {"(a) nvcc call", [&] { a_nvcc(args_a, stream); }, {}},
       {"(c) 3x raw cuLaunchKernelEx", [&] { raw.launch_steps(raw_c); }, {}},
       {"(c) nvrtc call", [&] { c_nvrtc(args_c, stream); }, {}},
+      {"(c) nvcc library call_packed", [&] { library_c(packed_c, gpu.stream); }, {}},
       {"(c) nvcc executor",
        [&] { detail::kernel_state(c_nvcc).executor->launch(bound_c, stream); },
        {}},

@@ -168,8 +168,9 @@ class NvccExecutor final : public Executor {
   void launch(const BoundCall& call, StreamRef stream) const override {
     const cuda::DriverApi& api = cuda::driver();
     const cuda::DeviceInfo& device = cuda::device_info(call.device.id);
-    // The library's CUDA runtime works in the context current on the thread: the device's
-    // primary context, which frameworks share.
+    // The library's driver launches on the default stream and its CUDA runtime (init(), L2
+    // windows) work in the context current on the thread: the device's primary context, which
+    // frameworks share.
     const cuda::ScopedContext context(api, device);
     if (!initialized_[static_cast<size_t>(device.ordinal)].load(std::memory_order_acquire))
         [[unlikely]] {

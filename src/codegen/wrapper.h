@@ -72,9 +72,10 @@ inline constexpr const char* kHipDeviceSourceFile = "kernel.hip";
 // source and its headers). init() loads the cubin as a CUDA library and looks the launched
 // kernels up by name: the launch's kernel name, or its symbol in `kernel_symbols` (the mangled
 // name of a kernel without C linkage, which the backend reads from the cubin). Launches go through
-// cudaLaunchKernelExC with the declared cluster, cooperative and PDL attributes; TMA descriptors
-// are encoded once per call through the driver entry point resolved at run time (no -lcuda); L2
-// windows are clamped at run time.
+// the driver's cuLaunchKernelEx (a cudaKernel_t is the driver's CUkernel) with the declared
+// cluster, cooperative and PDL attributes; it and the TMA encoders (descriptors encoded once per
+// call) are driver entry points resolved at run time (no -lcuda); L2 windows are clamped at run
+// time.
 std::string generate_cuda_wrapper(const Program& program, std::string_view device_source_file,
                                   std::map<std::string, std::string> kernel_symbols = {});
 

@@ -1,9 +1,10 @@
 // The CUDA and HIP host wrappers: C++ for nvcc or hipcc. The HIP wrapper includes the device
 // source and is compiled in one translation unit with it; the CUDA wrapper holds no device
 // code: it loads the cubin that nvcc built from the device source alone, embedded at its end
-// (embed_cuda_device_image), and launches by kernel handle. HIP's runtime API mirrors CUDA's,
-// so one generator writes both; the HIP text is the CUDA text with runtime names mapped
-// (to_hip below).
+// (embed_cuda_device_image), and launches by kernel handle through the driver's
+// cuLaunchKernelEx. HIP's runtime API mirrors CUDA's, so one generator writes both; the HIP
+// text is the CUDA text with runtime names mapped (to_hip below), and its launches go through
+// hipLaunchKernel.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -263,8 +264,13 @@ class DeviceWrapperGenerator {
   // kernel in its translation unit; CUDA has the handle init() looked up in the device code.
   std::string kernel_ref(const std::string& kernel) const {
     if (hip_) return fmt::format("(const void*){}", kernel);
+    return fmt::format("(const void*){}", kernel_handle(kernel));
+  }
+
+  // The CUDA kernel handle of `kernel`, as tj_launch takes it.
+  std::string kernel_handle(const std::string& kernel) const {
     const auto found = std::find(kernels_.begin(), kernels_.end(), kernel);
-    return fmt::format("(const void*)tj_kernels[{}]", found - kernels_.begin());
+    return fmt::format("tj_kernels[{}]", found - kernels_.begin());
   }
 
   void reject_cuda_only_features() const {
@@ -315,13 +321,19 @@ class DeviceWrapperGenerator {
     out_.line();
     out_.lines(helper("fail"));
     out_.line();
-    if (!hip_) write_device_code_loader();
-    out_.lines(helper("check_launch"));
+    if (hip_) {
+      out_.lines(helper("check_launch"));
+    } else {
+      out_.lines(helper("driver_function"));
+      out_.line();
+      out_.lines(helper("launch"));
+      out_.line();
+      write_device_code_loader();
+    }
     const std::pair<bool, std::string_view> optional_helpers[] = {
         {needs_.checked_dims, "dims"},
         {needs_.checked_smem, "smem_bytes"},
         {needs_.optin_smem, "allow_max_dynamic_smem"},
-        {needs_.encode_tiled || needs_.encode_im2col, "driver_function"},
         {needs_.encode_tiled, "encode_tiled"},
         {needs_.encode_im2col, "encode_im2col"},
         {needs_.l2_window, "l2_window"},
@@ -339,8 +351,8 @@ class DeviceWrapperGenerator {
   // The CUDA wrapper's kernels come from the embedded cubin, loaded as a CUDA library once
   // per process (a thread-safe static): a library and its kernel handles are not tied to a
   // device or context, so every device's init() shares them. The runtime accepts a
-  // cudaKernel_t wherever it takes a kernel function. The library stays loaded until the
-  // process ends.
+  // cudaKernel_t wherever it takes a kernel function (init()'s attributes), the driver where
+  // it takes a CUkernel (tj_launch). The library stays loaded until the process ends.
   void write_device_code_loader() {
     std::vector<std::string> names;
     for (const std::string& kernel : kernels_) {
@@ -360,7 +372,6 @@ class DeviceWrapperGenerator {
     out_.line("cudaLibrary_t tj_library = nullptr;");
     out_.line();
     out_.lines(helper("load_device_code"));
-    out_.line();
   }
 
   void write_get_last_error() {
@@ -423,7 +434,14 @@ class DeviceWrapperGenerator {
     if (!hip_) out_.line("// The first call also loads the device code, for every device.");
     out_.open("extern \"C\" int init(void) {");
     out_.line("tj_error[0] = '\\0';");
-    if (!hip_) out_.line("if (tj_load_device_code() != 0) return -1;");
+    if (!hip_) {
+      out_.line("if (tj_load_device_code() != 0) return -1;");
+      out_.open("if (tj_driver().launch == nullptr) {");
+      out_.line(
+          "return tj_fail(\"init: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 "
+          "or newer)\");");
+      out_.close("}");
+    }
     std::set<std::string> done;
     for (const Launch& launch : program_.launches) {
       const std::string& kernel = launch.kernel;
@@ -582,22 +600,30 @@ class DeviceWrapperGenerator {
     out_.close("}");
   }
 
-  // "dim3(128, 1, 1)" for constants; otherwise a checked dim3 local named `variable`.
-  std::string dims(const Launch& launch, const std::array<Expr, 3>& sizes, std::string_view what,
-                   std::string_view variable) {
+  // A grid or block size as the launch takes it: a dim3 (HIP), or its three axes (CUDA's
+  // CUlaunchConfig).
+  struct Dims {
+    std::string dim3;
+    std::array<std::string, 3> axes;
+  };
+
+  // The constants themselves; otherwise a checked dim3 local named `variable`.
+  Dims dims(const Launch& launch, const std::array<Expr, 3>& sizes, std::string_view what,
+            std::string_view variable) {
     bool constant = true;
     for (const Expr& e : sizes) constant &= e.is_const();
+    Dims result;
     if (constant) {
-      std::vector<std::string> parts;
       for (size_t a = 0; a < 3; ++a) {
         const int64_t v = sizes[a].const_value();
         if (v < 1 || v > std::numeric_limits<uint32_t>::max()) {
           throw ProgramError(fmt::format("{}.{} of kernel '{}' is {}: expected 1..4294967295", what,
                                          "xyz"[a], launch.kernel, v));
         }
-        parts.push_back(std::to_string(v));
+        result.axes[a] = std::to_string(v);
       }
-      return fmt::format("dim3({})", join(parts, ", "));
+      result.dim3 = fmt::format("dim3({}, {}, {})", result.axes[0], result.axes[1], result.axes[2]);
+      return result;
     }
     out_.line(fmt::format("dim3 {};", variable));
     out_.wrapped(
@@ -605,7 +631,9 @@ class DeviceWrapperGenerator {
         {fmt::format("\"{}\"", launch.kernel), fmt::format("\"{}\"", what), context_.expr(sizes[0]),
          context_.expr(sizes[1]), context_.expr(sizes[2]), fmt::format("&{}", variable)},
         ") != 0) return -1;");
-    return std::string(variable);
+    result.dim3 = std::string(variable);
+    for (size_t a = 0; a < 3; ++a) result.axes[a] = fmt::format("{}.{}", variable, "xyz"[a]);
+    return result;
   }
 
   void write_launch(size_t index) {
@@ -616,11 +644,11 @@ class DeviceWrapperGenerator {
     // A grid that may be empty (n == 0) skips its launch with `break`, as the nvrtc backend
     // does: there is nothing to compute, and CUDA would reject the empty configuration.
     out_.open(symbolic_grid ? "do {" : "{");
-    const std::string grid = dims(launch, launch.grid, "grid", "tj_grid");
+    const Dims grid = dims(launch, launch.grid, "grid", "tj_grid");
     if (symbolic_grid) {
       out_.line("if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do");
     }
-    const std::string block = dims(launch, launch.block, "block", "tj_block");
+    const Dims block = dims(launch, launch.block, "block", "tj_block");
     if (hip_) {
       write_hip_launch(index, grid, block);
     } else {
@@ -629,20 +657,25 @@ class DeviceWrapperGenerator {
     out_.close(symbolic_grid ? "} while (false);" : "}");
   }
 
-  void write_cuda_launch(size_t index, const std::string& grid, const std::string& block) {
+  void write_cuda_launch(size_t index, const Dims& grid, const Dims& block) {
     const Launch& launch = program_.launches[index];
-    out_.line("cudaLaunchConfig_t tj_config = {};");
-    out_.line(fmt::format("tj_config.gridDim = {};", grid));
-    out_.line(fmt::format("tj_config.blockDim = {};", block));
+    out_.line("CUlaunchConfig tj_config = {};");
+    for (size_t a = 0; a < 3; ++a) {
+      out_.line(fmt::format("tj_config.gridDim{} = {};", "XYZ"[a], grid.axes[a]));
+    }
+    for (size_t a = 0; a < 3; ++a) {
+      out_.line(fmt::format("tj_config.blockDim{} = {};", "XYZ"[a], block.axes[a]));
+    }
     if (launch.dynamic_smem.is_const()) {
-      out_.line(fmt::format("tj_config.dynamicSmemBytes = {};", launch.dynamic_smem.const_value()));
+      // Validation and init() (at most 2^31 - 1 bytes) have bounded the constant already.
+      out_.line(fmt::format("tj_config.sharedMemBytes = {};", launch.dynamic_smem.const_value()));
     } else {
       out_.wrapped("if (tj_smem_bytes(",
                    {fmt::format("\"{}\"", launch.kernel), context_.expr(launch.dynamic_smem),
-                    "&tj_config.dynamicSmemBytes"},
+                    "&tj_config.sharedMemBytes"},
                    ") != 0) return -1;");
     }
-    out_.line("tj_config.stream = stream;");
+    out_.line("tj_config.hStream = stream;");
 
     int attribute_count = 0;
     if (launch.uses_cluster()) ++attribute_count;
@@ -650,26 +683,27 @@ class DeviceWrapperGenerator {
     if (launch.pdl) ++attribute_count;
     int next = 0;
     if (attribute_count > 0) {
-      out_.line(fmt::format("cudaLaunchAttribute tj_attributes[{}];", attribute_count));
+      out_.line(fmt::format("CUlaunchAttribute tj_attributes[{}];", attribute_count));
     }
     if (launch.uses_cluster()) {
-      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeClusterDimension;", next));
-      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.x = {};", next, launch.cluster[0]));
-      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.y = {};", next, launch.cluster[1]));
-      out_.line(fmt::format("tj_attributes[{}].val.clusterDim.z = {};", next, launch.cluster[2]));
+      out_.line(fmt::format("tj_attributes[{}].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;", next));
+      for (size_t a = 0; a < 3; ++a) {
+        out_.line(fmt::format("tj_attributes[{}].value.clusterDim.{} = {};", next, "xyz"[a],
+                              launch.cluster[a]));
+      }
       ++next;
     }
     if (launch.cooperative) {
-      out_.line(fmt::format("tj_attributes[{}].id = cudaLaunchAttributeCooperative;", next));
-      out_.line(fmt::format("tj_attributes[{}].val.cooperative = 1;", next));
+      out_.line(fmt::format("tj_attributes[{}].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;", next));
+      out_.line(fmt::format("tj_attributes[{}].value.cooperative = 1;", next));
       ++next;
     }
     if (launch.pdl) {
       out_.line("// Programmatic dependent launch: may start before the previous kernel ends.");
       out_.line(fmt::format(
-          "tj_attributes[{}].id = cudaLaunchAttributeProgrammaticStreamSerialization;", next));
+          "tj_attributes[{}].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;", next));
       out_.line(
-          fmt::format("tj_attributes[{}].val.programmaticStreamSerializationAllowed = 1;", next));
+          fmt::format("tj_attributes[{}].value.programmaticStreamSerializationAllowed = 1;", next));
       ++next;
     }
     if (attribute_count > 0) {
@@ -677,6 +711,8 @@ class DeviceWrapperGenerator {
       out_.line(fmt::format("tj_config.numAttrs = {};", attribute_count));
     }
 
+    // The argument array, as the driver reads it: every argument travels with exactly the
+    // size the kernel declares.
     std::vector<std::string> addresses;
     for (const KernelArg& arg : context_.kernel_args(index)) {
       addresses.push_back(kernel_argument_address(context_, launch, arg, out_));
@@ -687,43 +723,38 @@ class DeviceWrapperGenerator {
     } else {
       out_.wrapped("void* tj_args[] = {", addresses, "};");
     }
-    // The C form of cudaLaunchKernelEx: every argument travels with exactly the size the
-    // kernel declares, which the templated form would first convert through C++ rules.
-    if (!launch.l2_windows.empty()) {
-      const L2Window& window = launch.l2_windows.front();
-      out_.line(fmt::format("// L2 persistence window over '{}' for this launch.", window.param));
-      out_.line("tj_l2_saved tj_l2;");
-      out_.wrapped("if (tj_l2_begin(",
-                   {fmt::format("\"{}\"", launch.kernel), "stream", window.param,
-                    context_.expr(window.num_bytes), float_literal(window.hit_ratio),
-                    std::string(access_property_name(window.hit_property)),
-                    std::string(access_property_name(window.miss_property)), "&tj_l2"},
-                   ") != 0) {");
-      out_.line("  return -1;");
-      out_.line("}");
-    }
-    out_.wrapped("const cudaError_t tj_launched = cudaLaunchKernelExC(",
-                 {"&tj_config", kernel_ref(launch.kernel), args_name}, ");");
+    const std::vector<std::string> launch_args = {fmt::format("\"{}\"", launch.kernel),
+                                                  "&tj_config", kernel_handle(launch.kernel),
+                                                  args_name};
     if (launch.l2_windows.empty()) {
-      out_.line(
-          fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
-    } else {
-      out_.line(fmt::format("const int tj_checked = tj_check_launch(\"{}\", tj_launched);",
-                            launch.kernel));
-      out_.line(fmt::format("if (tj_l2_end(\"{}\", stream, &tj_l2, tj_checked) != 0) return -1;",
-                            launch.kernel));
+      out_.wrapped("if (tj_launch(", launch_args, ") != 0) return -1;");
+      return;
     }
+    const L2Window& window = launch.l2_windows.front();
+    out_.line(fmt::format("// L2 persistence window over '{}' for this launch.", window.param));
+    out_.line("tj_l2_saved tj_l2;");
+    out_.wrapped("if (tj_l2_begin(",
+                 {fmt::format("\"{}\"", launch.kernel), "stream", window.param,
+                  context_.expr(window.num_bytes), float_literal(window.hit_ratio),
+                  std::string(access_property_name(window.hit_property)),
+                  std::string(access_property_name(window.miss_property)), "&tj_l2"},
+                 ") != 0) {");
+    out_.line("  return -1;");
+    out_.line("}");
+    out_.wrapped("const int tj_launched = tj_launch(", launch_args, ");");
+    out_.line(fmt::format("if (tj_l2_end(\"{}\", stream, &tj_l2, tj_launched) != 0) return -1;",
+                          launch.kernel));
   }
 
-  // hipLaunchKernel takes the same argument array as cudaLaunchKernelExC: each value with
+  // hipLaunchKernel takes the same argument array as cuLaunchKernelEx: each value with
   // exactly the size the kernel declares. Cooperative launches have their own entry point.
-  void write_hip_launch(size_t index, const std::string& grid, const std::string& block) {
+  void write_hip_launch(size_t index, const Dims& grid, const Dims& block) {
     const Launch& launch = program_.launches[index];
     std::string smem = "0";
     if (launch.dynamic_smem.is_const()) {
       smem = std::to_string(launch.dynamic_smem.const_value());
     } else {
-      out_.line("size_t tj_smem = 0;");
+      out_.line("unsigned int tj_smem = 0;");
       out_.line(fmt::format("if (tj_smem_bytes(\"{}\", {}, &tj_smem) != 0) return -1;",
                             launch.kernel, context_.expr(launch.dynamic_smem)));
       smem = "tj_smem";
@@ -740,7 +771,8 @@ class DeviceWrapperGenerator {
     const std::string_view entry =
         launch.cooperative ? "hipLaunchCooperativeKernel" : "hipLaunchKernel";
     out_.wrapped(fmt::format("const hipError_t tj_launched = {}(", entry),
-                 {kernel_ref(launch.kernel), grid, block, args_name, smem, "stream"}, ");");
+                 {kernel_ref(launch.kernel), grid.dim3, block.dim3, args_name, smem, "stream"},
+                 ");");
     out_.line(
         fmt::format("if (tj_check_launch(\"{}\", tj_launched) != 0) return -1;", launch.kernel));
   }

@@ -1,12 +1,13 @@
 // The helpers a generated CUDA host wrapper may define (HIP: the same text through
 // wrapper_device.cc's CUDA -> HIP name map), as one real source file. The build embeds it
 // (wrapper_device_helpers.cc.in) and the generator copies the sections a Program needs, each
-// verbatim: inside the wrapper's anonymous namespace tj_fail and tj_check_launch always,
-// tj_load_device_code for CUDA, the others when a launch needs them; after it, among the
-// exported entry points, get_global for CUDA. A line `//@ NAME` starts section NAME; it and
-// everything above the first one (this comment) are not copied. What a section uses but does
-// not define (tj_device_image, tj_library, tj_kernels, tj_kernel_names) the generator writes
-// before it. Edit here, then run scripts/update-golden.sh.
+// verbatim: inside the wrapper's anonymous namespace tj_fail always; for CUDA
+// tj_driver_function, tj_launch and tj_load_device_code, for HIP tj_check_launch; the others
+// when a launch needs them; after it, among the exported entry points, get_global for CUDA. A
+// line `//@ NAME` starts section NAME; it and everything above the first one (this comment)
+// are not copied. What a section uses but does not define (tj_device_image, tj_library,
+// tj_kernels, tj_kernel_names) the generator writes before it. Edit here, then run
+// scripts/update-golden.sh.
 
 //@ fail
 // Errors are per thread: get_last_error() returns the calling thread's last
@@ -20,6 +21,69 @@ __attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {
   vsnprintf(tj_error, sizeof tj_error, format, args);
   va_end(args);
   return -1;
+}
+
+//@ driver_function
+// A CUDA driver function, resolved at run time, so that this library does not
+// link libcuda. Null when the driver lacks it.
+template <class Function>
+Function tj_driver_function(const char* symbol) {
+  void* function = nullptr;
+  cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
+  const cudaError_t error =
+      cudaGetDriverEntryPointByVersion(symbol, &function, 12000, cudaEnableDefault, &status);
+  const bool found = error == cudaSuccess && status == cudaDriverEntryPointSuccess;
+  return found ? reinterpret_cast<Function>(function) : nullptr;
+}
+
+//@ launch
+// Kernels are launched with the driver's cuLaunchKernelEx, not the runtime's
+// cudaLaunchKernelExC, which does per-launch work of its own around the same driver call.
+// The runtime documents a cudaKernel_t as the driver's CUkernel, and the driver launches a
+// CUkernel cast to CUfunction in the context of the launch's stream (the current context for
+// the default stream). Resolved once per process (a thread-safe static); init() checks it.
+struct tj_driver_launch {
+  PFN_cuLaunchKernelEx_v11060 launch;
+  PFN_cuGetErrorName_v6000 error_name;
+  PFN_cuGetErrorString_v6000 error_string;
+};
+
+const tj_driver_launch& tj_driver() {
+  static const tj_driver_launch driver = {
+      tj_driver_function<PFN_cuLaunchKernelEx_v11060>("cuLaunchKernelEx"),
+      tj_driver_function<PFN_cuGetErrorName_v6000>("cuGetErrorName"),
+      tj_driver_function<PFN_cuGetErrorString_v6000>("cuGetErrorString")};
+  return driver;
+}
+
+// One launch of `handle`, a kernel of the device code: 0, or -1 with a message naming the
+// kernel and the driver's error. The driver returns every launch error itself, including one
+// left by an earlier fault in the context, so there is no last error to read afterwards.
+int tj_launch(const char* kernel, const CUlaunchConfig* config, cudaKernel_t handle, void** args) {
+  const tj_driver_launch& driver = tj_driver();
+  if (driver.launch == nullptr) {
+    return tj_fail("call: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
+  }
+  CUresult result = driver.launch(config, (CUfunction)handle, args, nullptr);
+  if (result == CUDA_ERROR_INVALID_CONTEXT) {
+    // A default-stream launch on a thread with no current context, which the runtime's launch
+    // would have bound to its current device's primary context: bound the same way, once.
+    int device = 0;
+    if (cudaGetDevice(&device) == cudaSuccess && cudaSetDevice(device) == cudaSuccess) {
+      result = driver.launch(config, (CUfunction)handle, args, nullptr);
+    }
+  }
+  if (result == CUDA_SUCCESS) return 0;
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (driver.error_name != nullptr) driver.error_name(result, &name);
+  if (driver.error_string != nullptr) driver.error_string(result, &text);
+  if (name == nullptr) {
+    return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': CUresult %d", kernel,
+                   (int)result);
+  }
+  return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': %s: %s", kernel, name,
+                 text != nullptr ? text : "");
 }
 
 //@ load_device_code
@@ -88,12 +152,15 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
 }
 
 //@ smem_bytes
-int tj_smem_bytes(const char* kernel, int64_t bytes, size_t* out) {
-  if (bytes < 0) {
-    return tj_fail("call: dynamic shared memory of kernel '%s' is %lld bytes: expected >= 0",
-                   kernel, (long long)bytes);
+// The launch takes the size as an unsigned int: a size it cannot hold is refused rather than
+// truncated.
+int tj_smem_bytes(const char* kernel, int64_t bytes, unsigned int* out) {
+  if (bytes < 0 || bytes > UINT32_MAX) {
+    return tj_fail(
+        "call: dynamic shared memory of kernel '%s' is %lld bytes: expected 0..4294967295", kernel,
+        (long long)bytes);
   }
-  *out = (size_t)bytes;
+  *out = (unsigned int)bytes;
   return 0;
 }
 
@@ -119,19 +186,6 @@ int tj_allow_max_dynamic_smem(const void* kernel, const char* name) {
                    cudaGetErrorString(error));
   }
   return 0;
-}
-
-//@ driver_function
-// A CUDA driver function, resolved at run time, so that this library does not
-// link libcuda. Null when the driver lacks it.
-template <class Function>
-Function tj_driver_function(const char* symbol) {
-  void* function = nullptr;
-  cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
-  const cudaError_t error =
-      cudaGetDriverEntryPointByVersion(symbol, &function, 12000, cudaEnableDefault, &status);
-  const bool found = error == cudaSuccess && status == cudaDriverEntryPointSuccess;
-  return found ? reinterpret_cast<Function>(function) : nullptr;
 }
 
 //@ encode_tiled
@@ -203,8 +257,8 @@ int tj_l2_begin(const char* kernel, cudaStream_t stream, void* base, int64_t num
 
 // After the launch: the stream's window removed, persisting lines back to normal and the
 // previous limit restored, so that later work is unaffected. All three are attempted.
-// `launched` is tj_check_launch's result: after a failed launch the reset still happens and
-// the launch's error stays the one reported.
+// `launched` is tj_launch's result: after a failed launch the reset still happens and the
+// launch's error stays the one reported.
 int tj_l2_end(const char* kernel, cudaStream_t stream, const tj_l2_saved* saved, int launched) {
   if (!saved->active) return launched;
   cudaStreamAttrValue value = {};  // num_bytes 0 removes the window

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -270,6 +271,35 @@ TEST(CodegenCuda, InitOptsInToEveryDynamicSharedMemorySizeUnder48KBToo) {
     ++count;
   }
   EXPECT_EQ(count, 1u) << body;  // one set for a; c's goes through tj_allow_max_dynamic_smem
+}
+
+// A launch costs one driver call per call: call() launches every kernel through tj_launch
+// (cuLaunchKernelEx) and calls no CUDA runtime function, neither a runtime launch nor
+// cudaGetLastError. An L2 window's set and reset are runtime calls around its launch, so those
+// Programs are left out.
+TEST(CodegenCuda, CallLaunchesThroughTheDriverAndCallsNoRuntimeFunction) {
+  const std::regex runtime_call(R"(\bcuda[A-Z]\w*\s*\()");
+  int checked = 0;
+  for (const GoldenCase& c : testing::cuda_golden_cases()) {
+    SCOPED_TRACE(c.name);
+    bool l2_window = false;
+    for (const Launch& launch : c.program.launches) l2_window |= !launch.l2_windows.empty();
+    if (l2_window) continue;
+    const std::string wrapper = detail::generate_cuda_wrapper(c.program, "kernel.cu");
+    const size_t start = wrapper.find("extern \"C\" int call(");
+    ASSERT_NE(start, std::string::npos) << wrapper;
+    const std::string body = wrapper.substr(start, wrapper.find("\n}\n", start) - start);
+    std::smatch match;
+    EXPECT_FALSE(std::regex_search(body, match, runtime_call)) << match.str(0) << "\n" << body;
+    size_t launches = 0;
+    for (size_t at = body.find("tj_launch("); at != std::string::npos;
+         at = body.find("tj_launch(", at + 1)) {
+      ++launches;
+    }
+    EXPECT_EQ(launches, c.program.launches.size()) << body;
+    ++checked;
+  }
+  EXPECT_GE(checked, 8);
 }
 
 TEST(CodegenCuda, TwoL2WindowsOnOneLaunchAreAProgramError) {

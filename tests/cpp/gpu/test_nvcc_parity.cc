@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <string>
+#include <thread>
 
+#include "backend/shared_library.h"
 #include "gpu/gpu_support.h"
 #include "test_codegen_programs.h"
 #include "toolchain/toolchain.h"
@@ -251,8 +254,8 @@ TEST(NvccParity, AnEmptyProblemLaunchesNothingOnBothBackends) {
 
 TEST(NvccParity, ALaunchErrorNamesTheKernel) {
   TILEJIT_REQUIRE_GPU_AND_NVCC();
-  // 2 x 1024 x 1024 threads per block cannot launch; nvcc's wrapper reports the runtime's
-  // error with the kernel's name.
+  // 2 x 1024 threads per block cannot launch; nvcc's wrapper reports the driver's error with
+  // the kernel's name, as the nvrtc backend does.
   Program program = golden("single_launch");
   program.launches[0].block = {Expr("n"), Expr(1024), Expr(1)};
   const Tensor A = to_device(random_floats(2), {2}, DataType::parse("float32"));
@@ -262,7 +265,48 @@ TEST(NvccParity, ALaunchErrorNamesTheKernel) {
     FAIL() << "expected CudaError";
   } catch (const CudaError& e) {
     EXPECT_NE(std::string(e.what()).find("vector_add"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cuLaunchKernelEx"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("CUDA_ERROR_"), std::string::npos) << e.what();
   }
+}
+
+// The generated library used on its own, as an export is: init() on this thread, then call()
+// on a thread that has no current context, on the default stream. The driver launches such a
+// launch in the current context; the wrapper binds the runtime's device's primary context
+// first, as the runtime's own launch does.
+TEST(NvccParity, TheLibraryLaunchesOnAThreadWithNoCurrentContext) {
+  TILEJIT_REQUIRE_GPU_AND_NVCC();
+  const Kernel kernel = compile_with(golden("single_launch"), "nvcc");
+  const detail::SharedLibrary library = detail::load_artifact_library(kernel.artifact(), "nvcc");
+  const auto init = reinterpret_cast<int (*)()>(library.symbol("init"));
+  const auto call_packed =
+      reinterpret_cast<int (*)(void* const*, void*)>(library.symbol("call_packed"));
+  const auto get_last_error = reinterpret_cast<const char* (*)()>(library.symbol("get_last_error"));
+  ASSERT_EQ(init(), 0) << get_last_error();
+
+  const int32_t n = 3001;
+  const std::vector<float> a = random_floats(n), b = random_floats(n);
+  const Tensor A = to_device(a, {n}, DataType::parse("float32"));
+  const Tensor B = to_device(b, {n}, DataType::parse("float32"));
+  const Tensor C = poisoned(DataType::parse("float32"), {n});
+  void* pointers[3] = {A.data(), B.data(), C.data()};
+  int32_t count = n;
+  void* const args[4] = {&pointers[0], &pointers[1], &pointers[2], &count};
+  int status = -1;
+  std::string error;
+  bool had_context = true;
+  std::thread caller([&] {
+    cuda::CUcontext current = nullptr;
+    cuda::driver().cuCtxGetCurrent(&current);
+    had_context = current != nullptr;
+    status = call_packed(args, nullptr);
+    if (status != 0) error = get_last_error();
+  });
+  caller.join();
+  ASSERT_FALSE(had_context) << "a new thread started with a current context";
+  ASSERT_EQ(status, 0) << error;
+  const std::vector<float> c = to_host<float>(C);
+  for (int32_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << "element " << i;
 }
 
 }  // namespace

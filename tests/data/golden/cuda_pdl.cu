@@ -22,6 +22,67 @@ __attribute__((format(printf, 1, 2))) int tj_fail(const char* format, ...) {
   return -1;
 }
 
+// A CUDA driver function, resolved at run time, so that this library does not
+// link libcuda. Null when the driver lacks it.
+template <class Function>
+Function tj_driver_function(const char* symbol) {
+  void* function = nullptr;
+  cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
+  const cudaError_t error =
+      cudaGetDriverEntryPointByVersion(symbol, &function, 12000, cudaEnableDefault, &status);
+  const bool found = error == cudaSuccess && status == cudaDriverEntryPointSuccess;
+  return found ? reinterpret_cast<Function>(function) : nullptr;
+}
+
+// Kernels are launched with the driver's cuLaunchKernelEx, not the runtime's
+// cudaLaunchKernelExC, which does per-launch work of its own around the same driver call.
+// The runtime documents a cudaKernel_t as the driver's CUkernel, and the driver launches a
+// CUkernel cast to CUfunction in the context of the launch's stream (the current context for
+// the default stream). Resolved once per process (a thread-safe static); init() checks it.
+struct tj_driver_launch {
+  PFN_cuLaunchKernelEx_v11060 launch;
+  PFN_cuGetErrorName_v6000 error_name;
+  PFN_cuGetErrorString_v6000 error_string;
+};
+
+const tj_driver_launch& tj_driver() {
+  static const tj_driver_launch driver = {
+      tj_driver_function<PFN_cuLaunchKernelEx_v11060>("cuLaunchKernelEx"),
+      tj_driver_function<PFN_cuGetErrorName_v6000>("cuGetErrorName"),
+      tj_driver_function<PFN_cuGetErrorString_v6000>("cuGetErrorString")};
+  return driver;
+}
+
+// One launch of `handle`, a kernel of the device code: 0, or -1 with a message naming the
+// kernel and the driver's error. The driver returns every launch error itself, including one
+// left by an earlier fault in the context, so there is no last error to read afterwards.
+int tj_launch(const char* kernel, const CUlaunchConfig* config, cudaKernel_t handle, void** args) {
+  const tj_driver_launch& driver = tj_driver();
+  if (driver.launch == nullptr) {
+    return tj_fail("call: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
+  }
+  CUresult result = driver.launch(config, (CUfunction)handle, args, nullptr);
+  if (result == CUDA_ERROR_INVALID_CONTEXT) {
+    // A default-stream launch on a thread with no current context, which the runtime's launch
+    // would have bound to its current device's primary context: bound the same way, once.
+    int device = 0;
+    if (cudaGetDevice(&device) == cudaSuccess && cudaSetDevice(device) == cudaSuccess) {
+      result = driver.launch(config, (CUfunction)handle, args, nullptr);
+    }
+  }
+  if (result == CUDA_SUCCESS) return 0;
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (driver.error_name != nullptr) driver.error_name(result, &name);
+  if (driver.error_string != nullptr) driver.error_string(result, &text);
+  if (name == nullptr) {
+    return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': CUresult %d", kernel,
+                   (int)result);
+  }
+  return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': %s: %s", kernel, name,
+                 text != nullptr ? text : "");
+}
+
 // The cubin nvcc built from kernel.cu alone, defined at the end of this file.
 extern const unsigned char tj_device_image[];
 
@@ -53,18 +114,6 @@ int tj_load_device_code() {
   return 0;
 }
 
-// Checks one launch: the launch's own result, then cudaGetLastError() for an error
-// the launch left behind.
-int tj_check_launch(const char* kernel, cudaError_t launched) {
-  const cudaError_t pending = cudaGetLastError();
-  const cudaError_t error = launched != cudaSuccess ? launched : pending;
-  if (error != cudaSuccess) {
-    return tj_fail("call: launching kernel '%s' failed: %s (%s)", kernel, cudaGetErrorName(error),
-                   cudaGetErrorString(error));
-  }
-  return 0;
-}
-
 // Grid and block sizes come from int64_t shape arithmetic: a size that dim3
 // cannot hold is refused rather than truncated.
 int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t z, dim3* dims) {
@@ -89,6 +138,9 @@ extern "C" const char* get_last_error(void) { return tj_error; }
 extern "C" int init(void) {
   tj_error[0] = '\0';
   if (tj_load_device_code() != 0) return -1;
+  if (tj_driver().launch == nullptr) {
+    return tj_fail("init: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
+  }
   return 0;
 }
 
@@ -112,36 +164,40 @@ extern "C" int call(float* X, float* Y, int32_t n, cudaStream_t stream) {
     dim3 tj_grid;
     if (tj_dims("producer", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
     if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
-    cudaLaunchConfig_t tj_config = {};
-    tj_config.gridDim = tj_grid;
-    tj_config.blockDim = dim3(256, 1, 1);
-    tj_config.dynamicSmemBytes = 0;
-    tj_config.stream = stream;
+    CUlaunchConfig tj_config = {};
+    tj_config.gridDimX = tj_grid.x;
+    tj_config.gridDimY = tj_grid.y;
+    tj_config.gridDimZ = tj_grid.z;
+    tj_config.blockDimX = 256;
+    tj_config.blockDimY = 1;
+    tj_config.blockDimZ = 1;
+    tj_config.sharedMemBytes = 0;
+    tj_config.hStream = stream;
     void* tj_args[] = {&X, &n};
-    const cudaError_t tj_launched = cudaLaunchKernelExC(
-        &tj_config, (const void*)tj_kernels[0], tj_args);
-    if (tj_check_launch("producer", tj_launched) != 0) return -1;
+    if (tj_launch("producer", &tj_config, tj_kernels[0], tj_args) != 0) return -1;
   } while (false);
   // Launch 1: consumer
   do {
     dim3 tj_grid;
     if (tj_dims("consumer", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
     if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
-    cudaLaunchConfig_t tj_config = {};
-    tj_config.gridDim = tj_grid;
-    tj_config.blockDim = dim3(256, 1, 1);
-    tj_config.dynamicSmemBytes = 0;
-    tj_config.stream = stream;
-    cudaLaunchAttribute tj_attributes[1];
+    CUlaunchConfig tj_config = {};
+    tj_config.gridDimX = tj_grid.x;
+    tj_config.gridDimY = tj_grid.y;
+    tj_config.gridDimZ = tj_grid.z;
+    tj_config.blockDimX = 256;
+    tj_config.blockDimY = 1;
+    tj_config.blockDimZ = 1;
+    tj_config.sharedMemBytes = 0;
+    tj_config.hStream = stream;
+    CUlaunchAttribute tj_attributes[1];
     // Programmatic dependent launch: may start before the previous kernel ends.
-    tj_attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    tj_attributes[0].val.programmaticStreamSerializationAllowed = 1;
+    tj_attributes[0].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    tj_attributes[0].value.programmaticStreamSerializationAllowed = 1;
     tj_config.attrs = tj_attributes;
     tj_config.numAttrs = 1;
     void* tj_args[] = {&X, &Y, &n};
-    const cudaError_t tj_launched = cudaLaunchKernelExC(
-        &tj_config, (const void*)tj_kernels[1], tj_args);
-    if (tj_check_launch("consumer", tj_launched) != 0) return -1;
+    if (tj_launch("consumer", &tj_config, tj_kernels[1], tj_args) != 0) return -1;
   } while (false);
   return 0;
 }

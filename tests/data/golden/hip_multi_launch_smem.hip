@@ -49,12 +49,15 @@ int tj_dims(const char* kernel, const char* what, int64_t x, int64_t y, int64_t 
   return 0;
 }
 
-int tj_smem_bytes(const char* kernel, int64_t bytes, size_t* out) {
-  if (bytes < 0) {
-    return tj_fail("call: dynamic shared memory of kernel '%s' is %lld bytes: expected >= 0",
-                   kernel, (long long)bytes);
+// The launch takes the size as an unsigned int: a size it cannot hold is refused rather than
+// truncated.
+int tj_smem_bytes(const char* kernel, int64_t bytes, unsigned int* out) {
+  if (bytes < 0 || bytes > UINT32_MAX) {
+    return tj_fail(
+        "call: dynamic shared memory of kernel '%s' is %lld bytes: expected 0..4294967295", kernel,
+        (long long)bytes);
   }
-  *out = (size_t)bytes;
+  *out = (unsigned int)bytes;
   return 0;
 }
 
@@ -110,7 +113,7 @@ extern "C" int call(float* A, float* B, float value, int32_t n, hipStream_t stre
     dim3 tj_grid;
     if (tj_dims("stage_sized", "grid", ((int64_t)n + 255) / 256, 1, 1, &tj_grid) != 0) return -1;
     if (tj_grid.x == 0 || tj_grid.y == 0 || tj_grid.z == 0) break;  // nothing to do
-    size_t tj_smem = 0;
+    unsigned int tj_smem = 0;
     if (tj_smem_bytes("stage_sized", (int64_t)n * 4, &tj_smem) != 0) return -1;
     void* tj_args[] = {&A, &B, &n};
     const hipError_t tj_launched = hipLaunchCooperativeKernel(
