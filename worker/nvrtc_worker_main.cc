@@ -7,6 +7,7 @@
 // worker does not keep NVRTC's memory. Single-threaded.
 //
 //   tilejit-nvrtc-worker [--idle-timeout-seconds N]
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -46,6 +47,18 @@ void enter(const std::string& directory, std::string& current) {
   current = directory;
 }
 
+// glibc's defaults give memory back to the kernel as soon as 128 KiB at the top of the heap are
+// free and serve each block of 128 KiB or more (growing with use) by mmap: every NVRTC compile
+// then page-faults its working set in again (~810 faults per compile of a tiny kernel, ~45 with
+// the settings below, measured on the CPU machine; docs/PERFORMANCE.md). The worker keeps what it
+// freed for the next compile instead; this is our own process, so the caller's allocator is
+// untouched. What it keeps is released when the worker exits (idle timeout, or the caller's exit).
+void keep_freed_memory() {
+  ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  ::mallopt(M_TOP_PAD, 64 << 20);
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+}
+
 int serve(std::chrono::milliseconds idle_timeout) {
   std::string directory;
   for (;;) {
@@ -65,14 +78,21 @@ int serve(std::chrono::milliseconds idle_timeout) {
                   std::to_string(worker::kProtocolVersion) +
                   " (this program is started by tilejit, not by hand)");
     }
+    const auto start = std::chrono::steady_clock::now();
+    const auto since_start = [&] {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
+    };
     const worker::Request request = worker::decode_request(frame.payload);
     std::string response;
     try {
       enter(request.working_directory, directory);
-      response =
-          worker::encode_output(tilejit::cuda::compile_cuda(request.source, request.options));
+      tilejit::cuda::NvrtcOutput output =
+          tilejit::cuda::compile_cuda(request.source, request.options);
+      response = worker::encode_output(output, since_start());
     } catch (...) {
-      response = worker::encode_exception(std::current_exception());
+      response = worker::encode_exception(std::current_exception(), since_start());
     }
     if (!worker::write_frame(kRequests, response)) return 0;  // the caller is gone
   }
@@ -94,6 +114,12 @@ int main(int argc, char** argv) {
   // Ctrl-C reaches the terminal's whole process group. What an interrupted compile means is
   // the tilejit process's decision; when it exits, this one sees EOF and follows.
   ::signal(SIGINT, SIG_IGN);
+  keep_freed_memory();
+  // NVRTC is loaded before the first request, not inside it: the request's time in the worker
+  // (reported with each answer) is then the compile alone, and a new worker's time to its first
+  // answer splits into process start-up (exec, libraries, NVRTC) and NVRTC's first-compile
+  // set-up. When NVRTC is missing, each request is answered with the NotAvailableError.
+  (void)tilejit::cuda::nvrtc_available();
   try {
     return serve(idle_timeout);
   } catch (const std::exception& e) {

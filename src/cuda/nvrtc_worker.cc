@@ -158,7 +158,9 @@ struct Worker {
   pid_t pid = -1;
   int fd = -1;  // our end of the socket pair (close-on-exec)
   std::string executable;
+  Clock::time_point spawned;
   Clock::time_point idle_since;
+  bool answered = false;  // has answered a request (its start-up is behind it)
 };
 
 // Our end of the socket pair must not land on 0-2: when the caller runs with stdin closed,
@@ -221,7 +223,8 @@ Worker spawn_worker(const std::string& executable) {
     ::close(ours);
     throw SpawnError(std::strerror(error));
   }
-  return Worker{pid, ours, executable, Clock::now()};
+  const auto now = Clock::now();
+  return Worker{pid, ours, executable, now, now};
 }
 
 // --- The pool ----------------------------------------------------------------------------
@@ -279,10 +282,21 @@ class Pool {
     }
   }
 
-  void give_back(Worker worker) {
+  // `worker` answered a request: the round trip took `round_trip`, the worker `worker_ns`.
+  void give_back(Worker worker, Clock::duration round_trip, uint64_t worker_ns) {
+    const auto now = Clock::now();
     std::lock_guard lock(mutex_);
+    ++answered_;
+    round_trip_ns_ += nanoseconds(round_trip);
+    worker_ns_ += worker_ns;
+    if (!worker.answered) {
+      ++first_answers_;
+      first_answer_ns_ += nanoseconds(now - worker.spawned);
+      first_worker_ns_ += worker_ns;
+      worker.answered = true;
+    }
     std::erase(busy_, worker.pid);
-    worker.idle_since = Clock::now();
+    worker.idle_since = now;
     idle_.push_back(std::move(worker));
     returned_.notify_one();
   }
@@ -311,10 +325,21 @@ class Pool {
     stats.busy_pids.assign(busy_.begin(), busy_.end());
     stats.spawned = spawned_;
     stats.retried = retried_;
+    stats.answered = answered_;
+    stats.round_trip_ns = round_trip_ns_;
+    stats.worker_ns = worker_ns_;
+    stats.first_answers = first_answers_;
+    stats.first_answer_ns = first_answer_ns_;
+    stats.first_worker_ns = first_worker_ns_;
     return stats;
   }
 
  private:
+  static uint64_t nanoseconds(Clock::duration duration) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count());
+  }
+
   static std::optional<int> end(Worker& worker, std::chrono::milliseconds grace) {
     ::close(std::exchange(worker.fd, -1));
     return reap(worker.pid, grace);
@@ -369,6 +394,12 @@ class Pool {
   pid_t owner_ = ::getpid();
   uint64_t spawned_ = 0;
   uint64_t retried_ = 0;
+  uint64_t answered_ = 0;
+  uint64_t round_trip_ns_ = 0;
+  uint64_t worker_ns_ = 0;
+  uint64_t first_answers_ = 0;
+  uint64_t first_answer_ns_ = 0;
+  uint64_t first_worker_ns_ = 0;
 };
 
 // A checked-out worker that goes back to the pool, or is ended: never leaked by an exception.
@@ -381,7 +412,9 @@ class Lease {
     if (worker_) pool_.discard(*worker_, std::chrono::milliseconds(0));
   }
   int fd() const { return worker_->fd; }
-  void give_back() { pool_.give_back(*std::exchange(worker_, std::nullopt)); }
+  void give_back(Clock::duration round_trip, uint64_t worker_ns) {
+    pool_.give_back(*std::exchange(worker_, std::nullopt), round_trip, worker_ns);
+  }
   std::optional<int> discard(std::chrono::milliseconds grace) {
     std::optional<int> status = pool_.discard(*worker_, grace);
     worker_.reset();
@@ -428,11 +461,13 @@ NvrtcOutput compile_cuda_in_worker(std::string_view source, const NvrtcOptions& 
       return compile_cuda(source, options);
     }
     worker::Frame frame;
+    const auto sent = Clock::now();
     if (worker::write_frame(lease->fd(), request)) frame = worker::read_frame(lease->fd());
     if (frame.status == worker::Frame::Status::kComplete) {
+      const auto round_trip = Clock::now() - sent;
       // A malformed response throws here, and the lease ends the worker that sent it.
       worker::Response response = worker::decode_response(frame.payload);
-      lease->give_back();
+      lease->give_back(round_trip, response.worker_ns);
       if (response.error) std::rethrow_exception(response.error);
       return std::move(response.output);
     }

@@ -217,11 +217,12 @@ Request decode_request(std::string_view payload) {
   return request;
 }
 
-std::string encode_output(const NvrtcOutput& output) {
+std::string encode_output(const NvrtcOutput& output, uint64_t worker_ns) {
   // Every field by name, as in encode_request.
   const auto& [binary, binary_kind, target, options, log, dependencies, lowered_names, pch] =
       output;
   Writer out;
+  out.u64(worker_ns);
   out.u8(static_cast<uint8_t>(Outcome::kOutput));
   out.string(binary);
   out.string(binary_kind);
@@ -234,8 +235,9 @@ std::string encode_output(const NvrtcOutput& output) {
   return out.take();
 }
 
-std::string encode_exception(std::exception_ptr error) {
+std::string encode_exception(std::exception_ptr error, uint64_t worker_ns) {
   Writer out;
+  out.u64(worker_ns);
   out.u8(static_cast<uint8_t>(Outcome::kException));
   // Most derived first: each tilejit type, then any std::exception as a plain Error.
   try {
@@ -272,6 +274,7 @@ std::string encode_exception(std::exception_ptr error) {
 Response decode_response(std::string_view payload) {
   Reader in(payload, "response");
   Response response;
+  response.worker_ns = in.u64();
   const uint8_t outcome = in.u8();
   if (outcome == static_cast<uint8_t>(Outcome::kOutput)) {
     NvrtcOutput& output = response.output;
