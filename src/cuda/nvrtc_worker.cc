@@ -272,7 +272,7 @@ class Pool {
       Worker worker = spawn_worker(executable);
       std::lock_guard lock(mutex_);
       busy_.push_back(worker.pid);
-      ++spawned_;
+      ++totals_.spawned;
       return worker;
     } catch (...) {
       std::lock_guard lock(mutex_);
@@ -286,13 +286,13 @@ class Pool {
   void give_back(Worker worker, Clock::duration round_trip, uint64_t worker_ns) {
     const auto now = Clock::now();
     std::lock_guard lock(mutex_);
-    ++answered_;
-    round_trip_ns_ += nanoseconds(round_trip);
-    worker_ns_ += worker_ns;
+    ++totals_.answered;
+    totals_.round_trip_ns += nanoseconds(round_trip);
+    totals_.worker_ns += worker_ns;
     if (!worker.answered) {
-      ++first_answers_;
-      first_answer_ns_ += nanoseconds(now - worker.spawned);
-      first_worker_ns_ += worker_ns;
+      ++totals_.first_answers;
+      totals_.first_answer_ns += nanoseconds(now - worker.spawned);
+      totals_.first_worker_ns += worker_ns;
       worker.answered = true;
     }
     std::erase(busy_, worker.pid);
@@ -315,22 +315,14 @@ class Pool {
 
   void count_retry() {
     std::lock_guard lock(mutex_);
-    ++retried_;
+    ++totals_.retried;
   }
 
   NvrtcWorkerStats stats() {
     std::lock_guard lock(mutex_);
-    NvrtcWorkerStats stats;
+    NvrtcWorkerStats stats = totals_;
     for (const Worker& worker : idle_) stats.idle_pids.push_back(worker.pid);
     stats.busy_pids.assign(busy_.begin(), busy_.end());
-    stats.spawned = spawned_;
-    stats.retried = retried_;
-    stats.answered = answered_;
-    stats.round_trip_ns = round_trip_ns_;
-    stats.worker_ns = worker_ns_;
-    stats.first_answers = first_answers_;
-    stats.first_answer_ns = first_answer_ns_;
-    stats.first_worker_ns = first_worker_ns_;
     return stats;
   }
 
@@ -392,14 +384,7 @@ class Pool {
   int live_ = 0;  // idle, busy and being spawned
   const int cap_ = detail::usable_cores();
   pid_t owner_ = ::getpid();
-  uint64_t spawned_ = 0;
-  uint64_t retried_ = 0;
-  uint64_t answered_ = 0;
-  uint64_t round_trip_ns_ = 0;
-  uint64_t worker_ns_ = 0;
-  uint64_t first_answers_ = 0;
-  uint64_t first_answer_ns_ = 0;
-  uint64_t first_worker_ns_ = 0;
+  NvrtcWorkerStats totals_;  // the counters; its pid lists stay empty
 };
 
 // A checked-out worker that goes back to the pool, or is ended: never leaked by an exception.
