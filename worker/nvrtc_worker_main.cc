@@ -7,7 +7,6 @@
 // worker does not keep NVRTC's memory. Single-threaded.
 //
 //   tilejit-nvrtc-worker [--idle-timeout-seconds N]
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -45,19 +44,6 @@ void enter(const std::string& directory, std::string& current) {
                          directory + ": " + std::strerror(errno));
   }
   current = directory;
-}
-
-// glibc's defaults give memory back to the kernel as soon as 128 KiB at the top of the heap are
-// free and serve each block of 128 KiB or more (growing with use) by mmap: every NVRTC compile
-// then page-faults its working set in again (~810 faults per compile of a tiny kernel, ~45 with
-// the settings below, measured on the CPU machine; docs/PERFORMANCE.md). The worker keeps what
-// it freed for the next compile instead; this is our own process, so the caller's allocator is
-// untouched. Bounded: at most 128 MiB of free heap stays with an idle worker (then trimmed to
-// 16 MiB), and all of it goes when the worker exits (idle timeout, or the caller's exit).
-void keep_freed_memory() {
-  ::mallopt(M_TRIM_THRESHOLD, 128 << 20);
-  ::mallopt(M_TOP_PAD, 16 << 20);
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
 }
 
 int serve(std::chrono::milliseconds idle_timeout) {
@@ -115,7 +101,7 @@ int main(int argc, char** argv) {
   // Ctrl-C reaches the terminal's whole process group. What an interrupted compile means is
   // the tilejit process's decision; when it exits, this one sees EOF and follows.
   ::signal(SIGINT, SIG_IGN);
-  keep_freed_memory();
+  worker::keep_freed_memory();
   // NVRTC is loaded before the first request, not inside it: the request's time in the worker
   // (reported with each answer) is then the compile alone, and a new worker's time to its first
   // answer splits into process start-up (exec, libraries, NVRTC) and NVRTC's first-compile

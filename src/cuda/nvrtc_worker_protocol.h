@@ -27,6 +27,10 @@ inline constexpr std::chrono::seconds kIdleTimeout{60};
 // Far above any real source or cubin; a length beyond it is garbage, not a reason to allocate.
 inline constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 31;
 
+// Called once at the start of a worker process (tilejit-nvrtc-worker, and bench_nvrtc_startup's
+// stand-ins for it): malloc keeps what NVRTC frees for the next compile. Never in the caller.
+void keep_freed_memory();
+
 struct Request {
   std::string working_directory;  // relative include dirs resolve against the caller's
   std::string source;
