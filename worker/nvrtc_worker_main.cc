@@ -106,11 +106,12 @@ int main(int argc, char** argv) {
   // (reported with each answer) is then the compile alone, and a new worker's time to its first
   // answer splits into process start-up (exec, libraries, NVRTC) and NVRTC's first-compile
   // set-up. When NVRTC is missing, each request is answered with the NotAvailableError.
-  (void)tilejit::cuda::nvrtc_available();
   try {
+    (void)tilejit::cuda::nvrtc_available();
     return serve(idle_timeout);
   } catch (const std::exception& e) {
-    // A malformed request or a broken socket: nothing sensible to answer.
+    // A malformed request, a broken socket, or no memory to load NVRTC: nothing sensible to
+    // answer.
     return fail(e.what());
   }
 }
