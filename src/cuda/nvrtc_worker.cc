@@ -177,6 +177,9 @@ int above_stdio(int fd) {
 // Starts `executable` with one end of a new socket pair as its stdin, stdout on /dev/null,
 // stderr shared with us, no other descriptors, default signal handling and an empty mask.
 Worker spawn_worker(const std::string& executable) {
+  // Before posix_spawn, which returns once the child has exec'd: the start-up the pool's
+  // counters report includes the exec.
+  const auto started = Clock::now();
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     throw SpawnError(fmt::format("socketpair failed: {}", std::strerror(errno)));
@@ -223,8 +226,7 @@ Worker spawn_worker(const std::string& executable) {
     ::close(ours);
     throw SpawnError(std::strerror(error));
   }
-  const auto now = Clock::now();
-  return Worker{pid, ours, executable, now, now};
+  return Worker{pid, ours, executable, started, Clock::now()};
 }
 
 // --- The pool ----------------------------------------------------------------------------
