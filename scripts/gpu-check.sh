@@ -183,7 +183,12 @@ fi
 # ---- Kernel cache: cold compile vs bare NVRTC / host compiler, disk hit in a fresh process,
 # memory hit, par_compile of 64 kernels on every core vs one (bench/cpp/bench_cache.cc) ----
 run_step bench_cache "$BUILD/bench/cpp/bench_cache" --kernels 64 --repeats 7
-sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | sed 's/^/  /' >>"$SUMMARY"
+# Without par_compile's per-run lines (indented by four spaces; they stay in the log).
+sed -n '/^bench_cache:/,$p' "$LOGS/bench_cache.log" | grep -v '^    ' | sed 's/^/  /' >>"$SUMMARY"
+# NVRTC worker start-up: cold processes spawned at once vs forked from a warm zygote
+# (bench/cpp/bench_nvrtc_startup.cc; docs/PERFORMANCE.md, "par_compile's NVRTC workers").
+run_step bench_nvrtc_startup "$BUILD/bench/cpp/bench_nvrtc_startup" --kernels 4 --repeats 5
+grep -E '\(medians\)$' "$LOGS/bench_nvrtc_startup.log" | sed 's/^/  /' >>"$SUMMARY"
 
 # ---- TileLang front end: launch and cold compiles through tilejit and through TileLang
 # itself (bench/python/bench_tilelang.py), and the cache hits of its GEMM, a Program with

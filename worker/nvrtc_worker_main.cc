@@ -65,14 +65,21 @@ int serve(std::chrono::milliseconds idle_timeout) {
                   std::to_string(worker::kProtocolVersion) +
                   " (this program is started by tilejit, not by hand)");
     }
+    const auto start = std::chrono::steady_clock::now();
+    const auto since_start = [&] {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
+    };
     const worker::Request request = worker::decode_request(frame.payload);
     std::string response;
     try {
       enter(request.working_directory, directory);
-      response =
-          worker::encode_output(tilejit::cuda::compile_cuda(request.source, request.options));
+      tilejit::cuda::NvrtcOutput output =
+          tilejit::cuda::compile_cuda(request.source, request.options);
+      response = worker::encode_output(output, since_start());
     } catch (...) {
-      response = worker::encode_exception(std::current_exception());
+      response = worker::encode_exception(std::current_exception(), since_start());
     }
     if (!worker::write_frame(kRequests, response)) return 0;  // the caller is gone
   }
@@ -94,10 +101,17 @@ int main(int argc, char** argv) {
   // Ctrl-C reaches the terminal's whole process group. What an interrupted compile means is
   // the tilejit process's decision; when it exits, this one sees EOF and follows.
   ::signal(SIGINT, SIG_IGN);
+  worker::keep_freed_memory();
+  // NVRTC is loaded before the first request, not inside it: the request's time in the worker
+  // (reported with each answer) is then the compile alone, and a new worker's time to its first
+  // answer splits into process start-up (exec, libraries, NVRTC) and NVRTC's first-compile
+  // set-up. When NVRTC is missing, each request is answered with the NotAvailableError.
   try {
+    (void)tilejit::cuda::nvrtc_available();
     return serve(idle_timeout);
   } catch (const std::exception& e) {
-    // A malformed request or a broken socket: nothing sensible to answer.
+    // A malformed request, a broken socket, or no memory to load NVRTC: nothing sensible to
+    // answer.
     return fail(e.what());
   }
 }

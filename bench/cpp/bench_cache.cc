@@ -3,7 +3,10 @@
 //   1. cold compile (key, build, store, load) vs the bare compiler call on the same source;
 //   2. a disk hit in a fresh process, up to a loaded Kernel, vs the cold compile;
 //   3. a memory hit: compile(program) again, and a jit object called again;
-//   4. par_compile of N distinct kernels on every usable core vs one worker.
+//   4. par_compile of N distinct kernels on every usable core vs one worker, each repeated and
+//      interleaved, and for NVRTC the first call of a fresh process (a child per repeat), with
+//      where each task's time went (the round trip to a worker, the worker's own time, a new
+//      worker's start-up).
 // For the cpu backend (host compiler) always; for NVRTC where libnvrtc exists (cold and
 // par_compile) and a CUDA device exists (disk hit: loading a cubin needs the driver).
 //
@@ -15,7 +18,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -187,6 +192,215 @@ void memory_hits(const Backend& backend, const Program& program, int hits, int j
       compile_ns, jit_ns);
 }
 
+// --- 4. par_compile --------------------------------------------------------------------------
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+// One par_compile of `kernels` new Programs and where its time went: each task is one cold
+// compile (key, build in a worker or in-process, load where a device allows); the NVRTC
+// worker pool's counters say which part of a task was the round trip to a worker and which part
+// of that the worker's own compile, and how long new workers took to their first answer.
+struct ParRun {
+  double wall_ms = 0;
+  double task_ms = 0;        // mean per task, in the compile thread
+  double round_trip_ms = 0;  // mean per answered compile
+  double worker_ms = 0;      // mean, the worker's own time on a request
+  double new_workers = 0;
+  double first_answer_ms = 0;  // mean over new workers: spawn to first answer
+  double first_worker_ms = 0;  // mean, the worker's own time on that first request
+
+  std::string serialize() const {
+    return fmt::format("{} {} {} {} {} {} {}", wall_ms, task_ms, round_trip_ms, worker_ms,
+                       new_workers, first_answer_ms, first_worker_ms);
+  }
+  static ParRun parse(const std::string& text) {
+    ParRun run;
+    if (std::sscanf(text.c_str(), "%lf %lf %lf %lf %lf %lf %lf", &run.wall_ms, &run.task_ms,
+                    &run.round_trip_ms, &run.worker_ms, &run.new_workers, &run.first_answer_ms,
+                    &run.first_worker_ms) != 7) {
+      throw tilejit::Error("unreadable par_compile child line: " + text);
+    }
+    return run;
+  }
+};
+
+ParRun par_run(const Backend& backend, int kernels, int workers,
+               tilejit::detail::CompilerPlacement placement) {
+  std::vector<Program> programs;
+  const int par_salt = unique_salt();
+  for (int i = 0; i < kernels; ++i) programs.push_back(backend.program(par_salt, i));
+  const tilejit::cuda::NvrtcWorkerStats before = tilejit::cuda::nvrtc_worker_stats();
+  std::atomic<uint64_t> task_ns{0};
+  const auto start = Clock::now();
+  tilejit::detail::par_compile_tasks(
+      programs.size(),
+      [&](size_t i) {
+        const double ms = cold_compile_ms(backend, programs[i], placement);
+        task_ns.fetch_add(static_cast<uint64_t>(ms * 1e6));
+        return tilejit::detail::CompileReport{};
+      },
+      [](size_t i) { return std::to_string(i); }, workers, false);
+  ParRun run;
+  run.wall_ms = ms_since(start);
+  const tilejit::cuda::NvrtcWorkerStats after = tilejit::cuda::nvrtc_worker_stats();
+  run.task_ms = static_cast<double>(task_ns.load()) / 1e6 / kernels;
+  const auto mean_ms = [](uint64_t ns, uint64_t count) {
+    return count == 0 ? 0.0 : static_cast<double>(ns) / 1e6 / static_cast<double>(count);
+  };
+  const uint64_t answered = after.answered - before.answered;
+  run.round_trip_ms = mean_ms(after.round_trip_ns - before.round_trip_ns, answered);
+  run.worker_ms = mean_ms(after.worker_ns - before.worker_ns, answered);
+  const uint64_t first = after.first_answers - before.first_answers;
+  run.new_workers = static_cast<double>(after.spawned - before.spawned);
+  run.first_answer_ms = mean_ms(after.first_answer_ns - before.first_answer_ns, first);
+  run.first_worker_ms = mean_ms(after.first_worker_ns - before.first_worker_ns, first);
+  return run;
+}
+
+// A fresh process's first par_compile, then its second: what a program pays the first time
+// (its workers start inside the timed call) and once its pool is warm. Before both, one
+// in-process compile, so that loading NVRTC (and the driver) in this process is not counted.
+int child_par_compile(const std::string& name, int kernels) {
+  const Backend backend = make_backend(name);
+  ::setenv("TILELANG_DISABLE_CACHE", "1", 1);
+  (void)cold_compile_ms(backend, backend.program(unique_salt(), 0));
+  using tilejit::detail::CompilerPlacement;
+  fmt::print(
+      "par first {}\n",
+      par_run(backend, kernels, usable_cores(), CompilerPlacement::kWorkerProcess).serialize());
+  fmt::print(
+      "par again {}\n",
+      par_run(backend, kernels, usable_cores(), CompilerPlacement::kWorkerProcess).serialize());
+  return 0;
+}
+
+struct ParSeries {
+  std::string label;
+  int workers = 1;
+  std::vector<ParRun> runs;
+  double median_wall() const {
+    std::vector<double> walls;
+    for (const ParRun& run : runs) walls.push_back(run.wall_ms);
+    return median(walls);
+  }
+};
+
+void print_series(const ParSeries& series, int kernels) {
+  for (size_t r = 0; r < series.runs.size(); ++r) {
+    const ParRun& run = series.runs[r];
+    // Busy: the share of (threads x wall) spent inside tasks; the rest is thread start-up,
+    // dispatch, and the tail where some threads have no task left.
+    const double busy = 100.0 * run.task_ms * kernels / (series.workers * run.wall_ms);
+    std::string line =
+        fmt::format("    {:<24} {}: {:5.0f} ms | busy {:3.0f}% | per task {:5.1f} ms", series.label,
+                    r + 1, run.wall_ms, busy, run.task_ms);
+    if (run.round_trip_ms > 0) {
+      line += fmt::format(" = round trip {:5.1f} (the worker's own {:5.1f}) + the rest {:4.1f}",
+                          run.round_trip_ms, run.worker_ms, run.task_ms - run.round_trip_ms);
+    }
+    if (run.new_workers > 0) {
+      line += fmt::format(
+          " | {:.0f} new workers: first answer {:.1f} ms after spawn = start-up {:.1f} + first "
+          "compile {:.1f}",
+          run.new_workers, run.first_answer_ms, run.first_answer_ms - run.first_worker_ms,
+          run.first_worker_ms);
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+void par_compile_section(const Backend& backend, int kernels, int repeats) {
+  using tilejit::detail::CompilerPlacement;
+  const int cores = usable_cores();
+  const CompilerPlacement workers = CompilerPlacement::kWorkerProcess;
+  ParSeries first{fmt::format("{} workers, first call", cores), cores, {}};
+  ParSeries again{fmt::format("{} workers, 2nd call", cores), cores, {}};
+  const bool pool = backend.name == "nvrtc";  // NVRTC compiles in worker processes
+  ParSeries warm{fmt::format("{} workers{}", cores, pool ? ", warm pool" : ""), cores, {}};
+  ParSeries serial{pool ? "1 worker, warm" : "1 worker", 1, {}};
+  ParSeries alone{"1 new worker alone", 1, {}};
+  // Warm this process's pool first: every worker started, NVRTC loaded in each.
+  (void)par_run(backend, kernels, cores, workers);
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  for (int r = 0; r < repeats; ++r) {
+    // Interleaved, the order alternating, so that the host's drift (it moved the 1-worker time
+    // by 1.7x between runs on the H200 host) reaches every series alike.
+    if (r % 2 == 1) serial.runs.push_back(par_run(backend, kernels, 1, workers));
+    warm.runs.push_back(par_run(backend, kernels, cores, workers));
+    if (pool) {
+      // A fresh process's par_compile of all the kernels, and of one kernel (one new worker
+      // starting alone, against `cores` starting together: is start-up contended?).
+      for (const int count : {kernels, 1}) {
+        const tilejit::detail::ProcessResult child = tilejit::detail::run_process(
+            {self, "--child-par-compile", backend.name, std::to_string(count)},
+            std::chrono::seconds(600));
+        if (child.exit_code != 0) throw tilejit::Error("par_compile child failed: " + child.output);
+        for (size_t pos = 0; pos < child.output.size();) {
+          const size_t end = std::min(child.output.find('\n', pos), child.output.size());
+          const std::string line = child.output.substr(pos, end - pos);
+          const std::string rest = line.size() > 10 ? line.substr(10) : std::string();
+          if (line.starts_with("par first ")) {
+            (count == 1 ? alone : first).runs.push_back(ParRun::parse(rest));
+          }
+          if (line.starts_with("par again ") && count != 1) {
+            again.runs.push_back(ParRun::parse(rest));
+          }
+          pos = end + 1;
+        }
+      }
+    }
+    if (r % 2 == 0) serial.runs.push_back(par_run(backend, kernels, 1, workers));
+  }
+  const double serial_ms = serial.median_wall();
+  const double warm_ms = warm.median_wall();
+  fmt::print(
+      "par_compile of {} kernels:  {} workers {:.0f} ms, 1 worker {:.0f} ms (medians of {}): "
+      "speedup {:.1f}x on {} cores (goal >= 14x)\n",
+      kernels, cores, warm_ms, serial_ms, repeats, serial_ms / warm_ms, cores);
+  if (!first.runs.empty()) {
+    const double first_ms = first.median_wall();
+    fmt::print(
+        "  the first par_compile of a fresh process (starts its NVRTC workers): {:.0f} ms "
+        "({:.1f}x; goal >= 14x), its second {:.0f} ms ({:.1f}x)\n",
+        first_ms, serial_ms / first_ms, again.median_wall(), serial_ms / again.median_wall());
+    // Medians over the repeats of each run's means.
+    auto median_of = [](const ParSeries& series, auto field) {
+      std::vector<double> values;
+      for (const ParRun& run : series.runs) values.push_back(field(run));
+      return median(values);
+    };
+    const auto answer = [](const ParRun& run) { return run.first_answer_ms; };
+    const auto compile = [](const ParRun& run) { return run.first_worker_ms; };
+    const auto start_up = [](const ParRun& run) {
+      return run.first_answer_ms - run.first_worker_ms;
+    };
+    const auto own = [](const ParRun& run) { return run.worker_ms; };
+    fmt::print(
+        "  a new worker, spawn to first answer: alone {:.1f} ms (start-up {:.1f} + first compile "
+        "{:.1f}); {} starting together {:.1f} ms (start-up {:.1f} + first compile {:.1f}); a "
+        "warm compile in a worker: {:.1f} ms with 1 busy, {:.1f} ms with {} busy\n",
+        median_of(alone, answer), median_of(alone, start_up), median_of(alone, compile), cores,
+        median_of(first, answer), median_of(first, start_up), median_of(first, compile),
+        median_of(serial, own), median_of(warm, own), cores);
+  }
+  fmt::print("  each run (a task is one cold compile{}):\n",
+             pool ? "; its round trip is to a worker process" : "");
+  for (const ParSeries* series : {&serial, &warm, &first, &again}) print_series(*series, kernels);
+  print_series(alone, 1);
+  if (backend.name == "nvrtc") {
+    const double threads = par_run(backend, kernels, cores, CompilerPlacement::kInProcess).wall_ms;
+    const double one_thread = par_run(backend, kernels, 1, CompilerPlacement::kInProcess).wall_ms;
+    fmt::print(
+        "  reference, NVRTC on threads of this process:  {} threads {:.0f} ms, 1 thread {:.0f} "
+        "ms: {:.1f}x\n",
+        cores, threads, one_thread, one_thread / threads);
+  }
+}
+
 void bench_backend(const std::string& name, int kernels, int repeats) {
   const Backend backend = make_backend(name);
   fmt::print("== {} backend{}\n", name,
@@ -230,48 +444,9 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
   // 3. Memory hits.
   if (backend.can_load) memory_hits(backend, backend.program(salt, 0), 400000, 2000000);
 
-  // 4. par_compile of `kernels` new Programs, all cores vs one worker, disk cache off. The
-  // first call in the process: NVRTC's worker processes start inside the timed region. For
-  // NVRTC, the same compiles on threads of this process show why workers are processes.
+  // 4. par_compile of `kernels` new Programs, all cores vs one worker, disk cache off.
   ::setenv("TILELANG_DISABLE_CACHE", "1", 1);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int cores = ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-  using tilejit::detail::CompilerPlacement;
-  auto par_ms = [&](int workers, CompilerPlacement placement) {
-    std::vector<Program> programs;
-    const int par_salt = unique_salt();
-    for (int i = 0; i < kernels; ++i) programs.push_back(backend.program(par_salt, i));
-    const auto start = Clock::now();
-    tilejit::detail::par_compile_tasks(
-        programs.size(),
-        [&](size_t i) {
-          (void)cold_compile_ms(backend, programs[i], placement);
-          return tilejit::detail::CompileReport{};
-        },
-        [](size_t i) { return std::to_string(i); }, workers, false);
-    return ms_since(start);
-  };
-  const double first = par_ms(cores, CompilerPlacement::kWorkerProcess);
-  const double parallel = par_ms(cores, CompilerPlacement::kWorkerProcess);
-  const double serial = par_ms(1, CompilerPlacement::kWorkerProcess);
-  fmt::print(
-      "par_compile of {} kernels:  {} workers {:.0f} ms, 1 worker {:.0f} ms: speedup {:.1f}x on {} "
-      "cores (goal >= 12x)\n",
-      kernels, cores, parallel, serial, serial / parallel, cores);
-  if (name == "nvrtc") {
-    const tilejit::cuda::NvrtcWorkerStats stats = tilejit::cuda::nvrtc_worker_stats();
-    fmt::print(
-        "  the first par_compile in this process, which starts the NVRTC workers: {:.0f} ms "
-        "({:.1f}x); workers started in all: {}\n",
-        first, serial / first, stats.spawned);
-    const double threads = par_ms(cores, CompilerPlacement::kInProcess);
-    const double one_thread = par_ms(1, CompilerPlacement::kInProcess);
-    fmt::print(
-        "  reference, NVRTC on threads of this process:  {} threads {:.0f} ms, 1 thread {:.0f} "
-        "ms: {:.1f}x\n",
-        cores, threads, one_thread, one_thread / threads);
-  }
+  par_compile_section(backend, kernels, repeats);
   ::unsetenv("TILELANG_DISABLE_CACHE");
 }
 
@@ -304,10 +479,13 @@ int child_disk_hit(const std::string& name, int salt, int count) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] != "--child-disk-hit") fmt::print("bench_cache:\n");
+  if (args.empty() || !args[0].starts_with("--child-")) fmt::print("bench_cache:\n");
   try {
     if (args.size() == 4 && args[0] == "--child-disk-hit") {
       return child_disk_hit(args[1], std::stoi(args[2]), std::stoi(args[3]));
+    }
+    if (args.size() == 3 && args[0] == "--child-par-compile") {
+      return child_par_compile(args[1], std::stoi(args[2]));
     }
     if (args.size() == 2 && args[0] == "--memory-hits") {
       const int hits = std::stoi(args[1]);

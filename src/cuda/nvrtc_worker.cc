@@ -158,7 +158,9 @@ struct Worker {
   pid_t pid = -1;
   int fd = -1;  // our end of the socket pair (close-on-exec)
   std::string executable;
+  Clock::time_point spawned;
   Clock::time_point idle_since;
+  bool answered = false;  // has answered a request (its start-up is behind it)
 };
 
 // Our end of the socket pair must not land on 0-2: when the caller runs with stdin closed,
@@ -175,6 +177,9 @@ int above_stdio(int fd) {
 // Starts `executable` with one end of a new socket pair as its stdin, stdout on /dev/null,
 // stderr shared with us, no other descriptors, default signal handling and an empty mask.
 Worker spawn_worker(const std::string& executable) {
+  // Before posix_spawn, which returns once the child has exec'd: the start-up the pool's
+  // counters report includes the exec.
+  const auto started = Clock::now();
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     throw SpawnError(fmt::format("socketpair failed: {}", std::strerror(errno)));
@@ -221,7 +226,7 @@ Worker spawn_worker(const std::string& executable) {
     ::close(ours);
     throw SpawnError(std::strerror(error));
   }
-  return Worker{pid, ours, executable, Clock::now()};
+  return Worker{pid, ours, executable, started, Clock::now()};
 }
 
 // --- The pool ----------------------------------------------------------------------------
@@ -269,7 +274,7 @@ class Pool {
       Worker worker = spawn_worker(executable);
       std::lock_guard lock(mutex_);
       busy_.push_back(worker.pid);
-      ++spawned_;
+      ++totals_.spawned;
       return worker;
     } catch (...) {
       std::lock_guard lock(mutex_);
@@ -279,10 +284,21 @@ class Pool {
     }
   }
 
-  void give_back(Worker worker) {
+  // `worker` answered a request: the round trip took `round_trip`, the worker `worker_ns`.
+  void give_back(Worker worker, Clock::duration round_trip, uint64_t worker_ns) {
+    const auto now = Clock::now();
     std::lock_guard lock(mutex_);
+    ++totals_.answered;
+    totals_.round_trip_ns += nanoseconds(round_trip);
+    totals_.worker_ns += worker_ns;
+    if (!worker.answered) {
+      ++totals_.first_answers;
+      totals_.first_answer_ns += nanoseconds(now - worker.spawned);
+      totals_.first_worker_ns += worker_ns;
+      worker.answered = true;
+    }
     std::erase(busy_, worker.pid);
-    worker.idle_since = Clock::now();
+    worker.idle_since = now;
     idle_.push_back(std::move(worker));
     returned_.notify_one();
   }
@@ -301,20 +317,23 @@ class Pool {
 
   void count_retry() {
     std::lock_guard lock(mutex_);
-    ++retried_;
+    ++totals_.retried;
   }
 
   NvrtcWorkerStats stats() {
     std::lock_guard lock(mutex_);
-    NvrtcWorkerStats stats;
+    NvrtcWorkerStats stats = totals_;
     for (const Worker& worker : idle_) stats.idle_pids.push_back(worker.pid);
     stats.busy_pids.assign(busy_.begin(), busy_.end());
-    stats.spawned = spawned_;
-    stats.retried = retried_;
     return stats;
   }
 
  private:
+  static uint64_t nanoseconds(Clock::duration duration) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count());
+  }
+
   static std::optional<int> end(Worker& worker, std::chrono::milliseconds grace) {
     ::close(std::exchange(worker.fd, -1));
     return reap(worker.pid, grace);
@@ -367,8 +386,7 @@ class Pool {
   int live_ = 0;  // idle, busy and being spawned
   const int cap_ = detail::usable_cores();
   pid_t owner_ = ::getpid();
-  uint64_t spawned_ = 0;
-  uint64_t retried_ = 0;
+  NvrtcWorkerStats totals_;  // the counters; its pid lists stay empty
 };
 
 // A checked-out worker that goes back to the pool, or is ended: never leaked by an exception.
@@ -381,7 +399,9 @@ class Lease {
     if (worker_) pool_.discard(*worker_, std::chrono::milliseconds(0));
   }
   int fd() const { return worker_->fd; }
-  void give_back() { pool_.give_back(*std::exchange(worker_, std::nullopt)); }
+  void give_back(Clock::duration round_trip, uint64_t worker_ns) {
+    pool_.give_back(*std::exchange(worker_, std::nullopt), round_trip, worker_ns);
+  }
   std::optional<int> discard(std::chrono::milliseconds grace) {
     std::optional<int> status = pool_.discard(*worker_, grace);
     worker_.reset();
@@ -428,11 +448,13 @@ NvrtcOutput compile_cuda_in_worker(std::string_view source, const NvrtcOptions& 
       return compile_cuda(source, options);
     }
     worker::Frame frame;
+    const auto sent = Clock::now();
     if (worker::write_frame(lease->fd(), request)) frame = worker::read_frame(lease->fd());
     if (frame.status == worker::Frame::Status::kComplete) {
+      const auto round_trip = Clock::now() - sent;
       // A malformed response throws here, and the lease ends the worker that sent it.
       worker::Response response = worker::decode_response(frame.payload);
-      lease->give_back();
+      lease->give_back(round_trip, response.worker_ns);
       if (response.error) std::rethrow_exception(response.error);
       return std::move(response.output);
     }

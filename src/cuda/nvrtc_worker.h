@@ -38,6 +38,16 @@ struct NvrtcWorkerStats {
   std::vector<int> busy_pids;  // workers running a compile
   uint64_t spawned = 0;        // workers started by this process
   uint64_t retried = 0;        // compiles sent again because their worker died
+  // Where a compile's time goes, summed over the compiles workers answered: the round trip
+  // (request written to answer read), and the part of it the worker spent on the request.
+  uint64_t answered = 0;
+  uint64_t round_trip_ns = 0;
+  uint64_t worker_ns = 0;
+  // A new worker's start-up: from spawning it to its first answer, and the worker's own time on
+  // that first request (which includes loading NVRTC and its first-compile set-up).
+  uint64_t first_answers = 0;
+  uint64_t first_answer_ns = 0;
+  uint64_t first_worker_ns = 0;
 };
 NvrtcWorkerStats nvrtc_worker_stats();
 

@@ -20,12 +20,16 @@
 namespace tilejit::cuda::worker {
 
 inline constexpr uint32_t kMagic = 0x574e4a54;  // "TJNW" in little-endian bytes
-// 2: precompiled headers; 3: name expressions and lowered names.
-inline constexpr uint32_t kProtocolVersion = 3;
+// 2: precompiled headers; 3: name expressions and lowered names; 4: the worker's compile time.
+inline constexpr uint32_t kProtocolVersion = 4;
 // A worker that has had no request for this long exits, releasing NVRTC's memory.
 inline constexpr std::chrono::seconds kIdleTimeout{60};
 // Far above any real source or cubin; a length beyond it is garbage, not a reason to allocate.
 inline constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 31;
+
+// Called once at the start of a worker process (tilejit-nvrtc-worker, and bench_nvrtc_startup's
+// stand-ins for it): malloc keeps what NVRTC frees for the next compile. Never in the caller.
+void keep_freed_memory();
 
 struct Request {
   std::string working_directory;  // relative include dirs resolve against the caller's
@@ -37,12 +41,14 @@ std::string encode_request(const Request& request);
 // Throws Error when the payload is not a well-formed request.
 Request decode_request(std::string_view payload);
 
-// A compile's outcome in the worker: its output, or the exception it threw.
-std::string encode_output(const NvrtcOutput& output);
-std::string encode_exception(std::exception_ptr error);
+// A compile's outcome in the worker: its output, or the exception it threw, and how long the
+// worker spent on the request (decoding and compiling: the part a round trip is not IPC).
+std::string encode_output(const NvrtcOutput& output, uint64_t worker_ns);
+std::string encode_exception(std::exception_ptr error, uint64_t worker_ns);
 
 // The outcome as the caller sees it.
 struct Response {
+  uint64_t worker_ns = 0;    // the worker's time on the request
   NvrtcOutput output;        // when `error` is null
   std::exception_ptr error;  // the worker's exception, rebuilt as the same tilejit type:
                              // CompileError (log, options, source name), ArgumentError,

@@ -244,6 +244,30 @@ TEST(NvrtcWorker, SequentialCompilesReuseOneWorker) {
   }
 }
 
+// The timing the pool accounts (bench_cache prints it): every answered compile once, the
+// worker's own time inside the round trip (one clock, CLOCK_MONOTONIC, on both sides), and a
+// new worker's first answer once, after its start-up.
+TEST(NvrtcWorker, StatsAccountEachAnsweredCompileOnce) {
+  REQUIRE_NVRTC();
+  const cuda::NvrtcWorkerStats before = cuda::nvrtc_worker_stats();
+  std::vector<int> indices = {4, 1, 5};
+  for (int index : indices) {
+    (void)cuda::compile_cuda_in_worker(kernel_source(index), kernel_options(index));
+  }
+  // A compile error is answered too.
+  EXPECT_THROW(cuda::compile_cuda_in_worker("this is not CUDA", options_for("bad.cu")),
+               CompileError);
+  const cuda::NvrtcWorkerStats after = cuda::nvrtc_worker_stats();
+  EXPECT_EQ(after.answered - before.answered, indices.size() + 1);
+  const uint64_t worker_ns = after.worker_ns - before.worker_ns;
+  EXPECT_GT(worker_ns, 0u);
+  EXPECT_LE(worker_ns, after.round_trip_ns - before.round_trip_ns);
+  EXPECT_EQ(after.first_answers - before.first_answers, after.spawned - before.spawned);
+  EXPECT_GE(after.first_answers, 1u) << "the pool answered compiles without ever starting one";
+  EXPECT_LE(after.first_worker_ns, after.first_answer_ns);
+  EXPECT_LE(after.first_worker_ns, after.worker_ns);
+}
+
 TEST(NvrtcWorker, ListDependenciesCrossesLikeInProcess) {
   REQUIRE_NVRTC();
   NvrtcOptions options = kernel_options(2);
@@ -505,10 +529,10 @@ TEST(NvrtcWorker, GarbledResponseIsAnError) {
   REQUIRE_NVRTC();
   detail::TempDir dir("nvrtc-worker-garbled");
   // A well-formed header (this protocol version, 3 bytes) around a payload that is no response.
-  static_assert(cuda::worker::kProtocolVersion == 3, "the header below spells the version");
+  static_assert(cuda::worker::kProtocolVersion == 4, "the header below spells the version");
   const fs::path garbled =
       write_script(dir, "garbled-worker",
-                   "printf 'TJNW\\3\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
+                   "printf 'TJNW\\4\\0\\0\\0\\3\\0\\0\\0\\0\\0\\0\\0\\7xy' >&0\nsleep 5\n");
   const ScopedEnv env(cuda::kNvrtcWorkerEnv, garbled.string());
   try {
     cuda::compile_cuda_in_worker(kernel_source(10), options_for("garbled.cu"));
@@ -724,8 +748,11 @@ NvrtcOutput every_output_field_set() {
 
 TEST(NvrtcWorkerProtocol, OutputRoundTripsEveryField) {
   const NvrtcOutput output = every_output_field_set();
-  const worker::Response response = worker::decode_response(worker::encode_output(output));
+  const uint64_t worker_ns = 0x0123456789abcdefULL;
+  const worker::Response response =
+      worker::decode_response(worker::encode_output(output, worker_ns));
   ASSERT_FALSE(response.error);
+  EXPECT_EQ(response.worker_ns, worker_ns);
   expect_same_output(response.output, output, "round trip");
 }
 
@@ -748,7 +775,11 @@ std::optional<E> rethrown_as(const worker::Response& response) {
 }
 
 worker::Response cross(std::exception_ptr error) {
-  return worker::decode_response(worker::encode_exception(std::move(error)));
+  const uint64_t worker_ns = 987654321;
+  worker::Response response =
+      worker::decode_response(worker::encode_exception(std::move(error), worker_ns));
+  EXPECT_EQ(response.worker_ns, worker_ns);
+  return response;
 }
 
 TEST(NvrtcWorkerProtocol, ExceptionsKeepTheirTypes) {
@@ -788,9 +819,9 @@ TEST(NvrtcWorkerProtocol, ExceptionsKeepTheirTypes) {
 // a crash, never a read past the end (ASan builds check the latter).
 TEST(NvrtcWorkerProtocol, TruncatedAndCorruptedPayloadsAreErrors) {
   const std::string responses[] = {
-      worker::encode_output(every_output_field_set()),
+      worker::encode_output(every_output_field_set(), 42),
       worker::encode_exception(
-          std::make_exception_ptr(CompileError("s", "log", {"a", "b"}, "n.cu"))),
+          std::make_exception_ptr(CompileError("s", "log", {"a", "b"}, "n.cu")), 42),
   };
   for (const std::string& full : responses) {
     for (size_t size = 0; size < full.size(); ++size) {
