@@ -22,7 +22,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kArtifactFile = "artifact.json";
-constexpr const char* kProgramFile = "program.json";
 constexpr const char* kHostSourceFile = "host_source";
 constexpr const char* kDeviceSourceFile = "device_source";
 
@@ -33,17 +32,15 @@ std::string binary_file_name(const std::string& kind) {
   return "kernel.bin";
 }
 
-const std::string& file_named(const std::map<std::string, std::string>& files,
-                              const std::string& name) {
+std::string& file_named(std::map<std::string, std::string>& files, const std::string& name) {
   auto it = files.find(name);
   if (it == files.end()) throw Error(fmt::format("compiled artifact: file '{}' is missing", name));
   return it->second;
 }
 
-std::string optional_file(const std::map<std::string, std::string>& files,
-                          const std::string& name) {
+std::string optional_file(std::map<std::string, std::string>& files, const std::string& name) {
   auto it = files.find(name);
-  return it == files.end() ? std::string() : it->second;
+  return it == files.end() ? std::string() : std::move(it->second);
 }
 
 }  // namespace
@@ -67,7 +64,7 @@ std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& art
   return files;
 }
 
-CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& files,
+CompiledArtifact artifact_from_files(std::map<std::string, std::string> files,
                                      const Program* keyed_program) {
   json header;
   try {
@@ -89,7 +86,7 @@ CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& f
     artifact.metadata = header.at("metadata").get<std::map<std::string, std::string>>();
     artifact.dependencies = header.at("dependencies").get<std::vector<std::string>>();
     if (header.contains("binary_file")) {
-      artifact.binary = file_named(files, header.at("binary_file").get<std::string>());
+      artifact.binary = std::move(file_named(files, header.at("binary_file").get<std::string>()));
     }
   } catch (const json::exception& e) {
     throw Error(fmt::format("compiled artifact: {} is malformed: {}", kArtifactFile, e.what()));

@@ -129,26 +129,25 @@ DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
   }
   Verdict verdict = verify_entry(opened.fd.get(), entry.key);
   if (verdict.access != Access::kOk) throw Error(fmt::format("{}: {}", what, verdict.problem));
-  entry.artifact = artifact_from_files(verdict.files);
+  entry.artifact = artifact_from_files(std::move(verdict.files));
   return entry;
 }
 
 DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed_program) const {
   Lookup result;
   if (!is_key(key)) return result;
-  Layout layout = open_layout(root_, false);
-  if (layout.access == Access::kUnsafe) {
+  const VersionDir version = open_version_for_reading(root_);
+  if (version.access == Access::kUnsafe) {
     warn_once(
         "refusing to use the disk cache: {}. dlopen of cached code is code execution; compiling "
         "into a private directory instead (fix the permissions or set TILELANG_CACHE_DIR)",
-        layout.problem);
+        version.problem);
     result.status = Status::kUnsafe;
     return result;
   }
-  if (layout.access != Access::kOk) return result;
+  if (version.access != Access::kOk) return result;
   const std::string shard_name = key.substr(0, 2);
-  Opened shard =
-      open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
+  Opened shard = open_dir_at(version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
   Opened entry;
   if (shard.access == Access::kOk)
     entry = open_dir_at(shard.fd.get(), key.c_str(), "cache entry " + key, false);
@@ -166,7 +165,9 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   // Evicted or replaced between our open and our lock: a plain miss.
   if (!same_inode(entry.fd.get(), shard.fd.get(), key.c_str())) return result;
 
-  Verdict verdict = verify_entry(entry.fd.get(), key);
+  // With the Program at hand, its program.json is not needed (artifact_from_files).
+  Verdict verdict =
+      verify_entry(entry.fd.get(), key, keyed_program ? kProgramFile : std::string_view());
   if (verdict.access == Access::kUnsafe) {
     warn("refusing cache entry {}: {}; compiling into a private directory instead", key,
          verdict.problem);
@@ -175,7 +176,7 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   }
   if (verdict.access == Access::kOk) {
     try {
-      result.artifact = artifact_from_files(verdict.files, keyed_program);
+      result.artifact = artifact_from_files(std::move(verdict.files), keyed_program);
     } catch (const Error& e) {
       verdict.access = Access::kMissing;
       verdict.problem = e.what();
@@ -183,7 +184,7 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   }
   if (verdict.access != Access::kOk) {
     warn("removing broken cache entry {}: {}; rebuilding", key, verdict.problem);
-    discard_entry(layout, shard.fd.get(), entry.fd.get(), key);
+    discard_entry(open_layout(root_, false), shard.fd.get(), entry.fd.get(), key);
     return result;
   }
   ::futimens(entry.fd.get(), nullptr);  // last use, for LRU eviction; fails harmlessly read-only
@@ -281,9 +282,9 @@ void DiskCache::remove(const std::string& key) const {
 std::optional<std::vector<DiskCache::RecordedHeader>> DiskCache::load_dependencies(
     const std::string& base_key) const {
   if (!is_key(base_key)) return std::nullopt;
-  Layout layout = open_layout(root_, false);
-  if (layout.access != Access::kOk) return std::nullopt;
-  Opened dir = open_dir_at(layout.version.get(), kDependencyDir, "dependency records", false);
+  const VersionDir version = open_version_for_reading(root_);
+  if (version.access != Access::kOk) return std::nullopt;
+  Opened dir = open_dir_at(version.get(), kDependencyDir, "dependency records", false);
   if (dir.access != Access::kOk) return std::nullopt;
   const std::string name = base_key + ".json";
   FileRead file = read_file_at(dir.fd.get(), name, "dependency record " + name);
