@@ -13,8 +13,8 @@ namespace tilejit::detail {
 // The file that holds the Program, as JSON.
 inline constexpr const char* kProgramFile = "program.json";
 
-// File name -> contents. Always has "artifact.json" and kProgramFile; the binary and the
-// sources are present when non-empty.
+// File name -> contents. Always has "artifact.json" and kProgramFile; the binary, the sources
+// and the compiler log ("metadata.log" / "metadata.compile_log") are present when non-empty.
 std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& artifact);
 // Throws Error naming the file when one is missing or malformed, or when the artifact was
 // written by another format version. `keyed_program`: the Program (out_idx set) whose cache key
