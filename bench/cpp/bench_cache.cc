@@ -460,10 +460,13 @@ int child_disk_hit(const std::string& name, int salt, int count) {
       hit = tilejit::detail::compile_with_outcome(program, backend.options).source ==
             tilejit::detail::CompileSource::kDiskCache;
     } else {
-      // What compile() does on a disk hit up to backend.load: the key, then the verified read.
+      // What compile() does on a disk hit up to backend.load: the key, then the verified read,
+      // which has the Program at hand (out_idx resolved) as in compile().
       const std::string key = tilejit::detail::compile_cache_key(program, backend.options);
       auto disk = tilejit::detail::DiskCache::from_env();
-      hit = disk && disk->lookup(key).artifact.has_value();
+      Program keyed = program;
+      keyed.out_idx = tilejit::detail::resolve_options(program, backend.options).out_idx;
+      hit = disk && disk->lookup(key, &keyed).artifact.has_value();
     }
     const double ms = ms_since(start);
     if (!hit) {

@@ -15,7 +15,6 @@ record lists.
 
 import argparse
 import glob
-import json
 import os
 import statistics
 import subprocess
@@ -78,8 +77,9 @@ def main() -> int:
     run(programs, 0, cache)  # the builds
     print(f"bench_header_cache: both GEMMs built in {time.perf_counter() - start:.1f} s "
           f"(include dirs: {len(program.include_dirs)})", flush=True)
-    headers = [len(json.load(open(path))["headers"])
-               for path in glob.glob(os.path.join(cache, "v1", "deps", "*.json"))]
+    # A dependency record is two lines (format, base key), then one line per header.
+    headers = [len(open(path).read().splitlines()) - 2
+               for path in glob.glob(os.path.join(cache, "v1", "deps", "*.deps"))]
     results = [run(programs, options.hits, cache) for _ in range(options.processes)]
 
     def report(name: str, column: int, scale: float, unit: str) -> None:

@@ -49,8 +49,9 @@ struct CompileOptions {
 // it to a user. The seed's CompiledArtifact.
 struct CompiledArtifact {
   // 2: dependencies; 3: nvrtc records the lowered (mangled) names of C++-named kernels, which
-  // version-2 entries of such kernels lack.
-  static constexpr int kFormatVersion = 3;
+  // version-2 entries of such kernels lack; 4: compiler logs in files of their own (version 3,
+  // with them inside artifact.json, is still read).
+  static constexpr int kFormatVersion = 4;
 
   std::string backend;                          // "nvrtc", "nvcc", "cpu", ...
   std::string target;                           // canonical target text ("cuda -arch=sm_90a", "c")

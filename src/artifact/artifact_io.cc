@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -22,9 +23,17 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kArtifactFile = "artifact.json";
-constexpr const char* kProgramFile = "program.json";
 constexpr const char* kHostSourceFile = "host_source";
 constexpr const char* kDeviceSourceFile = "device_source";
+// The compiler's log (metadata "log" from nvrtc, "compile_log" from the host-library backends)
+// goes into a file "metadata.<key>" when not empty, not into artifact.json: NVRTC's warnings on
+// a TileLang GEMM are 7 KB of escaped text, which took the JSON parser of a disk hit ~40 us.
+constexpr std::array<const char*, 2> kLogKeys = {"log", "compile_log"};
+constexpr int kInlineLogFormatVersion = 3;  // read as well: logs inside artifact.json
+
+std::string log_file_name(std::string_view key) {
+  return "metadata." + std::string(key);
+}
 
 std::string binary_file_name(const std::string& kind) {
   if (kind == "cubin") return "kernel.cubin";
@@ -33,27 +42,32 @@ std::string binary_file_name(const std::string& kind) {
   return "kernel.bin";
 }
 
-const std::string& file_named(const std::map<std::string, std::string>& files,
-                              const std::string& name) {
+std::string& file_named(std::map<std::string, std::string>& files, const std::string& name) {
   auto it = files.find(name);
   if (it == files.end()) throw Error(fmt::format("compiled artifact: file '{}' is missing", name));
   return it->second;
 }
 
-std::string optional_file(const std::map<std::string, std::string>& files,
-                          const std::string& name) {
+std::string optional_file(std::map<std::string, std::string>& files, const std::string& name) {
   auto it = files.find(name);
-  return it == files.end() ? std::string() : it->second;
+  return it == files.end() ? std::string() : std::move(it->second);
 }
 
 }  // namespace
 
 std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& artifact) {
   std::map<std::string, std::string> files;
+  std::map<std::string, std::string> metadata = artifact.metadata;
+  for (const char* key : kLogKeys) {
+    auto it = metadata.find(key);
+    if (it == metadata.end() || it->second.empty()) continue;
+    files[log_file_name(key)] = std::move(it->second);
+    metadata.erase(it);
+  }
   json header = {
       {"format", "tilejit.artifact"},          {"format_version", CompiledArtifact::kFormatVersion},
       {"backend", artifact.backend},           {"target", artifact.target},
-      {"binary_kind", artifact.binary_kind},   {"metadata", artifact.metadata},
+      {"binary_kind", artifact.binary_kind},   {"metadata", metadata},
       {"dependencies", artifact.dependencies},
   };
   if (!artifact.binary.empty()) {
@@ -67,7 +81,7 @@ std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& art
   return files;
 }
 
-CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& files,
+CompiledArtifact artifact_from_files(std::map<std::string, std::string> files,
                                      const Program* keyed_program) {
   json header;
   try {
@@ -79,9 +93,9 @@ CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& f
   CompiledArtifact artifact;
   try {
     const int version = header.at("format_version").get<int>();
-    if (version != CompiledArtifact::kFormatVersion) {
-      throw Error(fmt::format("compiled artifact: format version {} (this tilejit reads {})",
-                              version, CompiledArtifact::kFormatVersion));
+    if (version != CompiledArtifact::kFormatVersion && version != kInlineLogFormatVersion) {
+      throw Error(fmt::format("compiled artifact: format version {} (this tilejit reads {} and {})",
+                              version, kInlineLogFormatVersion, CompiledArtifact::kFormatVersion));
     }
     artifact.backend = header.at("backend").get<std::string>();
     artifact.target = header.at("target").get<std::string>();
@@ -89,13 +103,22 @@ CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& f
     artifact.metadata = header.at("metadata").get<std::map<std::string, std::string>>();
     artifact.dependencies = header.at("dependencies").get<std::vector<std::string>>();
     if (header.contains("binary_file")) {
-      artifact.binary = file_named(files, header.at("binary_file").get<std::string>());
+      artifact.binary = std::move(file_named(files, header.at("binary_file").get<std::string>()));
     }
   } catch (const json::exception& e) {
     throw Error(fmt::format("compiled artifact: {} is malformed: {}", kArtifactFile, e.what()));
   }
   artifact.program =
       keyed_program ? *keyed_program : Program::from_json(file_named(files, kProgramFile));
+  for (const char* key : kLogKeys) {
+    auto it = files.find(log_file_name(key));
+    if (it == files.end()) continue;
+    if (artifact.metadata.contains(key)) {
+      throw Error(fmt::format("compiled artifact: metadata '{}' is both in {} and in file '{}'",
+                              key, kArtifactFile, it->first));
+    }
+    artifact.metadata[key] = std::move(it->second);
+  }
   artifact.host_source = optional_file(files, kHostSourceFile);
   artifact.device_source = optional_file(files, kDeviceSourceFile);
   return artifact;

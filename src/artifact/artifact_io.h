@@ -10,14 +10,18 @@
 
 namespace tilejit::detail {
 
-// File name -> contents. Always has "artifact.json" and "program.json"; the binary and the
-// sources are present when non-empty.
+// The file that holds the Program, as JSON.
+inline constexpr const char* kProgramFile = "program.json";
+
+// File name -> contents. Always has "artifact.json" and kProgramFile; the binary, the sources
+// and the compiler log ("metadata.log" / "metadata.compile_log") are present when non-empty.
 std::map<std::string, std::string> artifact_to_files(const CompiledArtifact& artifact);
 // Throws Error naming the file when one is missing or malformed, or when the artifact was
 // written by another format version. `keyed_program`: the Program (out_idx set) whose cache key
 // named these files, which is then their program.json (the key covers every field of it), so
-// the copy at hand is taken instead of parsing and validating that file again; null: parsed.
-CompiledArtifact artifact_from_files(const std::map<std::string, std::string>& files,
+// the copy at hand is taken and kProgramFile need not be among `files`; null: parsed. The
+// contents are moved out of `files` (a binary can be hundreds of kilobytes).
+CompiledArtifact artifact_from_files(std::map<std::string, std::string> files,
                                      const Program* keyed_program = nullptr);
 
 }  // namespace tilejit::detail

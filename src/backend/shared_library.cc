@@ -24,6 +24,17 @@ std::string fd_path(int fd) {
   return fmt::format("/proc/self/fd/{}", fd);
 }
 
+// True when a loaded object has the file name `path`. dlopen(path, RTLD_NOLOAD) would answer
+// too, but opens and fstat()s the file to compare it with every loaded one, on every load.
+bool loaded_under(const std::string& path) {
+  const auto visit = [](dl_phdr_info* info, size_t, void* data) -> int {
+    return info->dlpi_name != nullptr && *static_cast<const std::string*>(data) == info->dlpi_name
+               ? 1
+               : 0;
+  };
+  return dl_iterate_phdr(visit, const_cast<std::string*>(&path)) != 0;
+}
+
 void write_all(int fd, std::string_view bytes, std::string_view name) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
@@ -53,10 +64,7 @@ SharedLibrary SharedLibrary::from_bytes(std::string_view bytes, std::string_view
   // keeps its /proc/self/fd/N name, and dlopen would hand that stale library back for a new
   // file behind the same number. Move to a higher descriptor until the name is unused.
   for (int attempt = 0;; ++attempt) {
-    const std::string path = fd_path(library.fd_);
-    void* stale = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-    if (stale == nullptr) break;
-    ::dlclose(stale);
+    if (!loaded_under(fd_path(library.fd_))) break;
     if (attempt == 64) {
       throw Error(fmt::format("cannot find an unused descriptor to load library '{}'", name));
     }

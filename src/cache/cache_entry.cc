@@ -15,7 +15,7 @@ bool is_key(std::string_view text) {
          });
 }
 
-Verdict verify_entry(int entry, const std::string& key) {
+Verdict verify_entry(int entry, const std::string& key, std::string_view unread) {
   Verdict verdict;
   FileRead manifest = read_file_at(entry, kManifestFile, "manifest.json");
   if (manifest.access != Access::kOk) {
@@ -37,6 +37,7 @@ Verdict verify_entry(int entry, const std::string& key) {
         verdict.problem = fmt::format("manifest.json lists an invalid file name '{}'", name);
         return verdict;
       }
+      if (name == unread) continue;
       FileRead file = read_file_at(entry, name, name);
       if (file.access != Access::kOk) {
         verdict.access = file.access;

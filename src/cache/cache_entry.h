@@ -23,9 +23,11 @@ struct Verdict {
   std::map<std::string, std::string> files;  // verified contents, manifest excluded
 };
 
-// Reads the manifest of entry directory `entry` and every file it lists, checking size and
-// SHA-256 and that the manifest names `key`.
-Verdict verify_entry(int entry, const std::string& key);
+// Reads the manifest of entry directory `entry` and every file it lists but `unread`, checking
+// size and SHA-256 and that the manifest names `key`. A file the caller will not use is left
+// unread (compile() has the Program its key covers, so it skips program.json): what is not
+// read is neither trusted nor used, and `tilejit cache verify` still checks it.
+Verdict verify_entry(int entry, const std::string& key, std::string_view unread = {});
 
 // The manifest.json of an entry holding `files` under `key`.
 std::string manifest_for(const std::string& key, const std::map<std::string, std::string>& files);

@@ -274,6 +274,77 @@ Layout open_layout(const fs::path& root, bool create) {
   return layout;
 }
 
+VersionDir open_version_for_reading(const fs::path& root) {
+  struct Held {
+    std::string root;
+    dev_t device = 0;
+    ino_t inode = 0;  // of <root>/v1, which `fd` holds open
+    std::shared_ptr<const UniqueFd> fd;
+  };
+  static std::mutex mutex;
+  static std::vector<Held> held;  // the cache roots this process used last, newest at the back
+  constexpr size_t kHeldRoots = 8;
+
+  VersionDir result;
+  const std::string root_text = root.string();
+  const fs::path version_path = root / DiskCache::kLayoutVersion;
+  const std::string root_what = fmt::format("cache directory '{}'", root_text);
+  const std::string version_what = fmt::format("'{}/{}'", root_text, DiskCache::kLayoutVersion);
+  // The rule open_dir_at applies to an opened directory, applied to the path's inode now.
+  const auto check = [&](const char* path, const std::string& what, struct stat* st) {
+    if (::fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW) != 0) {
+      result.access = errno == ENOENT ? Access::kMissing : Access::kError;
+      if (result.access == Access::kError)
+        result.problem = fmt::format("cannot stat {}: {}", what, std::strerror(errno));
+      return false;
+    }
+    if (!S_ISDIR(st->st_mode)) {
+      result.access = Access::kUnsafe;
+      result.problem = fmt::format("{} is a symlink or not a directory", what);
+      return false;
+    }
+    result.problem = unsafe_reason(*st, what);
+    result.access = result.problem.empty() ? Access::kOk : Access::kUnsafe;
+    return result.access == Access::kOk;
+  };
+  struct stat root_st {
+  }, version_st{};
+  if (!check(root.c_str(), root_what, &root_st) ||
+      !check(version_path.c_str(), version_what, &version_st)) {
+    return result;
+  }
+  {
+    std::lock_guard lock(mutex);
+    for (const Held& entry : held) {
+      if (entry.root == root_text && entry.device == version_st.st_dev &&
+          entry.inode == version_st.st_ino) {
+        result.fd = entry.fd;
+        return result;
+      }
+    }
+  }
+  // Not held yet, or the path now names another directory: the full check, then keep it.
+  Layout layout = open_layout(root, false);
+  if (layout.access != Access::kOk) {
+    result.access = layout.access;
+    result.problem = layout.problem;
+    return result;
+  }
+  struct stat opened {};
+  if (::fstat(layout.version.get(), &opened) != 0) {
+    result.access = Access::kError;
+    result.problem = fmt::format("cannot stat {}: {}", version_what, std::strerror(errno));
+    return result;
+  }
+  result.access = Access::kOk;
+  result.fd = std::make_shared<const UniqueFd>(std::move(layout.version));
+  std::lock_guard lock(mutex);
+  std::erase_if(held, [&](const Held& entry) { return entry.root == root_text; });
+  if (held.size() >= kHeldRoots) held.erase(held.begin());
+  held.push_back({root_text, opened.st_dev, opened.st_ino, result.fd});
+  return result;
+}
+
 // Moves an entry out of the namespace in one rename, then deletes it at leisure. Only if the
 // name still refers to the directory we examined: another process may already have replaced
 // a corrupt entry by a good one.

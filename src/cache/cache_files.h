@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,6 +83,21 @@ struct Layout {
 // component must not be a symlink; its parents are the user's own business. Without `create`
 // a missing staging directory is fine: lookups work without it.
 Layout open_layout(const std::filesystem::path& root, bool create);
+
+// The version directory (<root>/v1) for reading: lookups, dependency and toolchain records.
+// Checked like open_layout(root, false), but kept open by the process, so that a read costs
+// two fstatat() calls (the root still not a symlink and private, <root>/v1 still the inode
+// held open and private) instead of opening and checking root, v1 and tmp each time. Another
+// directory at the path (the cache removed and made again, TILELANG_CACHE_DIR elsewhere) is
+// opened and checked anew. The staging directory is not checked here: reads do not use it
+// (open_layout for a store or a removal still checks it).
+struct VersionDir {
+  Access access = Access::kError;
+  std::string problem;
+  std::shared_ptr<const UniqueFd> fd;  // shared with the process's table; valid while held
+  int get() const { return fd->get(); }
+};
+VersionDir open_version_for_reading(const std::filesystem::path& root);
 
 // Moves an entry out of the namespace in one rename, then deletes it at leisure. Only if the
 // name still refers to the directory we examined: another process may already have replaced

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -31,9 +32,85 @@ using namespace cache_fs;
 
 namespace {
 
-// Format 2 adds each header's hash and stat signature; format 1 (paths only) is still read.
-constexpr const char* kDependencyFormat = "tilejit.dependencies/2";
+// Format 3 (<base key>.deps) is lines of text: a new process's first hit of a TileLang kernel
+// spent ~0.1 ms parsing the JSON of format 2, which had each header's hash and stat signature
+// (<base key>.json); format 1 there listed paths only. Those two are still read, and replaced
+// by a record of format 3.
+constexpr std::string_view kDependencyFormat = "tilejit.dependencies/3";
+constexpr const char* kJsonDependencyFormat = "tilejit.dependencies/2";
 constexpr const char* kPathsOnlyDependencyFormat = "tilejit.dependencies/1";
+constexpr const char* kDependencySuffix = ".deps";
+constexpr const char* kJsonDependencySuffix = ".json";
+
+// A record of format 3:
+//   tilejit.dependencies/3
+//   base_key <base key>
+//   <sha256> <device> <inode> <size> <mtime_ns> <ctime_ns> <path>     a header with its hash
+//   - <path>                                                          a header without one
+// The path is the rest of the line (it may hold spaces; one holding a newline is not recorded).
+std::string dependency_text(const std::string& base_key,
+                            const std::vector<DiskCache::RecordedHeader>& headers) {
+  std::string text = fmt::format("{}\nbase_key {}\n", kDependencyFormat, base_key);
+  for (const DiskCache::RecordedHeader& header : headers) {
+    if (!header.hash) {
+      text += fmt::format("- {}\n", header.path);
+      continue;
+    }
+    const FileSignature& signature = header.hash->signature;
+    text += fmt::format("{} {} {} {} {} {} {}\n", header.hash->sha256, signature.device,
+                        signature.inode, signature.size, signature.mtime_ns, signature.ctime_ns,
+                        header.path);
+  }
+  return text;
+}
+
+// The headers of a record of format 3 for `base_key`; nullopt when `text` is not one.
+std::optional<std::vector<DiskCache::RecordedHeader>> parse_dependency_text(
+    std::string_view text, const std::string& base_key) {
+  const auto next_line = [&](std::string_view* line) {
+    const size_t end = text.find('\n');
+    if (end == std::string_view::npos) return false;
+    *line = text.substr(0, end);
+    text.remove_prefix(end + 1);
+    return true;
+  };
+  // The next space-separated field of `line`, consumed with its space.
+  const auto field = [](std::string_view* line) {
+    const size_t end = line->find(' ');
+    const std::string_view value = line->substr(0, end);
+    line->remove_prefix(end == std::string_view::npos ? line->size() : end + 1);
+    return value;
+  };
+  const auto number = [&](std::string_view* line, auto* value) {
+    const std::string_view digits = field(line);
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), *value);
+    return error == std::errc() && end == digits.data() + digits.size() && !digits.empty();
+  };
+  std::string_view line;
+  if (!next_line(&line) || line != kDependencyFormat || !next_line(&line) ||
+      line != "base_key " + base_key) {
+    return std::nullopt;
+  }
+  std::vector<DiskCache::RecordedHeader> headers;
+  while (!text.empty()) {
+    if (!next_line(&line)) return std::nullopt;  // the last line lacks its newline: truncated
+    const std::string_view sha256 = field(&line);
+    DiskCache::RecordedHeader header;
+    if (sha256 != "-") {
+      FileSignature signature;
+      if (!is_key(sha256) || !number(&line, &signature.device) ||
+          !number(&line, &signature.inode) || !number(&line, &signature.size) ||
+          !number(&line, &signature.mtime_ns) || !number(&line, &signature.ctime_ns)) {
+        return std::nullopt;
+      }
+      header.hash = HeaderHash{signature, std::string(sha256)};
+    }
+    if (line.empty()) return std::nullopt;
+    header.path = std::string(line);
+    headers.push_back(std::move(header));
+  }
+  return headers;
+}
 
 fs::path default_root() {
   const char* home = std::getenv("HOME");
@@ -56,7 +133,7 @@ std::optional<std::vector<DiskCache::RecordedHeader>> recorded_headers(const std
       recorded.push_back({header.get<std::string>(), std::nullopt});
       continue;
     }
-    if (format != kDependencyFormat || !header.is_object() || !header.contains("path") ||
+    if (format != kJsonDependencyFormat || !header.is_object() || !header.contains("path") ||
         !header["path"].is_string()) {
       return std::nullopt;
     }
@@ -129,26 +206,25 @@ DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
   }
   Verdict verdict = verify_entry(opened.fd.get(), entry.key);
   if (verdict.access != Access::kOk) throw Error(fmt::format("{}: {}", what, verdict.problem));
-  entry.artifact = artifact_from_files(verdict.files);
+  entry.artifact = artifact_from_files(std::move(verdict.files));
   return entry;
 }
 
 DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed_program) const {
   Lookup result;
   if (!is_key(key)) return result;
-  Layout layout = open_layout(root_, false);
-  if (layout.access == Access::kUnsafe) {
+  const VersionDir version = open_version_for_reading(root_);
+  if (version.access == Access::kUnsafe) {
     warn_once(
         "refusing to use the disk cache: {}. dlopen of cached code is code execution; compiling "
         "into a private directory instead (fix the permissions or set TILELANG_CACHE_DIR)",
-        layout.problem);
+        version.problem);
     result.status = Status::kUnsafe;
     return result;
   }
-  if (layout.access != Access::kOk) return result;
+  if (version.access != Access::kOk) return result;
   const std::string shard_name = key.substr(0, 2);
-  Opened shard =
-      open_dir_at(layout.version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
+  Opened shard = open_dir_at(version.get(), shard_name.c_str(), "cache shard " + shard_name, false);
   Opened entry;
   if (shard.access == Access::kOk)
     entry = open_dir_at(shard.fd.get(), key.c_str(), "cache entry " + key, false);
@@ -166,7 +242,9 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   // Evicted or replaced between our open and our lock: a plain miss.
   if (!same_inode(entry.fd.get(), shard.fd.get(), key.c_str())) return result;
 
-  Verdict verdict = verify_entry(entry.fd.get(), key);
+  // With the Program at hand, its program.json is not needed (artifact_from_files).
+  Verdict verdict =
+      verify_entry(entry.fd.get(), key, keyed_program ? kProgramFile : std::string_view());
   if (verdict.access == Access::kUnsafe) {
     warn("refusing cache entry {}: {}; compiling into a private directory instead", key,
          verdict.problem);
@@ -175,7 +253,7 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   }
   if (verdict.access == Access::kOk) {
     try {
-      result.artifact = artifact_from_files(verdict.files, keyed_program);
+      result.artifact = artifact_from_files(std::move(verdict.files), keyed_program);
     } catch (const Error& e) {
       verdict.access = Access::kMissing;
       verdict.problem = e.what();
@@ -183,7 +261,7 @@ DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed
   }
   if (verdict.access != Access::kOk) {
     warn("removing broken cache entry {}: {}; rebuilding", key, verdict.problem);
-    discard_entry(layout, shard.fd.get(), entry.fd.get(), key);
+    discard_entry(open_layout(root_, false), shard.fd.get(), entry.fd.get(), key);
     return result;
   }
   ::futimens(entry.fd.get(), nullptr);  // last use, for LRU eviction; fails harmlessly read-only
@@ -281,16 +359,34 @@ void DiskCache::remove(const std::string& key) const {
 std::optional<std::vector<DiskCache::RecordedHeader>> DiskCache::load_dependencies(
     const std::string& base_key) const {
   if (!is_key(base_key)) return std::nullopt;
-  Layout layout = open_layout(root_, false);
-  if (layout.access != Access::kOk) return std::nullopt;
-  Opened dir = open_dir_at(layout.version.get(), kDependencyDir, "dependency records", false);
+  const VersionDir version = open_version_for_reading(root_);
+  if (version.access != Access::kOk) return std::nullopt;
+  Opened dir = open_dir_at(version.get(), kDependencyDir, "dependency records", false);
   if (dir.access != Access::kOk) return std::nullopt;
-  const std::string name = base_key + ".json";
-  FileRead file = read_file_at(dir.fd.get(), name, "dependency record " + name);
-  if (file.access != Access::kOk) {
-    if (file.access != Access::kMissing) warn("ignoring dependency record: {}", file.problem);
-    return std::nullopt;
+  const auto read = [&](const std::string& name) {
+    FileRead file = read_file_at(dir.fd.get(), name, "dependency record " + name);
+    if (file.access != Access::kOk && file.access != Access::kMissing)
+      warn("ignoring dependency record: {}", file.problem);
+    return file;
+  };
+  const auto remove_broken = [&](const std::string& name) {
+    warn("removing broken dependency record {}", name);
+    ::unlinkat(dir.fd.get(), name.c_str(), 0);
+  };
+  const std::string name = base_key + kDependencySuffix;
+  FileRead file = read(name);
+  if (file.access == Access::kOk) {
+    std::optional<std::vector<RecordedHeader>> headers =
+        parse_dependency_text(file.bytes, base_key);
+    if (!headers) remove_broken(name);
+    return headers;
   }
+  if (file.access != Access::kMissing) return std::nullopt;
+
+  // A record of format 1 or 2, written by an earlier tilejit: read, then replaced by format 3.
+  const std::string json_name = base_key + kJsonDependencySuffix;
+  file = read(json_name);
+  if (file.access != Access::kOk) return std::nullopt;
   const json record = json::parse(file.bytes, nullptr, /*allow_exceptions=*/false);
   std::optional<std::vector<RecordedHeader>> headers;
   if (record.is_object() && record.value("base_key", "") == base_key &&
@@ -298,15 +394,22 @@ std::optional<std::vector<DiskCache::RecordedHeader>> DiskCache::load_dependenci
     headers = recorded_headers(record.value("format", ""), record["headers"]);
   }
   if (!headers) {
-    warn("removing broken dependency record {}", name);
-    ::unlinkat(dir.fd.get(), name.c_str(), 0);
+    remove_broken(json_name);
+    return headers;
   }
+  store_dependencies(base_key, *headers);
+  ::unlinkat(dir.fd.get(), json_name.c_str(), 0);
   return headers;
 }
 
 void DiskCache::store_dependencies(const std::string& base_key,
                                    const std::vector<RecordedHeader>& headers) const {
   if (!is_key(base_key)) return;
+  if (std::any_of(headers.begin(), headers.end(), [](const RecordedHeader& header) {
+        return header.path.empty() || header.path.find('\n') != std::string::npos;
+      })) {
+    return;  // not representable in a line; without a record, the next process builds
+  }
   Layout layout = open_layout(root_, true);
   if (layout.access != Access::kOk) return;  // store() has warned, or will
   Opened dir = open_dir_at(layout.version.get(), kDependencyDir, "dependency records", true);
@@ -316,28 +419,13 @@ void DiskCache::store_dependencies(const std::string& base_key,
   }
   // Written whole into staging, then renamed over the old record: readers see one or the other.
   const std::string staged = fmt::format("deps.{}.{}", ::getpid(), random_suffix());
-  json listed = json::array();
-  for (const RecordedHeader& header : headers) {
-    json entry = {{"path", header.path}};
-    if (header.hash) {
-      const FileSignature& signature = header.hash->signature;
-      entry["sha256"] = header.hash->sha256;
-      entry["device"] = signature.device;
-      entry["inode"] = signature.inode;
-      entry["size"] = signature.size;
-      entry["mtime_ns"] = signature.mtime_ns;
-      entry["ctime_ns"] = signature.ctime_ns;
-    }
-    listed.push_back(std::move(entry));
-  }
-  const json record = {{"format", kDependencyFormat}, {"base_key", base_key}, {"headers", listed}};
   std::string problem;
-  if (!write_file_at(layout.staging.get(), staged, record.dump(2) + "\n", &problem)) {
+  if (!write_file_at(layout.staging.get(), staged, dependency_text(base_key, headers), &problem)) {
     warn("dependency record not stored: {}", problem);
     ::unlinkat(layout.staging.get(), staged.c_str(), 0);
     return;
   }
-  const std::string name = base_key + ".json";
+  const std::string name = base_key + kDependencySuffix;
   if (::renameat(layout.staging.get(), staged.c_str(), dir.fd.get(), name.c_str()) != 0) {
     warn("dependency record not stored: {}", std::strerror(errno));
     ::unlinkat(layout.staging.get(), staged.c_str(), 0);

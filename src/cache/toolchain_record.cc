@@ -75,10 +75,9 @@ enum class Found { kValid, kStale, kMissing };
 // still has its recorded signature. A record that does not parse is removed with a warning.
 Found load_record(const fs::path& root, const std::string& name, const std::string& selector,
                   std::string* fingerprint) {
-  Layout layout = open_layout(root, false);
-  if (layout.access != Access::kOk) return Found::kMissing;
-  Opened dir =
-      open_dir_at(layout.version.get(), DiskCache::kToolchainDir, "toolchain records", false);
+  const VersionDir version = open_version_for_reading(root);
+  if (version.access != Access::kOk) return Found::kMissing;
+  Opened dir = open_dir_at(version.get(), DiskCache::kToolchainDir, "toolchain records", false);
   if (dir.access != Access::kOk) return Found::kMissing;
   FileRead file = read_file_at(dir.fd.get(), name, "toolchain record " + name);
   if (file.access != Access::kOk) {

@@ -104,9 +104,21 @@ TEST_F(CacheCorruption, FlippedByte) {
   expect_rebuilt("kernel.so does not match");
 }
 
+// compile() has the Program its key covers and does not read the entry's program.json, so an
+// edit there changes nothing it uses; every reader of that file still refuses it.
 TEST_F(CacheCorruption, EditedProgramJson) {
   std::ofstream(entry_ / "program.json", std::ios::app) << " ";
-  expect_rebuilt("program.json does not match");
+  Attempt attempt = compile_fresh(program_, kScale);
+  EXPECT_EQ(attempt.source, CompileSource::kDiskCache);
+  EXPECT_EQ(attempt.warnings, "");
+  EXPECT_NE(entry_problem(cache_, key_).find("program.json does not match"), std::string::npos);
+  try {
+    (void)Kernel::load(entry_);
+    ADD_FAILURE() << "Kernel::load took an entry whose program.json does not match";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("program.json does not match"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(CacheCorruption, MissingManifest) {
@@ -154,6 +166,32 @@ TEST_F(CacheCorruption, GroupWritableCacheRoot) {
   EXPECT_NE(attempt.warnings.find("refusing to use the disk cache"), std::string::npos)
       << attempt.warnings;
   EXPECT_THROW((void)DiskCache(cache_.root()).list(false), Error);  // the CLI reports it
+}
+
+// Lookups keep the cache's v1 directory open (cache_files.h, open_version_for_reading); what
+// they hold must follow the directory at the path, and its permissions, as they are now.
+TEST_F(CacheCorruption, CacheDirectoryReplacedWhileHeld) {
+  ASSERT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);  // v1 held now
+  fs::rename(cache_.root(), cache_.scratch() / "moved-away");
+  for (const fs::path& dir : {cache_.root(), cache_.root() / "v1"}) {
+    fs::create_directory(dir);
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+  }
+  // The moved directory still holds the entry; a lookup through the held descriptor would find it.
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kBuilt);
+  EXPECT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);
+  EXPECT_TRUE(fs::exists(cache_.entry(key_)));
+}
+
+TEST_F(CacheCorruption, VersionDirectoryMadeGroupWritableWhileHeld) {
+  ASSERT_EQ(compile_fresh(program_, kScale).source, CompileSource::kDiskCache);  // v1 held now
+  fs::permissions(cache_.root() / "v1", fs::perms::group_write, fs::perm_options::add);
+  Attempt attempt = compile_fresh(program_, kScale);
+  EXPECT_EQ(attempt.source, CompileSource::kBuilt);
+  EXPECT_NE(attempt.warnings.find("refusing to use the disk cache"), std::string::npos)
+      << attempt.warnings;
+  EXPECT_NE(attempt.warnings.find("writable by group or others"), std::string::npos)
+      << attempt.warnings;
 }
 
 TEST_F(CacheCorruption, AbandonedStagingDirectoryIsReclaimed) {

@@ -415,18 +415,74 @@ TEST(CacheKey, AMemoryHitSeesAnEditedHeader) {
   testing::expect_axpy_correct(edited.kernel, 7, 7.5f);
 }
 
-// Records of format 1 listed paths only: they are still read, as headers without hashes.
-TEST(DependencyRecord, PathsOnlyRecordsAreReadAndMalformedOnesRemoved) {
+// Records are lines of text (format 3, <base key>.deps); a damaged one is removed.
+TEST(DependencyRecord, TextRecordsRoundTripAndDamagedOnesAreRemoved) {
   testing::ScopedCacheDir cache;
   const detail::DiskCache disk(cache.root());
   const std::string base_key(64, 'a');
   const std::vector<detail::DiskCache::RecordedHeader> record = {
-      {"/inc/a.h", detail::HeaderHash{{1, 2, 3, 4, 5}, std::string(64, 'c')}},
-      {"/inc/b.h", std::nullopt}};
+      {"/inc/a.h", detail::HeaderHash{{1, 2, 3, 4, -5}, std::string(64, 'c')}},
+      {"/inc/with space.h", std::nullopt},
+      {"/inc/b.h",
+       detail::HeaderHash{{UINT64_MAX, 7, 0, INT64_MIN, INT64_MAX}, std::string(64, 'd')}}};
   disk.store_dependencies(base_key, record);
   EXPECT_EQ(disk.load_dependencies(base_key), record);
+  const fs::path file = cache.root() / "v1" / "deps" / (base_key + ".deps");
+  const std::string good = detail::read_file(file);
+  const std::string sha_c(64, 'c');
+  for (const std::string& damaged :
+       {good.substr(0, good.size() - 1),  // truncated inside the last line
+        good.substr(0, good.find("base_key")),
+        "tilejit.dependencies/3\nbase_key " + std::string(64, 'b') + "\n",  // another key
+        "tilejit.dependencies/4\nbase_key " + base_key + "\n",
+        "tilejit.dependencies/3\nbase_key " + base_key + "\n" + sha_c + " 1 2 3 4 /inc/a.h\n",
+        "tilejit.dependencies/3\nbase_key " + base_key + "\n" + sha_c + " 1 2 x 4 5 /inc/a.h\n",
+        "tilejit.dependencies/3\nbase_key " + base_key + "\n" + sha_c + " 1 2 3 4 5\n",
+        "tilejit.dependencies/3\nbase_key " + base_key + "\nC" + sha_c.substr(1) +
+            " 1 2 3 4 5 /inc/a.h\n",
+        "tilejit.dependencies/3\nbase_key " + base_key + "\n-\n"}) {
+    write_text(file, damaged);
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(disk.load_dependencies(base_key), std::nullopt) << damaged;
+    EXPECT_NE(::testing::internal::GetCapturedStderr().find("removing broken dependency record"),
+              std::string::npos);
+    EXPECT_FALSE(fs::exists(file)) << damaged;
+  }
+  // Not representable in a line: not recorded (the next process builds to learn the headers).
+  disk.store_dependencies(base_key, {{"/inc/new\nline.h", std::nullopt}});
+  EXPECT_FALSE(fs::exists(file));
+}
 
+// Records of format 1 (paths only) and 2 (JSON with hashes) are still read, and replaced by
+// one of format 3; format 1's headers have no hashes.
+TEST(DependencyRecord, JsonRecordsAreReadAndReplacedAndMalformedOnesRemoved) {
+  testing::ScopedCacheDir cache;
+  const detail::DiskCache disk(cache.root());
+  const std::string base_key(64, 'a');
+  const fs::path text = cache.root() / "v1" / "deps" / (base_key + ".deps");
   const fs::path file = cache.root() / "v1" / "deps" / (base_key + ".json");
+  fs::create_directories(file.parent_path());
+  fs::permissions(cache.root(), fs::perms::owner_all, fs::perm_options::replace);
+  fs::permissions(cache.root() / "v1", fs::perms::owner_all, fs::perm_options::replace);
+  fs::permissions(file.parent_path(), fs::perms::owner_all, fs::perm_options::replace);
+  write_text(file, nlohmann::json{{"format", "tilejit.dependencies/2"},
+                                  {"base_key", base_key},
+                                  {"headers",
+                                   {{{"path", "/inc/a.h"},
+                                     {"sha256", std::string(64, 'c')},
+                                     {"device", 1},
+                                     {"inode", 2},
+                                     {"size", 3},
+                                     {"mtime_ns", 4},
+                                     {"ctime_ns", 5}}}}}
+                       .dump());
+  const std::vector<detail::DiskCache::RecordedHeader> hashed = {
+      {"/inc/a.h", detail::HeaderHash{{1, 2, 3, 4, 5}, std::string(64, 'c')}}};
+  EXPECT_EQ(disk.load_dependencies(base_key), hashed);
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_EQ(disk.load_dependencies(base_key), hashed);  // from the text record now
+  fs::remove(text);
+
   write_text(file, nlohmann::json{{"format", "tilejit.dependencies/1"},
                                   {"base_key", base_key},
                                   {"headers", {"/inc/a.h", "/inc/b.h"}}}
@@ -434,6 +490,8 @@ TEST(DependencyRecord, PathsOnlyRecordsAreReadAndMalformedOnesRemoved) {
   EXPECT_EQ(disk.load_dependencies(base_key),
             (std::vector<detail::DiskCache::RecordedHeader>{{"/inc/a.h", std::nullopt},
                                                             {"/inc/b.h", std::nullopt}}));
+  EXPECT_TRUE(fs::exists(text));
+  fs::remove(text);
 
   for (const nlohmann::json& header :
        {nlohmann::json{{"path", "/inc/a.h"}, {"sha256", std::string(64, 'c')}},  // no signature

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "backend/backend.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
@@ -222,6 +224,42 @@ TEST(KernelLoad, FromASavedArtifactAndFromACacheEntry) {
   const Kernel from_entry = Kernel::load(cache.entry(built.cache_key()));
   expect_axpy_correct(from_entry, 6);
   EXPECT_EQ(from_entry.cache_key(), built.cache_key());
+}
+
+// A compiler log is a file of its own (format 4), not a string inside artifact.json; an
+// artifact of format 3, with the log inside, is still read.
+TEST(ArtifactFiles, CompilerLogsAreFilesAndInlineLogsOfFormat3AreRead) {
+  ScopedCacheDir cache;
+  CompiledArtifact artifact;
+  artifact.backend = "cpu";
+  artifact.target = "c";
+  artifact.binary_kind = "none";
+  artifact.program = axpy_program(2);
+  std::string log = "warning: \"quoted\"\n\ttab \\ and a control byte \x01\n";
+  for (int i = 0; i < 200; ++i) log += fmt::format("line {} of the log\n", i);
+  artifact.metadata = {{"compile_log", log}, {"log", ""}, {"host_compiler", "cc"}};
+  const std::filesystem::path saved = cache.scratch() / "saved";
+  artifact.save(saved);
+  EXPECT_EQ(detail::read_file(saved / "metadata.compile_log"), log);
+  EXPECT_FALSE(std::filesystem::exists(saved / "metadata.log"));  // empty: stays inline
+  nlohmann::json header = nlohmann::json::parse(detail::read_file(saved / "artifact.json"));
+  EXPECT_FALSE(header["metadata"].contains("compile_log"));
+  EXPECT_EQ(header["format_version"], CompiledArtifact::kFormatVersion);
+  EXPECT_EQ(CompiledArtifact::load(saved).metadata, artifact.metadata);
+
+  // Both places at once is a damaged artifact, not a choice.
+  header["metadata"]["compile_log"] = "other";
+  std::ofstream(saved / "artifact.json") << header.dump();
+  EXPECT_THROW((void)CompiledArtifact::load(saved), Error);
+
+  header["format_version"] = 3;
+  header["metadata"]["compile_log"] = log;
+  std::ofstream(saved / "artifact.json") << header.dump();
+  std::filesystem::remove(saved / "metadata.compile_log");
+  EXPECT_EQ(CompiledArtifact::load(saved).metadata, artifact.metadata);
+  header["format_version"] = 2;
+  std::ofstream(saved / "artifact.json") << header.dump();
+  EXPECT_THROW((void)CompiledArtifact::load(saved), Error);
 }
 
 TEST(KernelLoad, MissingAndCorruptedDirectoriesAreClearErrors) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <complex>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include <sys/stat.h>
+
+#include <fmt/format.h>
 
 #include "backend/backend.h"
 #include "backend/shared_library.h"
@@ -278,6 +281,34 @@ detail::ResolvedOptions vector_add_build_options() {
   options.target = detail::Target{"c", ""};
   options.out_idx = {2};
   return options;
+}
+
+// A library with an STB_GNU_UNIQUE symbol (a static in an inline C++ function) stays loaded
+// after dlclose, under its /proc/self/fd/N name; the next library, whose memfd gets the same
+// number, must still be loaded itself and not be answered with the first (shared_library.cc).
+TEST(SharedLibrary, ALibraryLeftLoadedUnderADescriptorNameIsNotHandedOutAgain) {
+  const detail::HostCompiler& cc = detail::HostCompiler::detect();
+  detail::TempDir dir("unique-symbol");
+  const auto build = [&](const std::string& name) {
+    const std::filesystem::path source = dir.path() / (name + ".cc");
+    const std::filesystem::path library = dir.path() / (name + ".so");
+    detail::write_file(source,
+                       fmt::format("inline int& counter() {{ static int c = 0; return c; }}\n"
+                                   "extern \"C\" int {}() {{ return ++counter(); }}\n",
+                                   name));
+    const detail::ProcessResult r = detail::run_process(
+        {cc.cxx_compiler, "-shared", "-fPIC", "-O1", "-o", library.string(), source.string()},
+        std::chrono::seconds(120));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return detail::read_file(library);
+  };
+  const std::string first = build("first"), second = build("second");
+  { EXPECT_NE(detail::SharedLibrary::from_bytes(first, "first").find_symbol("first"), nullptr); }
+  for (int round = 0; round < 3; ++round) {
+    const detail::SharedLibrary library = detail::SharedLibrary::from_bytes(second, "second");
+    EXPECT_NE(library.find_symbol("second"), nullptr) << "round " << round;
+    EXPECT_EQ(library.find_symbol("first"), nullptr) << "round " << round;
+  }
 }
 
 TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
