@@ -64,10 +64,15 @@ struct KernelObject {
 PyTypeObject* kernel_base_type = nullptr;
 
 // Fixed storage for a call's Args: Arg has no default constructor, and a vector would allocate.
+// Args come by value (two registers) and are stored inline: through a reference, each was
+// built in a temporary and copied with one 16-byte load from its narrower stores, a failed
+// store-to-load forward that cost 14 % of a 19-argument call (docs/PERFORMANCE.md).
 class ArgList {
  public:
-  void push(const Arg& arg) { new (storage_ + size_++ * sizeof(Arg)) Arg(arg); }
-  void replace(size_t i, const Arg& arg) { new (storage_ + i * sizeof(Arg)) Arg(arg); }
+  __attribute__((always_inline)) void push(Arg arg) {
+    new (storage_ + size_++ * sizeof(Arg)) Arg(arg);
+  }
+  void replace(size_t i, Arg arg) { new (storage_ + i * sizeof(Arg)) Arg(arg); }
   std::span<const Arg> span() const {
     return {std::launder(reinterpret_cast<const Arg*>(storage_)), size_};
   }
@@ -111,6 +116,23 @@ std::string type_name_of(PyObject* object) {
 }
 
 int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
+  // Most arguments are small ints, stored in one digit: read in place. Others, and int
+  // subclasses, take the general conversion.
+  if (Py_IS_TYPE(value, &PyLong_Type)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    auto* number = reinterpret_cast<PyLongObject*>(value);
+    if (PyUnstable_Long_IsCompact(number)) {
+      return static_cast<int64_t>(PyUnstable_Long_CompactValue(number));
+    }
+#else
+    // Python 3.11 has no such API; its PyLongObject (cpython/longintrepr.h) is a signed digit
+    // count and the digits, and the count is -1, 0 or 1 for one digit.
+    const Py_ssize_t digits = Py_SIZE(value);
+    if (digits >= -1 && digits <= 1) {
+      return digits * static_cast<int64_t>(reinterpret_cast<PyLongObject*>(value)->ob_digit[0]);
+    }
+#endif
+  }
   int overflow = 0;
   long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
   if (overflow != 0) {
