@@ -148,8 +148,10 @@ def python_path_rows(row: Callable[..., None], burst: int, bursts: int) -> None:
         return
     row("cpu-backend call, 3 tensors + 1 int (no driver)",
         lambda: per_launch_us(lambda: k3(a, b, c, N), lambda: None, burst, bursts), args=0)
+    i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13 = ints19
     row("cpu-backend call, 19 args (no driver)",
-        lambda: per_launch_us(lambda: k19(a, b, c, d, e, *ints19), lambda: None, burst, bursts),
+        lambda: per_launch_us(lambda: k19(a, b, c, d, e, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9,
+                                          i10, i11, i12, i13), lambda: None, burst, bursts),
         args=0)
 
 
@@ -366,10 +368,17 @@ def main() -> int:
     kernel19 = tilejit.compile(add19_program(), out_idx=[])
     t19 = [torch.randn(N, device="cuda") for _ in range(5)]
     ints19 = [N] + list(range(1, 14))
+    # The arguments written out, as a call site writes them: `kernel19(*t19, *ints19)` would
+    # also time CPython building a list and a tuple of 19 per call (the next row).
+    a19, b19, c19, d19, e19 = t19
+    i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13 = ints19
     paired_rows("raw cuLaunchKernelEx, 19 args (C++ floor)",
                 "tilejit Kernel, 19 args (torch tensors)",
                 raw_floor_burst(kernel19, [t.data_ptr() for t in t19], ints19),
-                lambda: kernel19(*t19, *ints19), args=19)
+                lambda: kernel19(a19, b19, c19, d19, e19, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9,
+                                 i10, i11, i12, i13), args=19)
+    row("tilejit Kernel, 19 args, *-unpacked call",
+        lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts), args=19)
     python_path_rows(row, burst, bursts)
     torch_op_rows(row, measured, a, b, c, sync, burst, bursts)
     print("-- peers, same 3-tensor + 1-int kernel (x the first floor) --", flush=True)
