@@ -125,7 +125,7 @@ int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
       return static_cast<int64_t>(PyUnstable_Long_CompactValue(number));
     }
 #else
-    // Python 3.11 has no such API; its PyLongObject (cpython/longintrepr.h) is a signed digit
+    // Before 3.12 there is no such API; there a PyLongObject (longintrepr.h) is a signed digit
     // count and the digits, and the count is -1, 0 or 1 for one digit.
     const Py_ssize_t digits = Py_SIZE(value);
     if (digits >= -1 && digits <= 1) {
