@@ -135,11 +135,24 @@ def python_path_rows(row: Callable[..., None], burst: int, bursts: int) -> None:
 
     def exchange_us(which: int) -> float:
         if not exchange:
-            exchange.extend(min(_core._bench_dlpack_exchange(a, 200_000) for _ in range(5)))
+            runs = [_core._bench_dlpack_exchange(a, 200_000) for _ in range(5)]
+            exchange.extend(min(run[k] for run in runs) for k in range(2))
         return exchange[which] / 1000.0
 
     row("torch DLPack exchange, per tensor (C loop)", lambda: exchange_us(0), args=0)
     row("torch current_work_stream, cpu (C loop)", lambda: exchange_us(1), args=0)
+    if torch.cuda.is_available():  # what a CUDA call reads: a CUDA tensor and its stream
+        cuda_exchange: list[float] = []
+
+        def cuda_exchange_us(which: int) -> float:
+            if not cuda_exchange:
+                t = torch.randn(N, device="cuda")
+                runs = [_core._bench_dlpack_exchange(t, 200_000) for _ in range(5)]
+                cuda_exchange.extend(min(run[k] for run in runs) for k in range(2))
+            return cuda_exchange[which] / 1000.0
+
+        row("torch DLPack exchange, CUDA tensor (C loop)", lambda: cuda_exchange_us(0), args=0)
+        row("torch current_work_stream, cuda (C loop)", lambda: cuda_exchange_us(1), args=0)
     try:
         k3, k19 = tilejit.compile(empty3, out_idx=[]), tilejit.compile(empty19, out_idx=[])
     except Exception as error:
