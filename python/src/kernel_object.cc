@@ -115,9 +115,23 @@ std::string type_name_of(PyObject* object) {
                       std::to_string(i) + "): " + what);
 }
 
-int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
-  // Most arguments are small ints, stored in one digit: read in place. Others, and int
-  // subclasses, take the general conversion.
+// Any int that int_argument does not read in place.
+int64_t general_int_argument(const CallPlan& plan, size_t i, PyObject* value) {
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+  if (overflow != 0) {
+    bad_argument(plan, i, "the integer does not fit in 64 bits");
+  }
+  if (v == -1 && PyErr_Occurred()) {
+    throw nb::python_error();
+  }
+  return v;
+}
+
+// Inlined into the call: most arguments are small ints, stored in one digit, read in place.
+// Others, and int subclasses, take the general conversion.
+__attribute__((always_inline)) inline int64_t int_argument(const CallPlan& plan, size_t i,
+                                                           PyObject* value) {
   if (Py_IS_TYPE(value, &PyLong_Type)) {
 #if PY_VERSION_HEX >= 0x030C0000
     auto* number = reinterpret_cast<PyLongObject*>(value);
@@ -133,15 +147,7 @@ int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
     }
 #endif
   }
-  int overflow = 0;
-  long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-  if (overflow != 0) {
-    bad_argument(plan, i, "the integer does not fit in 64 bits");
-  }
-  if (v == -1 && PyErr_Occurred()) {
-    throw nb::python_error();
-  }
-  return v;
+  return general_int_argument(plan, i, value);
 }
 
 // A `handle` (void*) argument: an int address (0 is null), a ctypes.c_void_p, or an object
