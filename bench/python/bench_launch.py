@@ -12,7 +12,9 @@ The floor is tilejit._core._bench_raw_launch: the kernel's own cubin launched by
 cuLaunchKernelEx per call from a prebuilt parameter array, in a C++ loop in this process (no
 Python per launch, no argument checks). The floor and the tilejit call it is compared with are
 timed in alternating bursts, so that drift of the host hits both alike. Peers that are not
-installed print "n/a" and why. The last lines compare the ratios with issue 13's goals.
+installed print "n/a" and why. A section with no driver splits a Python call into its steps
+(CPython's call, torch's DLPack exchange per tensor, the cpu-backend call). The last lines
+compare the ratios with issue 13's goals.
 """
 
 from __future__ import annotations
@@ -94,6 +96,76 @@ def add3_c_program(name: str) -> tilejit.Program:
         params=[tilejit.Tensor("a", "float32", ["n"]), tilejit.Tensor("b", "float32", ["n"]),
                 tilejit.Tensor("c", "float32", ["n"]), tilejit.Scalar("n", "int32")],
         launches=[tilejit.Launch("add3")], language="c")
+
+
+def python_path_rows(row: Callable[..., None], burst: int, bursts: int) -> None:
+    """Where a Python call's host time goes, step by step, with no driver: CPython's call of a
+    Python function of 4 arguments (in the same timing loop as every row), torch's DLPack C
+    exchange API per tensor and its current-stream query (each in a C loop), and the whole
+    tilejit call on the cpu backend with torch CPU tensors and empty C kernels (conversion,
+    Binder, the C call, and the GIL released around it), for 3 tensors + 1 int and for 19
+    arguments. Run on the GPU host, it splits the Python rows' gap to the floor into these
+    parts and the driver's."""
+    import torch
+
+    print("-- where a Python call's host time goes (no driver; cpu backend, CPU tensors) --",
+          flush=True)
+    ints = ", ".join(f"int {name}" for name in INTS19)
+    empty3 = tilejit.Program(
+        "empty3", "void empty3(const float* a, const float* b, float* c, int n) {}",
+        params=[tilejit.Tensor("a", "float32", ["n"]), tilejit.Tensor("b", "float32", ["n"]),
+                tilejit.Tensor("c", "float32", ["n"]), tilejit.Scalar("n", "int32")],
+        launches=[tilejit.Launch("empty3")], language="c")
+    empty19 = tilejit.Program(
+        "empty19", "void empty19(const float* a, const float* b, const float* c, const float* d, "
+        f"float* e, {ints}) {{}}",
+        params=[tilejit.Tensor(x, "float32", [N]) for x in "abcde"] +
+        [tilejit.Scalar(name, "int32") for name in INTS19],
+        launches=[tilejit.Launch("empty19")], language="c")
+    a, b, c, d, e = (torch.randn(N) for _ in range(5))
+    ints19 = [N] + list(range(1, 14))
+
+    def python_function(a: Any, b: Any, c: Any, n: int) -> None:
+        pass
+
+    row("Python function of 4 args (CPython's call)",
+        lambda: per_launch_us(lambda: python_function(a, b, c, N), lambda: None, burst, bursts),
+        args=0)
+    exchange: list[float] = []
+
+    def exchange_us(which: int) -> float:
+        if not exchange:
+            runs = [_core._bench_dlpack_exchange(a, 200_000) for _ in range(5)]
+            exchange.extend(min(run[k] for run in runs) for k in range(2))
+        return exchange[which] / 1000.0
+
+    row("torch DLPack exchange, per tensor (C loop)", lambda: exchange_us(0), args=0)
+    row("torch current_work_stream, cpu (C loop)", lambda: exchange_us(1), args=0)
+    if torch.cuda.is_available():  # what a CUDA call reads: a CUDA tensor and its stream
+        cuda_exchange: list[float] = []
+
+        def cuda_exchange_us(which: int) -> float:
+            if not cuda_exchange:
+                t = torch.randn(N, device="cuda")
+                runs = [_core._bench_dlpack_exchange(t, 200_000) for _ in range(5)]
+                cuda_exchange.extend(min(run[k] for run in runs) for k in range(2))
+            return cuda_exchange[which] / 1000.0
+
+        row("torch DLPack exchange, CUDA tensor (C loop)", lambda: cuda_exchange_us(0), args=0)
+        row("torch current_work_stream, cuda (C loop)", lambda: cuda_exchange_us(1), args=0)
+    try:
+        k3, k19 = tilejit.compile(empty3, out_idx=[]), tilejit.compile(empty19, out_idx=[])
+    except Exception as error:
+        print(f"{'cpu-backend rows':46s} {'n/a':>10s} {'':>8s}  {type(error).__name__}: "
+              f"{(str(error).splitlines() or [''])[0][:90]}", flush=True)
+        return
+    row("cpu-backend call, 3 tensors + 1 int (no driver)",
+        lambda: per_launch_us(lambda: k3(a, b, c, N), lambda: None, burst, bursts), args=0)
+    i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13 = ints19
+    row("cpu-backend call, 19 args (no driver)",
+        lambda: per_launch_us(lambda: k19(a, b, c, d, e, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9,
+                                          i10, i11, i12, i13), lambda: None, burst, bursts),
+        args=0)
 
 
 def paired_us(floor_burst: Callable[[], float], launch: Callable[[], Any],
@@ -205,7 +277,8 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--bursts", type=int, default=50)
     parser.add_argument("--cpu", action="store_true",
-                        help="only the torch-operator rows, on the cpu backend (no GPU needed)")
+                        help="only the rows that need no GPU: the Python call's steps and the "
+                        "torch-operator rows, on the cpu backend")
     parser.add_argument("--stat", choices=["median", "min"], default="median",
                         help="statistic over bursts; min for a machine shared with other work")
     options = parser.parse_args()
@@ -245,6 +318,7 @@ def main() -> int:
         # One thread: inductor's CPU kernel for torch.add would otherwise time its OpenMP pool.
         torch.set_num_threads(1)
         a, b, c = (torch.randn(N) for _ in range(3))
+        python_path_rows(row, burst, bursts)
         torch_op_rows(row, measured, a, b, c, lambda: None, burst, bursts, cpu=True)
         print("bench_launch: done", flush=True)
         return 0
@@ -307,10 +381,18 @@ def main() -> int:
     kernel19 = tilejit.compile(add19_program(), out_idx=[])
     t19 = [torch.randn(N, device="cuda") for _ in range(5)]
     ints19 = [N] + list(range(1, 14))
+    # The arguments written out, as a call site writes them: `kernel19(*t19, *ints19)` would
+    # also time CPython building a list and a tuple of 19 per call (the next row).
+    a19, b19, c19, d19, e19 = t19
+    i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13 = ints19
     paired_rows("raw cuLaunchKernelEx, 19 args (C++ floor)",
                 "tilejit Kernel, 19 args (torch tensors)",
                 raw_floor_burst(kernel19, [t.data_ptr() for t in t19], ints19),
-                lambda: kernel19(*t19, *ints19), args=19)
+                lambda: kernel19(a19, b19, c19, d19, e19, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9,
+                                 i10, i11, i12, i13), args=19)
+    row("tilejit Kernel, 19 args, *-unpacked call",
+        lambda: per_launch_us(lambda: kernel19(*t19, *ints19), sync, burst, bursts), args=19)
+    python_path_rows(row, burst, bursts)
     torch_op_rows(row, measured, a, b, c, sync, burst, bursts)
     print("-- peers, same 3-tensor + 1-int kernel (x the first floor) --", flush=True)
     row("torch.add(out=)", lambda: per_launch_us(lambda: torch.add(a, b, out=c), sync, burst, bursts))

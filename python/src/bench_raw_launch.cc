@@ -2,6 +2,8 @@
 // measured in the same process as the Python callers it is compared with. It launches a
 // compiled kernel's cubin with one cuLaunchKernelEx per call from a prebuilt parameter array:
 // no argument checks, no stream lookup, nothing but the driver call.
+// tilejit._core._bench_dlpack_exchange: the framework's share of a call, timed alone: one
+// tensor read through its DLPack C exchange API, and one current-stream query.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/array.h>
 #include <nanobind/stl/string.h>
@@ -15,6 +17,7 @@
 
 #include "bindings.h"
 #include "cuda/driver.h"
+#include "dlpack_exchange.h"
 #include "tilejit/errors.h"
 
 namespace nb = nanobind;
@@ -76,12 +79,42 @@ std::vector<double> bench_raw_launch(nb::bytes image, const std::string& kernel_
   return ns_per_launch;
 }
 
+// Nanoseconds per dltensor_from_py_object_no_sync of `tensor` and per current_work_stream of
+// its device, each over `count` calls in a C loop with the GIL held, as a kernel call makes them.
+std::array<double, 2> bench_dlpack_exchange(nb::handle tensor, int count) {
+  const DLPackExchangeAPI* api = exchange_api_of(Py_TYPE(tensor.ptr()));
+  if (api == nullptr || api->dltensor_from_py_object_no_sync == nullptr) {
+    throw Error(std::string("_bench_dlpack_exchange: ") + Py_TYPE(tensor.ptr())->tp_name +
+                " has no DLPack C exchange API with dltensor_from_py_object_no_sync");
+  }
+  dlpack::DLTensor view{};
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < count; ++i) {
+    if (api->dltensor_from_py_object_no_sync(tensor.ptr(), &view) != 0) {
+      raise_framework_failure("dltensor_from_py_object_no_sync");
+    }
+  }
+  auto middle = std::chrono::steady_clock::now();
+  void* stream = nullptr;
+  for (int i = 0; i < count; ++i) {
+    if (api->current_work_stream(view.device.device_type, view.device.device_id, &stream) != 0) {
+      raise_framework_failure("current_work_stream");
+    }
+  }
+  auto stop = std::chrono::steady_clock::now();
+  return {std::chrono::duration<double, std::nano>(middle - start).count() / count,
+          std::chrono::duration<double, std::nano>(stop - middle).count() / count};
+}
+
 }  // namespace
 
 void bind_bench(nb::module_& m) {
   m.def("_bench_raw_launch", &bench_raw_launch, "image"_a, "kernel"_a, "grid"_a, "block"_a,
         "pointers"_a, "ints"_a, "stream"_a, "device"_a, "burst"_a, "bursts"_a,
         "Benchmark helper: ns per raw cuLaunchKernelEx of a cubin's kernel, per burst.");
+  m.def("_bench_dlpack_exchange", &bench_dlpack_exchange, "tensor"_a, "count"_a,
+        "Benchmark helper: ns per DLPack C exchange read of `tensor` and per current-stream "
+        "query of its device (the framework's share of a kernel call).");
 }
 
 }  // namespace tilejit::python

@@ -46,7 +46,7 @@ struct CallPlan {
   Kernel kernel;
   std::string name;
   std::vector<std::string> input_names;  // the params a call passes, in order
-  std::vector<uint8_t> input_is_handle;  // 1 where that param is a `handle` (void*) scalar
+  std::vector<uint8_t> input_special;    // 1 where that param is a `handle` (void*) or a struct
   std::vector<int> input_struct;         // index into structs where that param is a struct
   std::vector<StructPlan> structs;
   std::vector<uint32_t> struct_offsets;  // where each struct's bytes go in a call's buffer
@@ -64,10 +64,15 @@ struct KernelObject {
 PyTypeObject* kernel_base_type = nullptr;
 
 // Fixed storage for a call's Args: Arg has no default constructor, and a vector would allocate.
+// Args come by value (two registers) and are stored inline: through a reference, each was
+// built in a temporary and copied with one 16-byte load from its narrower stores, a failed
+// store-to-load forward that cost 14 % of a 19-argument call (docs/PERFORMANCE.md).
 class ArgList {
  public:
-  void push(const Arg& arg) { new (storage_ + size_++ * sizeof(Arg)) Arg(arg); }
-  void replace(size_t i, const Arg& arg) { new (storage_ + i * sizeof(Arg)) Arg(arg); }
+  __attribute__((always_inline)) void push(Arg arg) {
+    new (storage_ + size_++ * sizeof(Arg)) Arg(arg);
+  }
+  void replace(size_t i, Arg arg) { new (storage_ + i * sizeof(Arg)) Arg(arg); }
   std::span<const Arg> span() const {
     return {std::launder(reinterpret_cast<const Arg*>(storage_)), size_};
   }
@@ -110,7 +115,8 @@ std::string type_name_of(PyObject* object) {
                       std::to_string(i) + "): " + what);
 }
 
-int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
+// Any int that int_argument does not read in place.
+int64_t general_int_argument(const CallPlan& plan, size_t i, PyObject* value) {
   int overflow = 0;
   long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
   if (overflow != 0) {
@@ -120,6 +126,28 @@ int64_t int_argument(const CallPlan& plan, size_t i, PyObject* value) {
     throw nb::python_error();
   }
   return v;
+}
+
+// Inlined into the call: most arguments are small ints, stored in one digit, read in place.
+// Others, and int subclasses, take the general conversion.
+__attribute__((always_inline)) inline int64_t int_argument(const CallPlan& plan, size_t i,
+                                                           PyObject* value) {
+  if (Py_IS_TYPE(value, &PyLong_Type)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    auto* number = reinterpret_cast<PyLongObject*>(value);
+    if (PyUnstable_Long_IsCompact(number)) {
+      return static_cast<int64_t>(PyUnstable_Long_CompactValue(number));
+    }
+#else
+    // Before 3.12 there is no such API; there a PyLongObject (longintrepr.h) is a signed digit
+    // count and the digits, and the count is -1, 0 or 1 for one digit.
+    const Py_ssize_t digits = Py_SIZE(value);
+    if (digits >= -1 && digits <= 1) {
+      return digits * static_cast<int64_t>(reinterpret_cast<PyLongObject*>(value)->ob_digit[0]);
+    }
+#endif
+  }
+  return general_int_argument(plan, i, value);
 }
 
 // A `handle` (void*) argument: an int address (0 is null), a ctypes.c_void_p, or an object
@@ -239,8 +267,10 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   ArgList list;
   Borrowed borrowed;
   std::array<dlpack::DLTensor, kMaxParams> views;
-  std::array<uint8_t, kMaxParams> through_protocol{};  // converted once the stream is known
-  size_t num_protocol = 0;
+  // Bit i: argument i is converted through the protocol once the stream is known. A mask, not
+  // an array: zeroing a small array per call compiled to a slow `rep stos`.
+  static_assert(kMaxParams <= 64);
+  uint64_t through_protocol = 0;
   const DLPackExchangeAPI* framework = nullptr;  // the first tensor's, when it has one
   PyTypeObject* framework_type = nullptr;
   const dlpack::DLDevice* stream_device = nullptr;
@@ -251,20 +281,24 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
   for (size_t i = 0; i < nargs; ++i) {
     PyObject* value = args[i];
     PyTypeObject* type = Py_TYPE(value);
-    if (plan.input_is_handle[i] != 0) {
-      list.push(Arg::pointer(handle_argument(plan, i, value)));
-    } else if (plan.input_struct[i] >= 0) {
-      const size_t s = static_cast<size_t>(plan.input_struct[i]);
-      unsigned char* at = struct_bytes + plan.struct_offsets[s];
-      pack_struct(plan.structs[s], value, at, {plan.name, plan.input_names[i], i});
-      list.push(Arg::bytes(at, plan.structs[s].layout.size));
+    if (plan.input_special[i] != 0) [[unlikely]] {
+      if (plan.input_struct[i] < 0) {
+        list.push(Arg::pointer(handle_argument(plan, i, value)));
+      } else {
+        const size_t s = static_cast<size_t>(plan.input_struct[i]);
+        unsigned char* at = struct_bytes + plan.struct_offsets[s];
+        pack_struct(plan.structs[s], value, at, {plan.name, plan.input_names[i], i});
+        list.push(Arg::bytes(at, plan.structs[s].layout.size));
+      }
     } else if (type == &PyLong_Type) {
       list.push(Arg(static_cast<long long>(int_argument(plan, i, value))));
     } else if (type == &PyFloat_Type) {
       list.push(Arg(PyFloat_AS_DOUBLE(value)));
     } else if (type == &PyBool_Type) {
       list.push(Arg(value == Py_True));
-    } else if (const DLPackExchangeAPI* api = exchange_api_of(type)) {
+    } else if (const DLPackExchangeAPI* api = type == framework_type && framework != nullptr
+                                                  ? framework
+                                                  : exchange_api_of(type)) {
       if (api->dltensor_from_py_object_no_sync != nullptr) {
         if (api->dltensor_from_py_object_no_sync(value, &views[i]) != 0) {
           raise_framework_failure("dltensor_from_py_object_no_sync");
@@ -288,8 +322,7 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
         stream_device = &views[i].device;
       }
     } else if (has_dlpack(value)) {
-      through_protocol[i] = 1;
-      ++num_protocol;
+      through_protocol |= uint64_t{1} << i;
       list.push(Arg(&views[i]));  // filled in below; the Arg holds the address only
       if (framework_type == nullptr) framework_type = type;
     } else if (PyIndex_Check(value)) {  // numpy integers
@@ -330,9 +363,9 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
     }
   }
 
-  if (num_protocol > 0) {
+  if (through_protocol != 0) {
     for (size_t i = 0; i < nargs; ++i) {
-      if (through_protocol[i] == 0) continue;
+      if ((through_protocol >> i & 1) == 0) continue;
       ProtocolTensor view = view_through_protocol(args[i], stream, plan.input_names[i].c_str());
       borrowed.keep(view.capsule);
       views[i] = *view.tensor;
@@ -340,17 +373,20 @@ PyObject* call_kernel(const CallPlan& plan, PyObject* const* args, size_t nargs,
     }
   }
 
-  std::vector<Tensor> outputs;
-  if (plan.num_outputs > 0 && framework != nullptr) {
-    const ExchangeAllocator allocator(framework, no_tensor_device.device_id);
-    outputs = plan.kernel(list.span(), StreamRef(stream), &allocator);
-  } else if (plan.runs_on_host) {
-    // Only tilejit's own allocator runs inside: no Python is touched without the GIL.
-    nb::gil_scoped_release release;
-    outputs = plan.kernel(list.span(), StreamRef(stream), nullptr);
-  } else {
-    outputs = plan.kernel(list.span(), StreamRef(stream), nullptr);
-  }
+  // Initialized by the call itself: a default-constructed vector assigned afterwards cost a
+  // `rep stos` and a move per call.
+  std::vector<Tensor> outputs = [&] {
+    if (plan.num_outputs > 0 && framework != nullptr) {
+      const ExchangeAllocator allocator(framework, no_tensor_device.device_id);
+      return plan.kernel(list.span(), StreamRef(stream), &allocator);
+    }
+    if (plan.runs_on_host) {
+      // Only tilejit's own allocator runs inside: no Python is touched without the GIL.
+      nb::gil_scoped_release release;
+      return plan.kernel(list.span(), StreamRef(stream), nullptr);
+    }
+    return plan.kernel(list.span(), StreamRef(stream), nullptr);
+  }();
 
   if (outputs.empty()) {
     Py_RETURN_NONE;
@@ -443,8 +479,11 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
     for (int o : out_idx) is_output |= static_cast<size_t>(o) == i;
     if (is_output) continue;
     plan->input_names.push_back(program.params[i].name);
-    plan->input_is_handle.push_back(
-        program.params[i].is_scalar() && program.params[i].dtype.is_handle() ? 1 : 0);
+    plan->input_special.push_back(
+        program.params[i].is_struct() ||
+                (program.params[i].is_scalar() && program.params[i].dtype.is_handle())
+            ? 1
+            : 0);
     plan->input_struct.push_back(-1);
     if (program.params[i].is_struct()) {
       // Laid out as the Binder lays out its copies; the Binder refused more than fits.

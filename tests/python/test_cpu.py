@@ -83,6 +83,42 @@ def test_numpy_integer_scalars():
     np.testing.assert_array_equal(out, np.ones(19, dtype=np.int32))
 
 
+def test_integer_scalars_across_digit_boundaries(rng):
+    # Python ints of one internal digit are read in place, others through the general
+    # conversion: values on both sides of the 15- and 30-bit digit limits, zeros computed from
+    # large ints, int subclasses and random values must all arrive unchanged, and an int64
+    # that does not fit is refused.
+    source = """
+    #include <stdint.h>
+    void put(int64_t* out, int64_t v, int32_t w) { out[0] = v; out[1] = w; }
+    """
+    program = tilejit.Program(
+        "put", source,
+        params=[tilejit.Tensor("out", "int64", [2]), tilejit.Scalar("v", "int64"),
+                tilejit.Scalar("w", "int32")],
+        launches=[tilejit.Launch("put")], language="c")
+    put = tilejit.compile(program)
+
+    class Int(int):
+        pass
+
+    big = 3**40
+    values = [0, 1, -1, 2**15 - 1, 2**15, 2**30 - 1, 2**30, -(2**30) + 1, -(2**30), 2**31 - 1,
+              -(2**31), 2**62 + 12345, -(2**63), 2**63 - 1, big - big, Int(-7), Int(2**40)]
+    values += [int(x) for x in rng.integers(-(2**63), 2**63 - 1, size=20, dtype=np.int64)]
+    values += [int(x) for x in rng.integers(-(2**31), 2**31 - 1, size=20)]
+    out = np.zeros(2, np.int64)
+    for v in values:
+        w = max(-(2**31), min(2**31 - 1, v))
+        put(out, v, w)
+        assert out.tolist() == [v, w], v
+    for bad in (2**63, -(2**63) - 1, 2**100):
+        with pytest.raises(tilejit.ArgumentError, match="'v'"):
+            put(out, bad, 0)
+    with pytest.raises(tilejit.ArgumentError, match="'w'"):
+        put(out, 0, 2**31)
+
+
 def test_kernel_metadata_and_sources(vector_add):
     assert vector_add.backend == "cpu"
     assert [p.name for p in vector_add.params] == ["A", "B", "C"]
