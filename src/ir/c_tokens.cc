@@ -13,6 +13,7 @@ class Lexer {
 
   std::vector<Token> run() {
     std::vector<Token> out;
+    out.reserve(s_.size() / 4);  // TileLang's kernels run at about one token per 3-4 bytes
     bool line_start = true;  // only whitespace since the last newline
     while (pos_ < s_.size()) {
       char c = s_[pos_];
@@ -56,7 +57,7 @@ class Lexer {
           std::string_view prefix = s_.substr(start, pos_ - start);
           if (prefix == "u8" || prefix == "u" || prefix == "U" || prefix == "L") continue;
         }
-        out.push_back({Token::Kind::kIdent, std::string(s_.substr(start, pos_ - start))});
+        out.push_back({Token::Kind::kIdent, s_.substr(start, pos_ - start)});
         continue;
       }
       if (c >= '0' && c <= '9') {
@@ -70,20 +71,20 @@ class Lexer {
         };
         ++pos_;  // the digit: continues_number looks one character back
         while (pos_ < s_.size() && continues_number(s_[pos_])) ++pos_;
-        out.push_back({Token::Kind::kNumber, std::string(s_.substr(start, pos_ - start))});
+        out.push_back({Token::Kind::kNumber, s_.substr(start, pos_ - start)});
         continue;
       }
       if (c == '"' || c == '\'') {
-        std::string text = read_quoted(c);
-        if (c == '"') out.push_back({Token::Kind::kString, std::move(text)});
+        std::string_view text = read_quoted(c);
+        if (c == '"') out.push_back({Token::Kind::kString, text});
         continue;
       }
       if (starts_with("::")) {
-        out.push_back({Token::Kind::kPunct, "::"});
+        out.push_back({Token::Kind::kPunct, s_.substr(pos_, 2)});
         pos_ += 2;
         continue;
       }
-      out.push_back({Token::Kind::kPunct, std::string(1, c)});
+      out.push_back({Token::Kind::kPunct, s_.substr(pos_, 1)});
       ++pos_;
     }
     return out;
@@ -147,26 +148,28 @@ class Lexer {
   }
 
   // A quoted literal with backslash escapes; an unterminated one ends at the line's end.
-  std::string read_quoted(char quote) {
+  std::string_view read_quoted(char quote) {
     size_t start = ++pos_;
     while (pos_ < s_.size() && s_[pos_] != quote && s_[pos_] != '\n') {
       if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) ++pos_;
       ++pos_;
     }
-    std::string text(s_.substr(start, pos_ - start));
+    std::string_view text = s_.substr(start, pos_ - start);
     if (pos_ < s_.size() && s_[pos_] == quote) ++pos_;
     return text;
   }
 
   // Length of a raw-string prefix (R", u8R", LR"...) at pos_, or 0.
   size_t raw_string_prefix_length() const {
+    const char c = s_[pos_];
+    if (c != 'R' && c != 'u' && c != 'U' && c != 'L') return 0;  // most tokens: one compare
     for (std::string_view p : {"R\"", "u8R\"", "uR\"", "UR\"", "LR\""}) {
       if (starts_with(p) && (pos_ == 0 || !is_identifier_char(s_[pos_ - 1]))) return p.size();
     }
     return 0;
   }
 
-  std::string read_raw_string() {
+  std::string_view read_raw_string() {
     pos_ += raw_string_prefix_length();
     size_t open = s_.find('(', pos_);
     if (open == std::string_view::npos) {
@@ -175,8 +178,8 @@ class Lexer {
     }
     std::string closing = ")" + std::string(s_.substr(pos_, open - pos_)) + "\"";
     size_t end = s_.find(closing, open + 1);
-    std::string text(
-        s_.substr(open + 1, (end == std::string_view::npos ? s_.size() : end) - open - 1));
+    std::string_view text =
+        s_.substr(open + 1, (end == std::string_view::npos ? s_.size() : end) - open - 1);
     pos_ = end == std::string_view::npos ? s_.size() : end + closing.size();
     return text;
   }

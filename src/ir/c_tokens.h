@@ -4,10 +4,10 @@
 // become tokens. With the words of C declarations both readers share.
 //
 //   for (const Token& t : tokenize(source)) if (t.kind == Token::Kind::kIdent) ...
+//
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -16,9 +16,11 @@ namespace tilejit::detail {
 struct Token {
   enum class Kind : uint8_t { kIdent, kNumber, kString, kPunct };
   Kind kind;
-  std::string text;
+  std::string_view text;  // into the source: a token lives no longer than the text it came from
 };
 
+// Tokens view `source`, which must outlive them. (Copying each token's text cost half the time
+// of reading a TileLang kernel's declaration on every cache hit.)
 std::vector<Token> tokenize(std::string_view source);
 
 // Identifiers followed by a parenthesized argument list that are not the declared name:

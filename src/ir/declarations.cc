@@ -258,7 +258,7 @@ class DeclarationParser {
         // __attribute__((...)) and friends inside a parameter: skip the parenthesized part.
         int depth = 0;
         while (i + 1 < tokens.size()) {
-          const std::string& next = tokens[i + 1]->text;
+          const std::string_view next = tokens[i + 1]->text;
           if (next == "(") ++depth;
           if (next == ")") --depth;
           ++i;
@@ -272,7 +272,7 @@ class DeclarationParser {
         continue;
       }
       if (tok.kind == Token::Kind::kPunct && tok.text == "=") break;  // a default value
-      words.push_back(tok.text);
+      words.emplace_back(tok.text);
     }
     DeclaredParam param;
     // The name is the last identifier, unless it is part of the type (`int`, `CUtensorMap`).

@@ -231,11 +231,11 @@ std::optional<std::vector<DeclaredField>> parse_fields(const std::vector<Token>&
             tokens[i + 2].text != "]") {
           return std::nullopt;
         }
-        const std::string& digits = tokens[i + 1].text;
-        if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 6) {
+        const std::string_view digits = tokens[i + 1].text;
+        if (digits.find_first_not_of("0123456789") != std::string_view::npos || digits.size() > 6) {
           return std::nullopt;
         }
-        count *= static_cast<uint32_t>(std::stoul(digits));
+        count *= static_cast<uint32_t>(std::stoul(std::string(digits)));
         i += 2;
         continue;
       }
@@ -244,7 +244,7 @@ std::optional<std::vector<DeclaredField>> parse_fields(const std::vector<Token>&
       return std::nullopt;
     }
     if (tok.kind == Token::Kind::kIdent && is_dropped_qualifier(tok.text)) continue;
-    words.push_back(tok.text);
+    words.emplace_back(tok.text);
   }
   if (!flush()) return std::nullopt;
   return out;
