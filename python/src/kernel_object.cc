@@ -506,16 +506,7 @@ nb::object make_kernel_object(nb::handle cls, Kernel kernel) {
   nb::object compiled = nb::cast(std::move(kernel));
 
   auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-#if PY_VERSION_HEX < 0x030C0000
-  // Python before 3.12 does not pass Py_TPFLAGS_HAVE_VECTORCALL on to heap subclasses
-  // (tilejit.Kernel): every call would first pack its arguments into a tuple, about a tenth of
-  // a cpu-backend call with the tuple's share of cycle collections (docs/PERFORMANCE.md). A
-  // subclass that keeps KernelBase's tp_call gets the flag back, as 3.12 does. Hazard, as on
-  // 3.12 before its fix: a __call__ assigned to such a class afterwards is bypassed.
-  if (type != kernel_base_type && type->tp_call == PyVectorcall_Call) {
-    type->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
-  }
-#endif
+  inherit_vectorcall(type, kernel_base_type);
   PyObject* object = type->tp_alloc(type, 0);
   if (object == nullptr) throw nb::python_error();
   auto* self = reinterpret_cast<KernelObject*>(object);

@@ -15,6 +15,7 @@ NB_MODULE(_core, m) {
   tilejit::python::bind_program(m);
   tilejit::python::bind_dlpack_tensor(m);
   tilejit::python::bind_kernel(m);
+  tilejit::python::bind_jit(m);
   tilejit::python::bind_bench(m);
   tilejit::python::bind_cache(m);
 }

@@ -35,7 +35,7 @@ import typing
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
 from ._compile import OutIdx, cache_key, compile, is_tilelang_function, par_compile
-from ._core import ArgumentError, Program, ProgramError
+from ._core import ArgumentError, JitBase, Program, ProgramError
 from .kernel import Kernel
 
 Mode = Literal["auto", "lazy", "eager"]
@@ -72,7 +72,7 @@ def _eager_key_of(value: Any) -> Any:
     return value
 
 
-class JITImpl:
+class JITImpl(JitBase):
     """A function that returns a :class:`tilejit.Program`, compiled on demand and memoized.
 
     Attributes mirror the seed: ``out_idx``, ``execution_backend``, ``target``,
@@ -115,16 +115,17 @@ class JITImpl:
             self.func_source = inspect.getsource(func)
         except (OSError, TypeError):
             self.func_source = ""
-        # Lazy memo, keyed by the call's arguments; read without the lock (dict reads are
-        # atomic), written under it so that concurrent first calls compile once.
-        self._kernels: dict[Any, Kernel] = {}
+        # The lazy memo, keyed by the call's arguments, is JitBase's `_kernels` dict: read
+        # without the lock (dict reads are atomic), written under it so that concurrent first
+        # calls compile once.
         self._eager: dict[Any, Kernel] = {}
         self._lock = threading.Lock()
         # The registered torch op (torch.ops.ns.op), when torch_op= names one.
         self.torch_op = self.as_torch_op(torch_op) if torch_op is not None else None
 
-    # The memo hit is the hot path: one tuple, one dict lookup.
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    # A call: JitBase answers a memo hit on positional arguments in C (one tuple, one dict
+    # lookup) and hands every other call to this method.
+    def _call_slow(self, *args: Any, **kwargs: Any) -> Any:
         key = (args, frozenset(kwargs.items())) if kwargs else args
         try:
             kernel = self._kernels.get(key)

@@ -46,6 +46,46 @@ def test_lazy_mode_returns_a_memoized_kernel(rng):
     assert scale.__name__ == "scale" and "def scale" in scale.func_source
 
 
+def test_a_memo_hit_is_answered_without_the_python_call_path(monkeypatch):
+    slow_calls = []
+    original = tilejit.JITImpl._call_slow
+
+    def counting(self, *args, **kwargs):
+        slow_calls.append((args, kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tilejit.JITImpl, "_call_slow", counting)
+
+    @tilejit.jit(out_idx=[-1])
+    def scale(factor, tag=None):
+        return scale_program(factor, tag)
+
+    k = scale(1.5, "memo_c")
+    assert slow_calls == [((1.5, "memo_c"), {})]
+    assert scale(1.5, "memo_c") is k and len(slow_calls) == 1  # JitBase answered it
+    assert scale(1.5, tag="memo_c") is not None and len(slow_calls) == 2  # keywords: slow path
+    assert scale(1.5, tag="memo_c") is scale(1.5, tag="memo_c") and len(slow_calls) == 4
+    assert scale._kernels[(1.5, "memo_c")] is k
+    # Python 3.11 does not pass the vectorcall flag on to subclasses by itself.
+    assert type(scale).__flags__ & (1 << 11)
+
+
+def test_memo_keys_that_cannot_hash_are_named_and_other_hash_errors_propagate():
+    @tilejit.jit(out_idx=[-1])
+    def scale(factor):
+        return scale_program(2.0, "memo_hash")
+
+    with pytest.raises(tilejit.ArgumentError, match="must be hashable"):
+        scale([2])  # a list: TypeError in the lookup, then the slow path's named error
+
+    class BrokenHash:
+        def __hash__(self):
+            raise ValueError("hash failed on purpose")
+
+    with pytest.raises(ValueError, match="hash failed on purpose"):
+        scale(BrokenHash())
+
+
 def test_lazy_mode_rejects_a_function_that_returns_no_program():
     @tilejit.jit
     def nothing(n):
