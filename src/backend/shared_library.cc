@@ -63,6 +63,7 @@ SharedLibrary SharedLibrary::from_bytes(std::string_view bytes, std::string_view
   // A library that was dlclose'd but not unloaded (e.g. one with STB_GNU_UNIQUE symbols)
   // keeps its /proc/self/fd/N name, and dlopen would hand that stale library back for a new
   // file behind the same number. Move to a higher descriptor until the name is unused.
+  const std::lock_guard lock(dynamic_loader_mutex());
   for (int attempt = 0;; ++attempt) {
     if (!loaded_under(fd_path(library.fd_))) break;
     if (attempt == 64) {
@@ -109,7 +110,10 @@ SharedLibrary::~SharedLibrary() {
 }
 
 void SharedLibrary::reset() noexcept {
-  if (handle_ != nullptr) ::dlclose(handle_);
+  if (handle_ != nullptr) {
+    const std::lock_guard lock(dynamic_loader_mutex());
+    ::dlclose(handle_);
+  }
   if (fd_ >= 0) ::close(fd_);
   handle_ = nullptr;
   fd_ = -1;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tilejit/errors.h"
+#include "toolchain/toolchain.h"
 
 namespace tilejit::cuda {
 namespace {
@@ -44,7 +45,11 @@ bool resolve(PFN_cuGetProcAddress get_proc, const char* name, Fn& out, std::stri
 LoadedDriver load_driver() {
   LoadedDriver loaded;
   // Never dlclose'd: function pointers into it live for the whole process.
-  void* handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  void* handle = nullptr;
+  {
+    const std::lock_guard lock(detail::dynamic_loader_mutex());
+    handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  }
   if (handle == nullptr) {
     const char* why = dlerror();
     loaded.error = fmt::format(

@@ -71,7 +71,10 @@ LoadedNvrtc load_nvrtc() {
       continue;
     }
     // Never dlclose'd: the API table points into it for the life of the process.
-    handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    {
+      const std::lock_guard lock(detail::dynamic_loader_mutex());
+      handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    }
     if (handle != nullptr) {
       break;
     }
@@ -244,6 +247,7 @@ bool nvrtc_loaded() {
     const std::string_view name = path.substr(path.rfind('/') + 1);  // npos + 1 == 0
     return name == "libnvrtc.so" || name.starts_with("libnvrtc.so.") ? 1 : 0;
   };
+  const std::lock_guard lock(detail::dynamic_loader_mutex());
   return dl_iterate_phdr(visit, nullptr) != 0;
 }
 

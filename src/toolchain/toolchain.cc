@@ -248,6 +248,11 @@ void write_file(const std::filesystem::path& path, std::string_view contents) {
   if (!out) throw Error(fmt::format("cannot write {}", path.string()));
 }
 
+std::mutex& dynamic_loader_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 int usable_cores() {
   cpu_set_t set;
   CPU_ZERO(&set);

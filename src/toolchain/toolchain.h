@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::sec
 // The absolute path of `name` on PATH (or `name` itself when it contains a '/' and is
 // executable), if any.
 std::optional<std::filesystem::path> find_program(std::string_view name);
+
+// Held around every dlopen, dlclose and dl_iterate_phdr tilejit makes. glibc orders a walk of
+// the loaded objects against a load or an unload under a lock of its own inside ld.so, which
+// ThreadSanitizer cannot see; holding this one as well shows it the order glibc keeps (a
+// walk reading a name a concurrent dlopen had just allocated was reported as a race).
+std::mutex& dynamic_loader_mutex();
 
 // The CPUs this process may run on (its affinity mask), at least 1: par_compile's default
 // number of workers and the cap of the NVRTC worker pool.
