@@ -573,8 +573,10 @@ TEST(Binder, SeveralBadArgumentsReportTheFirstErrorInPhaseOrder) {
   TensorView A2d(a.data(), "float32", {5, 1});
   // A kind error anywhere comes before a dtype error of an earlier argument.
   expect_argument_error([&] { b.bind({A64, B, 2.5, 1}); }, {"'n'", "expected an integer"});
-  // Dtypes of every tensor before any ndim: B's dtype, although A (earlier) has 2 dims.
-  expect_argument_error([&] { b.bind({A2d, B64, 5, 1}); }, {"'B'", "expected dtype float32"});
+  // Then each tensor in argument order, its null data, device, dtype and ndim in one pass:
+  // A's two dims before B's dtype, and B's dtype once A is right.
+  expect_argument_error([&] { b.bind({A2d, B64, 5, 1}); }, {"'A'", "expected 1 dimensions"});
+  expect_argument_error([&] { b.bind({A, B64, 5, 1}); }, {"'B'", "expected dtype float32"});
   // A scalar's range before another scalar's agreement with its symbol.
   expect_argument_error([&] { b.bind({A, B, 6, 1000}); }, {"'t'", "value 1000 is out of range"});
   expect_argument_error([&] { b.bind({A, B, 6, 100}); }, {"'n'", "value 6 conflicts with n = 5"});
