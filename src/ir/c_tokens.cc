@@ -14,7 +14,7 @@ class Lexer {
   std::vector<Token> run() {
     std::vector<Token> out;
     out.reserve(s_.size() / 4);  // TileLang's kernels run at about one token per 3-4 bytes
-    bool line_start = true;  // only whitespace since the last newline
+    bool line_start = true;      // only whitespace since the last newline
     while (pos_ < s_.size()) {
       char c = s_[pos_];
       if (c == '\n') {
