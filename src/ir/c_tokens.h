@@ -4,7 +4,6 @@
 // become tokens. With the words of C declarations both readers share.
 //
 //   for (const Token& t : tokenize(source)) if (t.kind == Token::Kind::kIdent) ...
-//
 #pragma once
 
 #include <cstdint>
