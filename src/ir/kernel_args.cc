@@ -3,6 +3,7 @@
 // which params the kernels may write; the C type of each symbol.
 #include <fmt/format.h>
 #include <algorithm>
+#include <charconv>
 #include <initializer_list>
 #include <optional>
 #include <set>
@@ -235,7 +236,9 @@ std::optional<std::vector<DeclaredField>> parse_fields(const std::vector<Token>&
         if (digits.find_first_not_of("0123456789") != std::string_view::npos || digits.size() > 6) {
           return std::nullopt;
         }
-        count *= static_cast<uint32_t>(std::stoul(std::string(digits)));
+        uint32_t size = 0;  // at most six digits, checked above
+        std::from_chars(digits.data(), digits.data() + digits.size(), size);
+        count *= size;
         i += 2;
         continue;
       }
