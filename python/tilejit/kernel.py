@@ -28,8 +28,8 @@ class Kernel(_core.KernelBase):
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Kernel":
         """The kernel in a directory written by :meth:`save`, or a disk-cache entry
-        (``$TILELANG_CACHE_DIR/v1/<key[:2]>/<key>``, verified against its manifest; the kernel's
-        ``cache_key`` is then its key, else ""). Nothing is compiled. A missing, incomplete or
+        (``$TILELANG_CACHE_DIR/v1/<key[:2]>/<key>``, every file verified against its recorded
+        SHA-256; the kernel's ``cache_key`` is then its key, else ""). Nothing is compiled. A missing, incomplete or
         corrupted directory raises :class:`tilejit.Error` naming it."""
         return _core.load_kernel(cls, os.fspath(path))
 

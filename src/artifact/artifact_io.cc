@@ -22,7 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kArtifactFile = "artifact.json";
 constexpr const char* kHostSourceFile = "host_source";
 constexpr const char* kDeviceSourceFile = "device_source";
 // The compiler's log (metadata "log" from nvrtc, "compile_log" from the host-library backends)

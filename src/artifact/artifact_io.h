@@ -10,8 +10,9 @@
 
 namespace tilejit::detail {
 
-// The file that holds the Program, as JSON.
+// The file that holds the Program, as JSON, and the one with the backend, target and metadata.
 inline constexpr const char* kProgramFile = "program.json";
+inline constexpr const char* kArtifactFile = "artifact.json";
 
 // File name -> contents. Always has "artifact.json" and kProgramFile; the binary, the sources
 // and the compiler log ("metadata.log" / "metadata.compile_log") are present when non-empty.

@@ -4,6 +4,7 @@
 
 #include "artifact/artifact_io.h"
 #include "cache/byte_io.h"
+#include "cache/cache_entry.h"
 #include "cache/key.h"
 #include "tilejit/errors.h"
 
@@ -13,10 +14,6 @@ namespace {
 constexpr std::string_view kArchiveMagic = "TJPK";
 constexpr uint32_t kArchiveVersion = 1;
 constexpr size_t kDigestHex = 64;
-
-bool is_key(std::string_view text) {
-  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 
 std::string pack(const std::vector<std::pair<std::string, const CompiledArtifact*>>& entries) {
   std::string out(kArchiveMagic);
@@ -126,7 +123,7 @@ std::vector<std::string> unpack_cache_entries(const DiskCache& disk, std::string
     }
     std::string_view record;
     (void)record_start.take(4 + key.size() + 8 + files.size(), &record);
-    if (!is_key(key)) throw fail(fmt::format("entry {} has no valid key", i));
+    if (!cache_fs::is_key(key)) throw fail(fmt::format("entry {} has no valid key", i));
     if (sha256_hex(record) != digest) {
       throw fail(fmt::format("entry {} does not match its SHA-256", key));
     }

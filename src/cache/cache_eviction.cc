@@ -50,20 +50,16 @@ std::vector<DiskCache::EntryInfo> DiskCache::list(bool verify) const {
         if (::fstatat(entry.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
           info.bytes += st.st_size;
       }
-      FileRead header = read_file_at(entry.fd.get(), "artifact.json", "artifact.json");
-      if (header.access == Access::kOk) {
-        const json parsed = json::parse(header.bytes, nullptr, false);
-        if (parsed.is_object() && parsed.contains("backend") && parsed["backend"].is_string()) {
-          info.backend = parsed["backend"].get<std::string>();
-        }
-      }
-      FileRead program = read_file_at(entry.fd.get(), "program.json", "program.json");
-      if (program.access == Access::kOk) {
-        const json parsed = json::parse(program.bytes, nullptr, false);
-        if (parsed.is_object() && parsed.contains("name") && parsed["name"].is_string()) {
-          info.program_name = parsed["name"].get<std::string>();
-        }
-      }
+      std::map<std::string, std::string> named =
+          peek_entry(entry.fd.get(), {kArtifactFile, kProgramFile});
+      const auto string_field = [&](const char* file, const char* field) {
+        const json parsed = json::parse(named[file], nullptr, false);
+        return parsed.is_object() && parsed.contains(field) && parsed[field].is_string()
+                   ? parsed[field].get<std::string>()
+                   : std::string();
+      };
+      info.backend = string_field(kArtifactFile, "backend");
+      info.program_name = string_field(kProgramFile, "name");
       if (verify && info.problem.empty()) {
         ::flock(entry.fd.get(), LOCK_SH);
         Verdict verdict = verify_entry(entry.fd.get(), key);

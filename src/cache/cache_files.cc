@@ -100,10 +100,8 @@ Opened open_dir_at(int parent, const char* name, const std::string& what, bool c
   return result;
 }
 
-// Reads a whole file of an entry once: the bytes that are verified are the bytes that are
-// used, so nothing can be swapped between the check and the use.
-FileRead read_file_at(int dir, const std::string& name, const std::string& what) {
-  FileRead result;
+OpenedFile open_file_at(int dir, const std::string& name, const std::string& what) {
+  OpenedFile result;
   const int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -117,7 +115,7 @@ FileRead read_file_at(int dir, const std::string& name, const std::string& what)
     }
     return result;
   }
-  UniqueFd owned(fd);
+  result.fd = UniqueFd(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     result.problem = fmt::format("cannot stat {}: {}", what, std::strerror(errno));
@@ -133,21 +131,44 @@ FileRead read_file_at(int dir, const std::string& name, const std::string& what)
     result.problem = std::move(reason);
     return result;
   }
-  result.bytes.resize(static_cast<size_t>(st.st_size));
+  result.size = static_cast<uint64_t>(st.st_size);
+  result.access = Access::kOk;
+  return result;
+}
+
+size_t read_at(int fd, char* data, size_t size, uint64_t offset, std::string* problem) {
   size_t done = 0;
-  // Up to the size fstat gave: files in the cache are written whole before they are published
-  // and never appended to, and what is read is checked against its manifest (or parsed) anyway.
-  while (done < result.bytes.size()) {
-    const ssize_t n = ::read(fd, result.bytes.data() + done, result.bytes.size() - done);
+  while (done < size) {
+    const ssize_t n = ::pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      result.problem = fmt::format("cannot read {}: {}", what, std::strerror(errno));
-      return result;
+      *problem = std::strerror(errno);
+      return done;
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  result.bytes.resize(done);
+  return done;
+}
+
+FileRead read_file_at(int dir, const std::string& name, const std::string& what) {
+  FileRead result;
+  OpenedFile file = open_file_at(dir, name, what);
+  if (file.access != Access::kOk) {
+    result.access = file.access;
+    result.problem = std::move(file.problem);
+    return result;
+  }
+  result.bytes.resize(static_cast<size_t>(file.size));
+  // Up to the size fstat gave: files in the cache are written whole before they are published
+  // and never appended to, and what is read is checked against its header (or parsed) anyway.
+  std::string problem;
+  result.bytes.resize(
+      read_at(file.fd.get(), result.bytes.data(), result.bytes.size(), 0, &problem));
+  if (!problem.empty()) {
+    result.problem = fmt::format("cannot read {}: {}", what, problem);
+    return result;
+  }
   result.access = Access::kOk;
   return result;
 }

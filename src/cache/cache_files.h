@@ -58,8 +58,20 @@ struct FileRead {
   std::string problem;
 };
 
-// Reads a whole file of an entry once: the bytes that are verified are the bytes that are
-// used, so nothing can be swapped between the check and the use.
+struct OpenedFile {
+  Access access = Access::kError;
+  UniqueFd fd;
+  uint64_t size = 0;  // from the fstat that checked it
+  std::string problem;
+};
+// Opens regular file `name` under `dir` for reading, refusing a symlink and checking
+// unsafe_reason on the descriptor that is then read.
+OpenedFile open_file_at(int dir, const std::string& name, const std::string& what);
+// Reads up to `size` bytes at `offset`, retrying short reads; returns the count read, which is
+// less at the end of the file or on an error (then *problem says which).
+size_t read_at(int fd, char* data, size_t size, uint64_t offset, std::string* problem);
+// Reads a whole file once: the bytes that are verified are the bytes that are used, so
+// nothing can be swapped between the check and the use.
 FileRead read_file_at(int dir, const std::string& name, const std::string& what);
 // Creates `name` (O_EXCL, mode 0600) under `dir` and writes `bytes`; false with *problem set
 // on failure.

@@ -190,24 +190,20 @@ DiskCache::DiskCache(fs::path root, uint64_t max_bytes)
   if (root_.is_relative()) root_ = fs::absolute(root_);
 }
 
+bool DiskCache::holds_entry(const fs::path& dir) {
+  std::error_code ec;
+  return fs::exists(dir / kEntryFile, ec);
+}
+
 DiskCache::Entry DiskCache::read_entry(const fs::path& dir) {
   const std::string what = "cache entry";
   Opened opened = open_dir_at(AT_FDCWD, dir.c_str(), what, false);
   if (opened.access != Access::kOk) {
     throw Error(opened.problem.empty() ? fmt::format("{} does not exist", what) : opened.problem);
   }
-  FileRead manifest = read_file_at(opened.fd.get(), kManifestFile, "manifest.json");
-  if (manifest.access != Access::kOk) throw Error(fmt::format("{}: {}", what, manifest.problem));
-  Entry entry;
-  try {
-    entry.key = json::parse(manifest.bytes).at("key").get<std::string>();
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: manifest.json is malformed: {}", what, e.what()));
-  }
-  Verdict verdict = verify_entry(opened.fd.get(), entry.key);
+  Verdict verdict = verify_entry(opened.fd.get(), "");
   if (verdict.access != Access::kOk) throw Error(fmt::format("{}: {}", what, verdict.problem));
-  entry.artifact = artifact_from_files(std::move(verdict.files));
-  return entry;
+  return Entry{std::move(verdict.key), artifact_from_files(std::move(verdict.files))};
 }
 
 DiskCache::Lookup DiskCache::lookup(const std::string& key, const Program* keyed_program) const {
@@ -308,18 +304,8 @@ void DiskCache::store(const std::string& key, const CompiledArtifact& artifact) 
   }
 
   std::string problem;
-  bool written = true;
-  const std::map<std::string, std::string> files = artifact_to_files(artifact);
-  for (const auto& [name, bytes] : files) {
-    if (!write_file_at(staging.get(), name, bytes, &problem)) {
-      written = false;
-      break;
-    }
-  }
-  // The manifest goes last: an entry without one is incomplete by construction.
-  written =
-      written && write_file_at(staging.get(), kManifestFile, manifest_for(key, files), &problem);
-  if (!written) {
+  if (!write_file_at(staging.get(), kEntryFile, encode_entry(key, artifact_to_files(artifact)),
+                     &problem)) {
     warn("store skipped for {}: {}", key, problem);
     remove_tree_at(layout.staging.get(), staging_name.c_str());
     return;

@@ -2,8 +2,9 @@
 // rename, verified by content hash on every read, never followed through a symlink and
 // never trusted when another user could have written it.
 //
-//   <root>/v1/<key[0:2]>/<key>/manifest.json   SHA-256 and size of every file below
-//                               artifact.json, program.json, kernel.so|kernel.cubin, ...
+//   <root>/v1/<key[0:2]>/<key>/entry           the artifact's files with their SHA-256s
+//                                              (cache_entry.h: artifact.json, program.json,
+//                                              kernel.so|kernel.cubin, ...)
 //   <root>/v1/deps/<base key>.json             headers the last build of a Program read
 //   <root>/v1/toolchains/<hash>.json           toolchain fingerprints (toolchain_record.h)
 //   <root>/v1/tmp/                             private staging (and trash) directories
@@ -64,8 +65,10 @@ class DiskCache {
   // Publishes `artifact` under `key` (staging directory + rename; the loser of a race
   // discards its copy), then evicts least recently used entries beyond the size cap.
   void store(const std::string& key, const CompiledArtifact& artifact) const;
+  // Whether `dir` is a cache entry's directory (else, for Kernel::load, a saved artifact).
+  static bool holds_entry(const std::filesystem::path& dir);
   // Reads one entry directory named by path (Kernel::load), verified like lookup(); the key is
-  // the one its manifest records. Throws Error saying what is wrong (the caller names `dir`).
+  // the one the entry records. Throws Error saying what is wrong (the caller names `dir`).
   struct Entry {
     std::string key;
     CompiledArtifact artifact;

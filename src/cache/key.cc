@@ -15,7 +15,9 @@ namespace fs = std::filesystem;
 std::string compute_cache_key(const Program& program, const ResolvedOptions& options,
                               std::string_view toolchain_fingerprint, int artifact_format_version) {
   Sha256 sha;
-  sha.field("key_format", "tilejit.cache-key/2");
+  // Format 3: entries are one file (cache_entry.h), which a tilejit that wrote format 1's
+  // manifest and files would take for broken entries, and the other way round.
+  sha.field("key_format", "tilejit.cache-key/3");
   sha.field("artifact_format", std::to_string(artifact_format_version));
   sha.field("tilejit_version", TILEJIT_VERSION);
   sha.field("program", program.to_json());

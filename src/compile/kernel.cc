@@ -56,8 +56,8 @@ Kernel Kernel::load(const std::filesystem::path& dir) {
         dir.string()));
   }
   try {
-    // A cache entry carries a manifest with every file's SHA-256: verify before trusting it.
-    if (std::filesystem::exists(dir / "manifest.json", ec)) {
+    // A cache entry carries every file's SHA-256: verify before trusting it.
+    if (detail::DiskCache::holds_entry(dir)) {
       detail::DiskCache::Entry entry = detail::DiskCache::read_entry(dir);
       return detail::make_kernel(std::move(entry.artifact), std::move(entry.key));
     }

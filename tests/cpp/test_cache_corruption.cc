@@ -9,7 +9,12 @@
 
 #include <csignal>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <utility>
+#include <vector>
 
+#include "cache/cache_entry.h"
 #include "cache/disk_cache.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
@@ -55,7 +60,49 @@ class CacheCorruption : public ::testing::Test {
     ASSERT_EQ(first.source, CompileSource::kBuilt);
     ASSERT_EQ(entry_problem(cache_, key_), "");
     entry_ = cache_.entry(key_);
-    ASSERT_TRUE(fs::exists(entry_ / "kernel.so"));
+    ASSERT_TRUE(fs::exists(entry_file()));
+  }
+
+  fs::path entry_file() const { return entry_ / detail::cache_fs::kEntryFile; }
+
+  std::string entry_bytes() const {
+    std::ifstream in(entry_file(), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  // Where file `name` lies in the entry file, from its header.
+  detail::cache_fs::EntryHeader::File file_in_entry(const std::string& name) const {
+    std::string problem;
+    const auto header = detail::cache_fs::parse_entry_header(entry_bytes(), &problem);
+    EXPECT_TRUE(header) << problem;
+    for (const auto& file : header->files) {
+      if (file.name == name) return file;
+    }
+    ADD_FAILURE() << "the entry holds no " << name;
+    return {};
+  }
+
+  // The entry's files, verified.
+  std::map<std::string, std::string> entry_files() const {
+    detail::UniqueFd dir(::open(entry_.c_str(), O_RDONLY | O_DIRECTORY));
+    detail::cache_fs::Verdict verdict = detail::cache_fs::verify_entry(dir.get(), key_);
+    EXPECT_EQ(verdict.problem, "");
+    return verdict.files;
+  }
+
+  // Replaces the entry file in place, keeping its inode, mode and owner.
+  void rewrite_entry(const std::string& bytes) const {
+    std::ofstream(entry_file(), std::ios::binary | std::ios::trunc) << bytes;
+  }
+
+  void flip_byte(uint64_t offset) const {
+    std::fstream file(entry_file(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(offset));
+    char byte = 0;
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x40);
+    file.seekp(static_cast<std::streamoff>(offset));
+    file.write(&byte, 1);
   }
 
   // The broken entry is removed with a warning, the kernel rebuilt, and the new entry good.
@@ -87,27 +134,30 @@ class CacheCorruption : public ::testing::Test {
   fs::path entry_;
 };
 
-TEST_F(CacheCorruption, TruncatedBinary) {
-  fs::resize_file(entry_ / "kernel.so", fs::file_size(entry_ / "kernel.so") / 2);
+TEST_F(CacheCorruption, TruncatedEntry) {
+  fs::resize_file(entry_file(), fs::file_size(entry_file()) / 2);
+  expect_rebuilt("where its header lists");
+}
+
+TEST_F(CacheCorruption, AppendedToEntry) {
+  std::ofstream(entry_file(), std::ios::app) << " ";
+  expect_rebuilt("where its header lists");
+}
+
+TEST_F(CacheCorruption, FlippedByteInBinary) {
+  flip_byte(file_in_entry("kernel.so").offset + 1000);
   expect_rebuilt("kernel.so does not match");
 }
 
-TEST_F(CacheCorruption, FlippedByte) {
-  std::fstream file(entry_ / "kernel.so", std::ios::in | std::ios::out | std::ios::binary);
-  file.seekg(1000);
-  char byte = 0;
-  file.read(&byte, 1);
-  byte = static_cast<char>(byte ^ 0x40);
-  file.seekp(1000);
-  file.write(&byte, 1);
-  file.close();
-  expect_rebuilt("kernel.so does not match");
+TEST_F(CacheCorruption, FlippedByteInHeader) {
+  flip_byte(3);  // in "tilejit.cache-entry/2"
+  expect_rebuilt("header is malformed");
 }
 
 // compile() has the Program its key covers and does not read the entry's program.json, so an
 // edit there changes nothing it uses; every reader of that file still refuses it.
 TEST_F(CacheCorruption, EditedProgramJson) {
-  std::ofstream(entry_ / "program.json", std::ios::app) << " ";
+  flip_byte(file_in_entry("program.json").offset + 10);
   Attempt attempt = compile_fresh(program_, kScale);
   EXPECT_EQ(attempt.source, CompileSource::kDiskCache);
   EXPECT_EQ(attempt.warnings, "");
@@ -121,19 +171,58 @@ TEST_F(CacheCorruption, EditedProgramJson) {
   }
 }
 
-TEST_F(CacheCorruption, MissingManifest) {
-  fs::remove(entry_ / "manifest.json");
-  expect_rebuilt("manifest.json is missing");
+TEST_F(CacheCorruption, MissingEntryFile) {
+  fs::remove(entry_file());
+  expect_rebuilt("entry is missing");
 }
 
-TEST_F(CacheCorruption, MalformedManifest) {
-  fs::resize_file(entry_ / "manifest.json", 10);
-  expect_rebuilt("manifest.json is malformed");
+// An entry whose header and hashes are consistent but that lacks the binary: complete as a
+// file, incomplete as an artifact.
+TEST_F(CacheCorruption, EntryWithoutBinary) {
+  std::map<std::string, std::string> files = entry_files();
+  ASSERT_EQ(files.erase("kernel.so"), 1u);
+  rewrite_entry(detail::cache_fs::encode_entry(key_, files));
+  expect_rebuilt("'kernel.so' is missing");
 }
 
-TEST_F(CacheCorruption, MissingBinary) {
-  fs::remove(entry_ / "kernel.so");
-  expect_rebuilt("kernel.so is missing");
+// A whole entry of another key moved under this one (a rename gone wrong, or a planted copy).
+TEST_F(CacheCorruption, EntryNamingAnotherKey) {
+  const std::string other_key(64, 'a');
+  rewrite_entry(detail::cache_fs::encode_entry(other_key, entry_files()));
+  expect_rebuilt("entry names another key");
+}
+
+// What parse_entry_header refuses, and that each refusal names what is wrong.
+TEST(EntryHeader, MalformedHeadersNameTheProblem) {
+  const std::string key(64, 'c'), sha(64, 'e');
+  const std::string start = "tilejit.cache-entry/2\nkey " + key + "\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {start + "file 3 " + sha + " a\n", "no complete header"},
+      {"tilejit.cache-entry/1\nkey " + key + "\nend\n", "is not tilejit.cache-entry/2"},
+      {"tilejit.cache-entry/2\nkey short\nend\n", "no key"},
+      {start + "file x " + sha + " a\nend\n", "unreadable file line"},
+      {start + "file 3 " + sha.substr(1) + " a\nend\n", "unreadable file line"},
+      {start + "file 3 " + sha + " \nend\n", "unreadable file line"},
+      {start + "file 3 " + sha + " ../a\nend\n", "invalid file name '../a'"},
+      {start + "file 3 " + sha + " .hidden\nend\n", "invalid file name '.hidden'"},
+      {start + "file 3 " + sha + " a\nfile 4 " + sha + " a\nend\n", "'a' is listed twice"},
+      {start + "size 3\nend\n", "unexpected line 'size 3'"},
+      {start + "file 18446744073709551615 " + sha + " a\nend\n", "file sizes overflow"},
+  };
+  for (const auto& [text, needle] : cases) {
+    std::string problem;
+    EXPECT_FALSE(detail::cache_fs::parse_entry_header(text, &problem)) << text;
+    EXPECT_NE(problem.find(needle), std::string::npos) << text << " -> " << problem;
+  }
+  std::string problem;
+  const auto header = detail::cache_fs::parse_entry_header(
+      start + "file 3 " + sha + " a\nfile 0 " + sha + " b\nend\nxyz", &problem);
+  ASSERT_TRUE(header) << problem;
+  ASSERT_EQ(header->files.size(), 2u);
+  const uint64_t header_size = start.size() + 2 * (8 + 64 + 2) + 4;
+  EXPECT_EQ(header->files[0].offset, header_size);
+  EXPECT_EQ(header->files[1].offset, header_size + 3);
+  EXPECT_EQ(header->entry_size, header_size + 3);
 }
 
 TEST_F(CacheCorruption, GroupWritableEntry) {
@@ -142,14 +231,14 @@ TEST_F(CacheCorruption, GroupWritableEntry) {
 }
 
 TEST_F(CacheCorruption, GroupWritableFile) {
-  fs::permissions(entry_ / "kernel.so", fs::perms::others_write, fs::perm_options::add);
+  fs::permissions(entry_file(), fs::perms::others_write, fs::perm_options::add);
   expect_refused("writable by group or others");
 }
 
-TEST_F(CacheCorruption, SymlinkedLibrary) {
-  fs::rename(entry_ / "kernel.so", cache_.scratch() / "planted.so");
-  fs::create_symlink(cache_.scratch() / "planted.so", entry_ / "kernel.so");
-  expect_refused("kernel.so is a symlink");
+TEST_F(CacheCorruption, SymlinkedEntryFile) {
+  fs::rename(entry_file(), cache_.scratch() / "planted");
+  fs::create_symlink(cache_.scratch() / "planted", entry_file());
+  expect_refused("entry is a symlink");
 }
 
 TEST_F(CacheCorruption, SymlinkedEntryDirectory) {

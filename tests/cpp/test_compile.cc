@@ -2,6 +2,7 @@
 // the memory cache.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "cache/cache_entry.h"
 #include "cache_test_support.h"
 #include "compile/compile.h"
 #include "compile/kernel_state.h"
@@ -290,13 +292,25 @@ TEST(KernelLoad, MissingAndCorruptedDirectoriesAreClearErrors) {
 
   const std::filesystem::path entry = cache.entry(built.cache_key());
   {
-    std::fstream so(entry / "kernel.so", std::ios::in | std::ios::out | std::ios::binary);
-    so.seekg(100);
-    const char byte = static_cast<char>(so.get());
-    so.seekp(100);
-    so.put(static_cast<char>(byte ^ 0x01));
+    std::fstream file(entry / detail::cache_fs::kEntryFile,
+                      std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(file);
+    std::string head(4096, '\0');
+    file.read(head.data(), static_cast<std::streamsize>(head.size()));
+    std::string problem;
+    const auto header = detail::cache_fs::parse_entry_header(head, &problem);
+    ASSERT_TRUE(header) << problem;
+    const auto binary = std::find_if(header->files.begin(), header->files.end(),
+                                     [](const auto& f) { return f.name == "kernel.so"; });
+    ASSERT_NE(binary, header->files.end());
+    file.clear();
+    const auto at = static_cast<std::streamoff>(binary->offset + 100);
+    file.seekg(at);
+    const char byte = static_cast<char>(file.get());
+    file.seekp(at);
+    file.put(static_cast<char>(byte ^ 0x01));
   }
-  expect_error(entry, "SHA-256");
+  expect_error(entry, "kernel.so does not match its recorded SHA-256");
 }
 
 TEST(Compile, BuildsAndMemoizes) {
