@@ -64,7 +64,8 @@ class Backend {
   // came from (executables, libraries, directories searched, paths whose absence mattered).
   virtual std::vector<std::string> toolchain_files(const Target& /*target*/) const { return {}; }
   virtual CompiledArtifact build(const Program& program, const ResolvedOptions& options) const = 0;
-  // `binder` outlives the executor; executors compile their Exprs against its symbols.
+  // `artifact` and `binder` outlive the executor (the Kernel's state owns all three):
+  // executors compile their Exprs against the binder's symbols and may refer into the artifact.
   virtual std::unique_ptr<Executor> load(const CompiledArtifact& artifact,
                                          const Binder& binder) const = 0;
 };
