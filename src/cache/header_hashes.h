@@ -25,8 +25,12 @@ struct FileSignature {
 };
 
 // The signature of the file at `path` (following symlinks, as the compiler does); nullopt
-// when it cannot be stat-ed.
+// when it cannot be stat-ed. With `dir`, an open directory (or AT_FDCWD), `path` is resolved
+// from it: a header found from its include directory's descriptor costs the kernel a walk of
+// the components below that directory only (path walks were most of a TileLang GEMM's key:
+// 64 stats of paths 12 components deep).
 std::optional<FileSignature> stat_signature(const std::string& path);
+std::optional<FileSignature> stat_signature_at(int dir, const char* path);
 
 // A header's SHA-256 and the signature it had when it was read.
 struct HeaderHash {
@@ -48,8 +52,10 @@ class HeaderHashes {
   static constexpr int64_t kTrustAfterNs = 2'000'000'000;
 
   // The SHA-256 of the file's contents; nullopt when it cannot be read. Reads it only when
-  // its signature differs from the remembered one.
-  std::optional<std::string> sha256(const std::string& path);
+  // its signature differs from the remembered one. `path` names it in the memo; the file is
+  // found as `relative` from the open directory `dir` when given (stat_signature_at).
+  std::optional<std::string> sha256(const std::string& path, int dir = -1,
+                                    const char* relative = nullptr);
   // The remembered hash, whether or not the file still has that signature.
   std::optional<HeaderHash> remembered(const std::string& path) const;
   // Takes a hash from a dependency record written by another process; sha256() still checks

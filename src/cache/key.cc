@@ -1,5 +1,7 @@
 #include "cache/key.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <optional>
 #include <system_error>
@@ -8,6 +10,7 @@
 
 #include "cache/header_hashes.h"
 #include "tilejit/errors.h"
+#include "toolchain/unique_fd.h"
 
 namespace tilejit::detail {
 namespace fs = std::filesystem;
@@ -37,35 +40,50 @@ std::string key_with_headers(std::string_view base_key, const std::vector<fs::pa
   // The directories as strings without a trailing '/' (they are absolute and normal, as are
   // the headers).
   std::vector<std::string> dirs;
+  // Each directory opened once, as the compiler would find it now; headers are stat-ed from
+  // it (stat_signature_at). One that cannot be opened has no headers to find: -1, and its
+  // headers are stat-ed by path, which fails as the compiler's search would.
+  std::vector<UniqueFd> dir_fds;
   dirs.reserve(include_dirs.size());
+  dir_fds.reserve(include_dirs.size());
   for (const fs::path& dir : include_dirs) {
     std::string text = dir.string();
     while (!text.empty() && text.back() == '/') text.pop_back();
+    dir_fds.emplace_back(
+        ::open(text.empty() ? "/" : text.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     dirs.push_back(std::move(text));
   }
   Sha256 sha;
   sha.field("base_key", base_key);
   for (const std::string& header : headers) {
     sha.field("header", header);
+    // Plain string operations: this runs for every header on every memory hit, where
+    // std::filesystem's path splitting cost more than the stat() calls.
+    size_t in_dir = dirs.size();
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      const std::string& dir = dirs[i];
+      if (header.size() > dir.size() + 1 && header.starts_with(dir) && header[dir.size()] == '/') {
+        in_dir = i;
+        break;
+      }
+    }
+    // Below its directory: what follows the directory and its '/'.
+    const char* relative =
+        in_dir < dirs.size() ? header.c_str() + dirs[in_dir].size() + 1 : nullptr;
+    const bool from_dir = relative != nullptr && dir_fds[in_dir];
     // The memo reads the file only when its stat signature changed (header_hashes.h).
-    if (std::optional<std::string> hash = HeaderHashes::global().sha256(header)) {
+    if (std::optional<std::string> hash =
+            from_dir ? HeaderHashes::global().sha256(header, dir_fds[in_dir].get(), relative)
+                     : HeaderHashes::global().sha256(header)) {
       sha.field("header_sha256", *hash);
     } else {
       sha.field("header_missing", header);
     }
     // A file of the same relative path in an earlier directory would now be found first.
-    // Plain string operations: this runs for every header on every memory hit, where
-    // std::filesystem's path splitting cost more than the stat() calls.
-    for (size_t i = 0; i < dirs.size(); ++i) {
-      const std::string& dir = dirs[i];
-      if (header.size() <= dir.size() + 1 || !header.starts_with(dir) || header[dir.size()] != '/')
-        continue;
-      const std::string_view relative = std::string_view(header).substr(dir.size());
-      for (size_t j = 0; j < i; ++j) {
-        const std::string earlier = dirs[j] + std::string(relative);
-        if (stat_signature(earlier)) sha.field("shadowed_by", earlier);
-      }
-      break;
+    for (size_t j = 0; relative != nullptr && j < in_dir; ++j) {
+      const bool shadowed = dir_fds[j] ? stat_signature_at(dir_fds[j].get(), relative).has_value()
+                                       : stat_signature(dirs[j] + "/" + relative).has_value();
+      if (shadowed) sha.field("shadowed_by", dirs[j] + "/" + relative);
     }
   }
   return sha.hex();
