@@ -27,6 +27,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -147,20 +148,42 @@ class Jit {
     State(Fn f, CompileOptions o) : fn(std::move(f)), options(std::move(o)) {}
     Fn fn;
     CompileOptions options;
+    // Names this State in each thread's LastHit: unique in the process, where an address could
+    // be reused by a later Jit.
+    const uint64_t id = detail::next_jit_id();
     std::mutex mutex;  // guards the memos; never held while compiling
     std::unordered_map<Args, Kernel, detail::TupleHash> memo;
     std::unordered_multimap<uint64_t, std::pair<ArgSpecs, Kernel>> eager_memo;
   };
 
+  // Each thread's last lazy-mode hit, per Jit type: a repeat of it takes neither the mutex
+  // nor a hash (in a process with threads the mutex's two atomic operations were half of a
+  // hit). It holds its Kernel until the thread's next hit of another Jit or arguments, or
+  // its exit.
+  struct LastHit {
+    uint64_t state_id = 0;
+    std::optional<Args> args;
+    Kernel kernel;
+  };
+
   Kernel kernel_for(const Args& args) const {
+    thread_local LastHit last;
+    if (last.state_id == state_->id && *last.args == args) return last.kernel;
+    Kernel kernel;
     {
       std::lock_guard lock(state_->mutex);
-      if (auto it = state_->memo.find(args); it != state_->memo.end()) return it->second;
+      if (auto it = state_->memo.find(args); it != state_->memo.end()) kernel = it->second;
     }
-    // Two threads may both get here for new arguments; compile() builds the kernel once.
-    Kernel kernel = compile(std::apply(state_->fn, args), state_->options);
-    std::lock_guard lock(state_->mutex);
-    return state_->memo.try_emplace(args, std::move(kernel)).first->second;
+    if (!kernel) {
+      // Two threads may both get here for new arguments; compile() builds the kernel once.
+      Kernel built = compile(std::apply(state_->fn, args), state_->options);
+      std::lock_guard lock(state_->mutex);
+      kernel = state_->memo.try_emplace(args, std::move(built)).first->second;
+    }
+    last.state_id = state_->id;
+    last.args = args;
+    last.kernel = kernel;
+    return kernel;
   }
 
   std::shared_ptr<State> state_;

@@ -1,6 +1,8 @@
 // The non-template parts of tilejit/jit.h: cache keys, hit reporting, eager-mode specs.
 #include "tilejit/jit.h"
 
+#include <atomic>
+
 #include "compile/compile.h"
 
 namespace tilejit {
@@ -32,6 +34,11 @@ ArgSpecs arg_specs(std::span<const Arg> args) {
     specs.push_back(std::move(spec));
   }
   return specs;
+}
+
+uint64_t next_jit_id() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 namespace {

@@ -43,6 +43,42 @@ TEST(JitLazy, MemoizesOnArguments) {
   EXPECT_EQ(&detail::kernel_state(again(3)), &detail::kernel_state(k3));
 }
 
+// A thread's last hit answers a repeat without the memo's lock; it must never answer for
+// another Jit of the same type (other options, or a later Jit at a reused address) nor for
+// other arguments.
+TEST(JitLazy, TheLastHitBelongsToOneJitAndOneArgumentTuple) {
+  ScopedCacheDir cache;
+  const auto make = [](int scale, const std::string& name) {
+    return axpy_program(scale, "", name);
+  };
+  auto first = jit(make);
+  const Kernel a = first(3, "axpy_a");
+  EXPECT_EQ(&detail::kernel_state(first(3, "axpy_a")), &detail::kernel_state(a));
+  const Kernel b = first(5, "axpy_a");
+  expect_axpy_correct(b, 5);
+  EXPECT_NE(&detail::kernel_state(first(3, "axpy_a")), &detail::kernel_state(b));
+  expect_axpy_correct(first(3, "axpy_a"), 3);
+
+  // The same function type, other options: its own kernels, never the other Jit's last hit.
+  CompileOptions other;
+  other.compile_flags = {"-O1"};
+  auto second = jit(make, other);
+  (void)first(3, "axpy_a");  // this thread's last hit is now first's
+  const Kernel c = second(3, "axpy_a");
+  EXPECT_NE(&detail::kernel_state(c), &detail::kernel_state(a));
+  EXPECT_NE(c.cache_key(), a.cache_key());
+  expect_axpy_correct(c, 3);
+
+  // Jits made and dropped one after another (their States may reuse an address) each run
+  // their own function.
+  for (int scale = 6; scale < 10; ++scale) {
+    auto once =
+        jit([scale](int, const std::string& name) { return axpy_program(scale, "", name); });
+    expect_axpy_correct(once(0, "axpy_b"), scale);
+    expect_axpy_correct(once(0, "axpy_b"), scale);
+  }
+}
+
 TEST(JitLazy, OptionsApply) {
   ScopedCacheDir cache;
   CompileOptions options;

@@ -42,6 +42,8 @@ std::vector<Kernel> par_compile_tasks(size_t count,
 std::vector<ArgSpec> arg_specs(std::span<const Arg> args);
 uint64_t hash_arg_specs(std::span<const Arg> args);
 bool arg_specs_match(const std::vector<ArgSpec>& specs, std::span<const Arg> args);
+// 1, 2, 3, ...: a new one for every Jit, never reused in the process.
+uint64_t next_jit_id();
 
 template <class T>
 struct FunctionTraits : FunctionTraits<decltype(&T::operator())> {};
