@@ -1,8 +1,10 @@
 // The cost of tilejit's compile path around the compiler, measured in one run and printed as
 // ratios (docs/PERFORMANCE.md records them):
 //   1. cold compile (key, build, store, load) vs the bare compiler call on the same source;
-//   2. a disk hit in a fresh process, up to a loaded Kernel, vs the cold compile;
-//   3. a memory hit: compile(program) again, and a jit object called again;
+//   2. a disk hit in a fresh process, up to a loaded Kernel, vs the cold compile, and the same
+//      entries again in that process with the verified read and the load timed apart;
+//   3. a memory hit: compile(program) again, and a jit object called again (for NVRTC also a
+//      cpu Program's, once the driver has started its threads);
 //   4. par_compile of N distinct kernels on every usable core vs one worker, each repeated and
 //      interleaved, and for NVRTC the first call of a fresh process (a child per repeat), with
 //      where each task's time went (the round trip to a worker, the worker's own time, a new
@@ -467,9 +469,9 @@ void bench_backend(const std::string& name, int kernels, int repeats) {
   // 3. Memory hits.
   if (backend.can_load) {
     memory_hits(backend, backend.program(salt, 0), 400000, 2000000);
-    // The nvrtc section's hits took 25-50 ns more than the cpu section's on the H200 host for the
-    // same code path: the same cpu Program again here says whether that is the backend's Kernel
-    // or the process after the CUDA driver's initialization (its threads), whatever the backend.
+    // Once the CUDA driver has started its threads, every reference count is an atomic
+    // operation (libstdc++ skips that only in a single-threaded process): a cpu Program's hits
+    // here show that cost apart from the backend's (the cpu section ran single-threaded).
     if (name == "nvrtc") {
       memory_hits(make_backend("cpu"), cpu_program(unique_salt(), 0), 400000, 2000000,
                   " (a cpu Program, after the CUDA driver's init)");

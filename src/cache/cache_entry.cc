@@ -14,9 +14,9 @@ namespace tilejit::detail::cache_fs {
 
 namespace {
 
-// The header of an entry is a few hundred bytes: the first read takes it and, for a small
-// kernel, usually the files too (they are read again with the rest; re-reading a few KB costs
-// less than a second syscall would).
+// The header of an entry is a few hundred bytes: the first read takes it, and often the start
+// of the files too, which the preadv that follows reads again (a few KB, cheaper than stitching
+// the bytes already read onto the files).
 constexpr size_t kFirstRead = 4096;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::string_view kHeaderEnd = "\nend\n";
