@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${1:-60}
 build=${2:-build/asan}
-targets=(fuzz_expr fuzz_program_json fuzz_signature fuzz_binder)
+targets=(fuzz_expr fuzz_program_json fuzz_signature fuzz_binder fuzz_cache_entry)
 parallel=${TILEJIT_FUZZ_PARALLEL:-2}
 
 bash scripts/configure-sanitized.sh "$build"
