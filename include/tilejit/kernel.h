@@ -100,9 +100,9 @@ class Kernel {
 
   // The seed adapter's from_database: a Kernel from a directory written by
   // CompiledArtifact::save (cache_key() is then empty) or a disk-cache entry
-  // (<cache>/v1/<key[0:2]>/<key>, verified by its manifest; cache_key() is its key). Nothing is
-  // compiled. A missing, incomplete or corrupted directory throws Error naming it. Loading runs
-  // the directory's code: load only directories you trust.
+  // (<cache>/v1/<key[0:2]>/<key>, every file verified by its SHA-256; cache_key() is its key).
+  // Nothing is compiled. A missing, incomplete or corrupted directory throws Error naming it.
+  // Loading runs the directory's code: load only directories you trust.
   //
   //   kernel.artifact().save("saved/axpy");  ...  auto k = tilejit::Kernel::load("saved/axpy");
   static Kernel load(const std::filesystem::path& dir);

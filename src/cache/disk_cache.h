@@ -60,7 +60,8 @@ class DiskCache {
   };
   // Reads and verifies the entry under a shared flock, so that no other process evicts it
   // while it is being read. `keyed_program`: as artifact_from_files takes it (compile() passes
-  // the Program it computed `key` from; every file is still verified against the manifest).
+  // the Program it computed `key` from; every file used is still verified against the entry's
+  // header).
   Lookup lookup(const std::string& key, const Program* keyed_program = nullptr) const;
   // Publishes `artifact` under `key` (staging directory + rename; the loser of a race
   // discards its copy), then evicts least recently used entries beyond the size cap.

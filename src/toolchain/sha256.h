@@ -1,4 +1,4 @@
-// SHA-256 through the system's OpenSSL: the digest of cache keys, artifact manifests and
+// SHA-256 through the system's OpenSSL: the digest of cache keys, cache entries' files and
 // NVRTC precompiled-header keys.
 #pragma once
 
