@@ -190,6 +190,31 @@ TEST(CacheKey, AHeaderShadowingAnIncludedOneInAnEarlierDirectoryMatters) {
   testing::expect_axpy_correct(compile(program), 7, 4.0f);
 }
 
+// Headers are stat-ed from their include directory as it is opened for each key: an earlier
+// directory that did not exist, and a directory replaced by another at its path, are seen by
+// the next key.
+TEST(CacheKey, IncludeDirectoriesAreLookedUpAnewForEachKey) {
+  testing::ScopedCacheDir cache;
+  HeaderTree tree;
+  const fs::path first = tree.dir.path() / "not-yet";
+  Program program = axpy_program(7, first.string());
+  program.include_dirs.push_back(tree.include.string());
+  const std::string original = cache_key(program);
+  testing::expect_axpy_correct(compile(program), 7, 1.5f);
+  fs::create_directories(first);
+  write_text(first / "axpy_offset.h", "#define AXPY_OFFSET 4.0f\n");
+  const std::string shadowed = cache_key(program);
+  EXPECT_NE(shadowed, original);
+  testing::expect_axpy_correct(compile(program), 7, 4.0f);
+
+  // The directory at that path replaced: the new one's header is the one read and hashed.
+  fs::rename(first, tree.dir.path() / "moved-away");
+  fs::create_directories(first);
+  write_text(first / "axpy_offset.h", "#define AXPY_OFFSET 2.5f\n");
+  EXPECT_NE(cache_key(program), shadowed);
+  testing::expect_axpy_correct(compile(program), 7, 2.5f);
+}
+
 TEST(CacheKey, IncludeFlagsNameUserHeaderDirectoriesToo) {
   testing::ScopedCacheDir cache;
   HeaderTree tree;
