@@ -57,6 +57,19 @@ def test_device_flag_keys_become_compile_flags():
         {"tl.device_compile_flags": "-DA=1 -lineinfo"}) == ["-DA=1", "-lineinfo"]
     assert _pass_configs.for_program(
         {"tl.device_compile_flags": ["-DA=1", "-DB=2 -DC=3"]}) == ["-DA=1", "-DB=2", "-DC=3"]
+    assert _pass_configs.for_program({"tl.ptxas_register_usage_level": 7}) == [
+        "--ptxas-options=--register-usage-level=7"]
+    assert _pass_configs.for_program({"tl.ptxas_register_usage_level": " 0"}) == [
+        "--ptxas-options=--register-usage-level=0"]
+    assert _pass_configs.for_program({"tl.ptxas_register_usage_level": None}) == []
+
+
+@pytest.mark.parametrize("level", [11, -1, 2.5, "high", True, [3]])
+def test_a_register_usage_level_ptxas_would_ignore_is_refused(level):
+    # ptxas only warns about a level outside 0..10 and compiles as if none were given.
+    with pytest.raises(tilejit.ArgumentError,
+                       match=r"tl\.ptxas_register_usage_level.*integer from 0 to 10"):
+        _pass_configs.for_program({"tl.ptxas_register_usage_level": level})
 
 
 def test_device_flags_reach_the_compiler():

@@ -354,6 +354,23 @@ def test_fast_math_and_device_flags_become_compile_flags():
     assert "--use_fast_math" in kernel._compiled.metadata["options"]
 
 
+def test_register_usage_level_reaches_ptxas():
+    # TileLang's nvcc build passes the level to ptxas; tilejit does so on both CUDA backends.
+    func = kernels.matmul(512, 768, 256)
+    plain = tilejit.compile(func, target=TARGET, execution_backend="nvrtc")
+    levels = {level: tilejit.compile(func, target=TARGET, execution_backend="nvrtc",
+                                     pass_configs={"tl.ptxas_register_usage_level": level})
+              for level in (0, 10)}
+    for level, kernel in levels.items():
+        flag = f"--ptxas-options=--register-usage-level={level}"
+        assert flag in kernel.program.compile_flags
+        assert flag in kernel._compiled.metadata["options"]
+    assert len({plain.cache_key, levels[0].cache_key, levels[10].cache_key}) == 3
+    # ptxas got the level: each builds another cubin.
+    cubins = {bytes(k._compiled.binary) for k in (plain, levels[0], levels[10])}
+    assert len(cubins) == 3
+
+
 def test_unknown_pass_config_warns_once_and_is_left_out():
     func = kernels.elementwise_add(128, 128)
     with pytest.warns(UserWarning, match="'tl.no_such_option' is not a pass config"):
