@@ -8,10 +8,12 @@
 //   (c) a 3-launch program                                vs three raw launches
 //
 // "executor" rows time the launch plan alone (arguments bound once, outside the loop), so the
-// difference to the full call is the Binder's share. Prints a table; exits 0 with a message
-// when no GPU is present.
+// difference to the full call is the Binder's share; "floor + context check" is the floor plus
+// the one driver call every call must make, so the executor's own share is what lies above it.
+// Prints a table; exits 0 with a message when no GPU is present.
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,16 @@ int main() {
 
   std::vector<Variant> variants = {
       {"(a) raw cuLaunchKernelEx", [&] { raw(raw_a, raw.axpy_params); }, {}},
+      // What every call must add to the floor: the check that the device's context is current
+      // (a launch on the legacy stream runs in whatever context is).
+      {"(a) floor + context check",
+       [&] {
+         cuda::CUcontext current = nullptr;
+         gpu.api.cuCtxGetCurrent(&current);
+         if (current != gpu.device.context) std::abort();
+         raw(raw_a, raw.axpy_params);
+       },
+       {}},
       {"(a) tilejit executor",
        [&] { detail::kernel_state(a).executor->launch(bound_a, stream); },
        {}},
