@@ -67,6 +67,7 @@ int main() {
   // The floor: everything precomputed, one cuLaunchKernelEx per launch.
   RawLaunch raw(gpu, tensors, alpha);
   const cuda::CUkernel raw_a = load_raw_kernel(gpu, a, "axpy");
+  const cuda::CUfunction raw_a_function = function_of(raw_a);
   const cuda::CUkernel raw_b = load_raw_kernel(gpu, b, "axpy_tma");
   const std::array<cuda::CUkernel, 3> raw_c = load_raw_steps(gpu, c);
   cuda::CUtensorMap raw_map;
@@ -110,6 +111,9 @@ int main() {
        [&] { detail::kernel_state(b).executor->launch(bound_b, stream); },
        {}},
       {"(b) tilejit call", [&] { b(args_a, stream); }, {}},
+      // The same launch through the context's CUfunction: whether the CUkernel every row
+      // above launches costs the driver a lookup per launch.
+      {"(a) raw, CUfunction handle", [&] { raw(raw_a_function, raw.axpy_params); }, {}},
       {"(c) 3x raw cuLaunchKernelEx", [&] { raw.launch_steps(raw_c); }, {}},
       {"(c) tilejit executor",
        [&] { detail::kernel_state(c).executor->launch(bound_c, stream); },

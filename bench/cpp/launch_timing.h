@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include "compile/kernel_state.h"
@@ -157,6 +158,20 @@ inline cuda::CUkernel load_raw_kernel(const BenchGpu& gpu, const Kernel& kernel,
   return raw;
 }
 
+// The current context's CUfunction of `kernel` (cuKernelGetFunction, CUDA 12.0), looked up in
+// libcuda here: tilejit launches its CUkernels, and the benchmark compares the two handles.
+inline cuda::CUfunction function_of(cuda::CUkernel kernel) {
+  using GetFunction = cuda::CUresult (*)(cuda::CUfunction*, cuda::CUkernel);
+  void* libcuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  auto get = libcuda == nullptr
+                 ? nullptr
+                 : reinterpret_cast<GetFunction>(dlsym(libcuda, "cuKernelGetFunction"));
+  cuda::CUfunction function = nullptr;
+  if (get == nullptr) throw Error("libcuda has no cuKernelGetFunction");
+  cuda::check(get(&function, kernel), "cuKernelGetFunction");
+  return function;
+}
+
 // step1, step2 and step3 of three_launch_program's binary, loaded again the same way.
 inline std::array<cuda::CUkernel, 3> load_raw_steps(const BenchGpu& gpu, const Kernel& kernel) {
   return {load_raw_kernel(gpu, kernel, "step1"), load_raw_kernel(gpu, kernel, "step2"),
@@ -184,9 +199,10 @@ struct RawLaunch {
   RawLaunch& operator=(const RawLaunch&) = delete;
 
   void operator()(cuda::CUkernel kernel, void** params) const {
-    cuda::check(
-        api.cuLaunchKernelEx(&config, reinterpret_cast<cuda::CUfunction>(kernel), params, nullptr),
-        "cuLaunchKernelEx");
+    (*this)(reinterpret_cast<cuda::CUfunction>(kernel), params);
+  }
+  void operator()(cuda::CUfunction function, void** params) const {
+    cuda::check(api.cuLaunchKernelEx(&config, function, params, nullptr), "cuLaunchKernelEx");
   }
   // The 3-launch program: three launches, each with its own precomputed parameters.
   void launch_steps(const std::array<cuda::CUkernel, 3>& steps) {
