@@ -106,10 +106,12 @@ class NvrtcExecutor final : public Executor {
       tma_.push_back(std::make_unique<TmaSlot>(program, descriptor, binder));
     }
     const size_t slots = plan_.launches.size() * kMaxDevices;
+    functions_ = std::make_unique<std::atomic<CUfunction>[]>(slots);
     static_smem_ = std::make_unique<std::atomic<int>[]>(slots);
     smem_limit_set_ = std::make_unique<std::atomic<int>[]>(slots);
     cluster_allowed_ = std::make_unique<std::atomic<bool>[]>(slots);
     for (size_t i = 0; i < slots; ++i) {
+      functions_[i].store(nullptr, std::memory_order_relaxed);
       static_smem_[i].store(kNotQueried, std::memory_order_relaxed);
       smem_limit_set_[i].store(0, std::memory_order_relaxed);
       cluster_allowed_[i].store(false, std::memory_order_relaxed);
@@ -208,6 +210,38 @@ class NvrtcExecutor final : public Executor {
     return value;
   }
 
+  // The launch's CUfunction in the device's primary context, which ScopedContext made current,
+  // looked up at the first launch there. A launch of the CUkernel itself makes the driver find
+  // that function every time (~0.1 us a launch on an H100: bench_launch, 2026-12-07).
+  CUfunction function(const LoadedProgram& loaded, size_t launch, const DeviceInfo& device) const {
+    std::atomic<CUfunction>& slot =
+        functions_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
+    CUfunction function = slot.load(std::memory_order_relaxed);
+    if (function != nullptr) [[likely]] {
+      return function;
+    }
+    check(loaded.api.cuKernelGetFunction(&function, loaded.kernels[launch]), "cuKernelGetFunction",
+          plan_.launches[launch].kernel);
+    slot.store(function, std::memory_order_relaxed);  // the same handle whichever thread stores
+    return function;
+  }
+
+  // Launches through the primary context's function. Should the driver refuse it, the launch
+  // is made again through the CUkernel, which the driver runs in the context of the launch's
+  // stream: a stream of another context of the device (a green context's, say) launches as it
+  // would without the shortcut, and a real error is the CUkernel launch's. A refused launch
+  // enqueues nothing, so nothing runs twice.
+  CUresult launch_kernel(const LoadedProgram& loaded, size_t launch, const DeviceInfo& device,
+                         const CUlaunchConfig& config, void** pointers) const {
+    CUresult result =
+        loaded.api.cuLaunchKernelEx(&config, function(loaded, launch, device), pointers, nullptr);
+    if (result != CUDA_SUCCESS) [[unlikely]] {
+      result = loaded.api.cuLaunchKernelEx(
+          &config, reinterpret_cast<CUfunction>(loaded.kernels[launch]), pointers, nullptr);
+    }
+    return result;
+  }
+
   void launch_one(const LoadedProgram& loaded, size_t index, const LaunchShape& shape,
                   const BoundCall& call, const DeviceInfo& device, CUstream stream,
                   const CUtensorMap* maps) const {
@@ -258,11 +292,10 @@ class NvrtcExecutor final : public Executor {
     config.attrs = count != 0 ? attributes : nullptr;
     config.numAttrs = count;
     const DriverApi& api = loaded.api;
-    CUfunction function = reinterpret_cast<CUfunction>(loaded.kernels[index]);
     const int64_t* symbols = call.symbols.data();
 
     if (!plan.has_l2_window) {
-      check(api.cuLaunchKernelEx(&config, function, pointers, nullptr), "cuLaunchKernelEx",
+      check(launch_kernel(loaded, index, device, config, pointers), "cuLaunchKernelEx",
             plan.kernel);
       return;
     }
@@ -274,7 +307,7 @@ class NvrtcExecutor final : public Executor {
     window.hit_property = plan.l2.hit_property;
     window.miss_property = plan.l2.miss_property;
     L2Saved saved = l2_set_window(api, device, stream, window, plan.kernel.c_str());
-    CUresult launched = api.cuLaunchKernelEx(&config, function, pointers, nullptr);
+    CUresult launched = launch_kernel(loaded, index, device, config, pointers);
     l2_reset_window(api, stream, saved, plan.kernel.c_str());
     check(launched, "cuLaunchKernelEx", plan.kernel);
   }
@@ -367,6 +400,7 @@ class NvrtcExecutor final : public Executor {
   mutable std::mutex load_mutex_;
   mutable std::unique_ptr<LoadedProgram> loaded_owner_;
   mutable std::atomic<const LoadedProgram*> loaded_{nullptr};
+  std::unique_ptr<std::atomic<CUfunction>[]> functions_;  // [launch][device], null = not yet
   std::unique_ptr<std::atomic<int>[]> static_smem_;       // [launch][device], bytes
   std::unique_ptr<std::atomic<int>[]> smem_limit_set_;    // [launch][device], 0 = never raised
   std::unique_ptr<std::atomic<bool>[]> cluster_allowed_;  // [launch][device]

@@ -87,6 +87,7 @@ LoadedDriver load_driver() {
       resolve(get_proc, "cuLibraryUnload", api.cuLibraryUnload, error) &&
       resolve(get_proc, "cuLibraryGetKernel", api.cuLibraryGetKernel, error) &&
       resolve(get_proc, "cuLibraryGetGlobal", api.cuLibraryGetGlobal, error) &&
+      resolve(get_proc, "cuKernelGetFunction", api.cuKernelGetFunction, error) &&
       resolve(get_proc, "cuKernelGetAttribute", api.cuKernelGetAttribute, error) &&
       resolve(get_proc, "cuKernelSetAttribute", api.cuKernelSetAttribute, error) &&
       resolve(get_proc, "cuLaunchKernelEx", api.cuLaunchKernelEx, error) &&

@@ -33,6 +33,7 @@ struct DriverApi {
   PFN_cuLibraryUnload cuLibraryUnload = nullptr;
   PFN_cuLibraryGetKernel cuLibraryGetKernel = nullptr;
   PFN_cuLibraryGetGlobal cuLibraryGetGlobal = nullptr;
+  PFN_cuKernelGetFunction cuKernelGetFunction = nullptr;
   PFN_cuKernelGetAttribute cuKernelGetAttribute = nullptr;
   PFN_cuKernelSetAttribute cuKernelSetAttribute = nullptr;
   PFN_cuLaunchKernelEx cuLaunchKernelEx = nullptr;

@@ -224,6 +224,7 @@ using PFN_cuLibraryUnload = CUresult (*)(CUlibrary library);
 using PFN_cuLibraryGetKernel = CUresult (*)(CUkernel* kernel, CUlibrary library, const char* name);
 using PFN_cuLibraryGetGlobal = CUresult (*)(CUdeviceptr* ptr, size_t* bytes, CUlibrary library,
                                             const char* name);
+using PFN_cuKernelGetFunction = CUresult (*)(CUfunction* function, CUkernel kernel);
 using PFN_cuKernelGetAttribute = CUresult (*)(int* value, CUfunction_attribute attrib,
                                               CUkernel kernel, CUdevice dev);
 using PFN_cuKernelSetAttribute = CUresult (*)(CUfunction_attribute attrib, int value,

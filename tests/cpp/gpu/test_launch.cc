@@ -1,5 +1,7 @@
 // Launching on a GPU: symbolic grids, multi-launch programs with scalars, more than 48 KB of
 // dynamic shared memory, and arguments that must be refused before any launch.
+#include <dlfcn.h>
+
 #include <cmath>
 
 #include "gpu/gpu_support.h"
@@ -202,6 +204,75 @@ TEST(GpuLaunch, TensorEmptyAllocatesDeviceMemory) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(cuda::device_count())), std::string::npos)
         << e.what();
   }
+}
+
+// A context of device 0 besides its primary one, current on this thread while it lives; the
+// driver's cuCtxCreate and cuCtxDestroy come from libcuda here, as tilejit itself never makes
+// a context.
+class SecondContext {
+ public:
+  SecondContext() {
+    void* libcuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    create_ = reinterpret_cast<Create>(dlsym(libcuda, "cuCtxCreate_v2"));
+    destroy_ = reinterpret_cast<Destroy>(dlsym(libcuda, "cuCtxDestroy_v2"));
+    if (create_ == nullptr || destroy_ == nullptr) throw Error("libcuda lacks cuCtxCreate_v2");
+    cuda::check(create_(&context_, 0, device().device), "cuCtxCreate");
+  }
+  ~SecondContext() { destroy_(context_); }
+  SecondContext(const SecondContext&) = delete;
+  SecondContext& operator=(const SecondContext&) = delete;
+  cuda::CUcontext get() const { return context_; }
+
+ private:
+  using Create = cuda::CUresult (*)(cuda::CUcontext*, unsigned int, cuda::CUdevice);
+  using Destroy = cuda::CUresult (*)(cuda::CUcontext);
+  Create create_ = nullptr;
+  Destroy destroy_ = nullptr;
+  cuda::CUcontext context_ = nullptr;
+};
+
+// The nvrtc executor launches the function it looked up in the device's primary context; a
+// stream of another context of the device must still get the kernel in that stream's context,
+// with that context's memory, as the driver runs a CUkernel there.
+TEST(GpuLaunch, AStreamOfAnotherContextOfTheDeviceRunsTheKernelThere) {
+  TILEJIT_REQUIRE_GPU();
+  Program program = vector_add();
+  program.out_idx.clear();
+  Kernel kernel = compile_for_device(program);
+  const cuda::DriverApi& api = cuda::driver();
+  const int64_t n = 5003;
+  std::vector<float> a = random_floats(n), b = random_floats(n);
+  {
+    // First a call in the primary context, so that the executor holds its function there.
+    Tensor A = to_device(a, {n}, DataType::parse("float32"));
+    Tensor B = to_device(b, {n}, DataType::parse("float32"));
+    Tensor C = poisoned(DataType::parse("float32"), {n});
+    kernel({A, B, C});
+    ASSERT_EQ(to_host<float>(C)[n - 1], a[n - 1] + b[n - 1]);
+  }
+  SecondContext second;  // current from here on
+  cuda::CUstream stream = nullptr;
+  cuda::check(api.cuStreamCreate(&stream, 0), "cuStreamCreate");
+  const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+  cuda::CUdeviceptr memory[3] = {};
+  for (cuda::CUdeviceptr& m : memory) cuda::check(api.cuMemAlloc(&m, bytes), "cuMemAlloc");
+  cuda::check(api.cuMemcpyHtoD(memory[0], a.data(), bytes), "cuMemcpyHtoD");
+  cuda::check(api.cuMemcpyHtoD(memory[1], b.data(), bytes), "cuMemcpyHtoD");
+  cuda::check(api.cuMemsetD8(memory[2], 0xFF, bytes), "cuMemsetD8");
+  auto view = [&](cuda::CUdeviceptr m) {
+    return TensorView(reinterpret_cast<void*>(m), "float32", {n}, Device::cuda(0));
+  };
+  const TensorView A = view(memory[0]), B = view(memory[1]), C = view(memory[2]);
+  kernel({A, B, C}, StreamRef(stream));
+  cuda::check(api.cuStreamSynchronize(stream), "cuStreamSynchronize");
+  cuda::CUcontext current = nullptr;
+  api.cuCtxGetCurrent(&current);
+  EXPECT_EQ(current, second.get()) << "the call did not give the caller's context back";
+  std::vector<float> c(static_cast<size_t>(n));
+  cuda::check(api.cuMemcpyDtoH(c.data(), memory[2], bytes), "cuMemcpyDtoH");
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c[i], a[i] + b[i]) << i;
+  for (cuda::CUdeviceptr m : memory) api.cuMemFree(m);
+  api.cuStreamDestroy(stream);
 }
 
 }  // namespace
