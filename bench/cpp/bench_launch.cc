@@ -1,5 +1,5 @@
 // Host time per call of tilejit's C++ call path against the floor: raw cuLaunchKernelEx of the
-// same kernel with precomputed arguments. Bursts of 200 calls on one stream, the stream
+// same kernel's CUfunction with precomputed arguments. Bursts of 200 calls on one stream, the stream
 // synchronized outside the timed region, the median over many bursts, every variant in the
 // same run and interleaved round by round so that drift hits them alike (launch_timing.h).
 //
@@ -66,10 +66,9 @@ int main() {
 
   // The floor: everything precomputed, one cuLaunchKernelEx per launch.
   RawLaunch raw(gpu, tensors, alpha);
-  const cuda::CUkernel raw_a = load_raw_kernel(gpu, a, "axpy");
-  const cuda::CUfunction raw_a_function = function_of(raw_a);
-  const cuda::CUkernel raw_b = load_raw_kernel(gpu, b, "axpy_tma");
-  const std::array<cuda::CUkernel, 3> raw_c = load_raw_steps(gpu, c);
+  const cuda::CUfunction raw_a = load_raw_kernel(gpu, a, "axpy");
+  const cuda::CUfunction raw_b = load_raw_kernel(gpu, b, "axpy_tma");
+  const std::array<cuda::CUfunction, 3> raw_c = load_raw_steps(gpu, c);
   cuda::CUtensorMap raw_map;
   {
     cuda::cuuint64_t dims[1] = {static_cast<cuda::cuuint64_t>(kN)};
@@ -111,9 +110,6 @@ int main() {
        [&] { detail::kernel_state(b).executor->launch(bound_b, stream); },
        {}},
       {"(b) tilejit call", [&] { b(args_a, stream); }, {}},
-      // The same launch through the context's CUfunction: whether the CUkernel every row
-      // above launches costs the driver a lookup per launch.
-      {"(a) raw, CUfunction handle", [&] { raw(raw_a_function, raw.axpy_params); }, {}},
       {"(c) 3x raw cuLaunchKernelEx", [&] { raw.launch_steps(raw_c); }, {}},
       {"(c) tilejit executor",
        [&] { detail::kernel_state(c).executor->launch(bound_c, stream); },

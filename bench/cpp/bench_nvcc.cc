@@ -102,8 +102,8 @@ int main() {
 
   // The floor: the nvrtc cubin's kernels launched with everything precomputed.
   RawLaunch raw(gpu, tensors, alpha);
-  const cuda::CUkernel raw_a = load_raw_kernel(gpu, a_nvrtc, "axpy");
-  const std::array<cuda::CUkernel, 3> raw_c = load_raw_steps(gpu, c_nvrtc);
+  const cuda::CUfunction raw_a = load_raw_kernel(gpu, a_nvrtc, "axpy");
+  const std::array<cuda::CUfunction, 3> raw_c = load_raw_steps(gpu, c_nvrtc);
 
   // The libraries alone: call() takes the tensors, alpha, then the symbol n.
   const NvccLibrary library_a(a_nvcc);

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include "compile/kernel_state.h"
@@ -146,34 +145,25 @@ struct AxpyTensors {
   Tensor out = device_floats();
 };
 
-// The kernel `name` of the binary `kernel` was built into, loaded again for launching by hand.
-// The library stays loaded for the life of the process.
-inline cuda::CUkernel load_raw_kernel(const BenchGpu& gpu, const Kernel& kernel, const char* name) {
+// The kernel `name` of the binary `kernel` was built into, loaded again for launching by hand,
+// as the current context's CUfunction: the cheapest handle to launch (a CUkernel makes the
+// driver look the function up per launch). The library stays loaded for the life of the
+// process.
+inline cuda::CUfunction load_raw_kernel(const BenchGpu& gpu, const Kernel& kernel,
+                                        const char* name) {
   cuda::CUlibrary library = nullptr;
   cuda::CUkernel raw = nullptr;
   cuda::check(gpu.api.cuLibraryLoadData(&library, kernel.artifact().binary.data(), nullptr, nullptr,
                                         0, nullptr, nullptr, 0),
               "cuLibraryLoadData");
   cuda::check(gpu.api.cuLibraryGetKernel(&raw, library, name), "cuLibraryGetKernel");
-  return raw;
-}
-
-// The current context's CUfunction of `kernel` (cuKernelGetFunction, CUDA 12.0), looked up in
-// libcuda here: tilejit launches its CUkernels, and the benchmark compares the two handles.
-inline cuda::CUfunction function_of(cuda::CUkernel kernel) {
-  using GetFunction = cuda::CUresult (*)(cuda::CUfunction*, cuda::CUkernel);
-  void* libcuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-  auto get = libcuda == nullptr
-                 ? nullptr
-                 : reinterpret_cast<GetFunction>(dlsym(libcuda, "cuKernelGetFunction"));
   cuda::CUfunction function = nullptr;
-  if (get == nullptr) throw Error("libcuda has no cuKernelGetFunction");
-  cuda::check(get(&function, kernel), "cuKernelGetFunction");
+  cuda::check(gpu.api.cuKernelGetFunction(&function, raw), "cuKernelGetFunction");
   return function;
 }
 
 // step1, step2 and step3 of three_launch_program's binary, loaded again the same way.
-inline std::array<cuda::CUkernel, 3> load_raw_steps(const BenchGpu& gpu, const Kernel& kernel) {
+inline std::array<cuda::CUfunction, 3> load_raw_steps(const BenchGpu& gpu, const Kernel& kernel) {
   return {load_raw_kernel(gpu, kernel, "step1"), load_raw_kernel(gpu, kernel, "step2"),
           load_raw_kernel(gpu, kernel, "step3")};
 }
@@ -198,14 +188,11 @@ struct RawLaunch {
   RawLaunch(const RawLaunch&) = delete;
   RawLaunch& operator=(const RawLaunch&) = delete;
 
-  void operator()(cuda::CUkernel kernel, void** params) const {
-    (*this)(reinterpret_cast<cuda::CUfunction>(kernel), params);
-  }
   void operator()(cuda::CUfunction function, void** params) const {
     cuda::check(api.cuLaunchKernelEx(&config, function, params, nullptr), "cuLaunchKernelEx");
   }
   // The 3-launch program: three launches, each with its own precomputed parameters.
-  void launch_steps(const std::array<cuda::CUkernel, 3>& steps) {
+  void launch_steps(const std::array<cuda::CUfunction, 3>& steps) {
     for (size_t i = 0; i < steps.size(); ++i) (*this)(steps[i], step_params[i]);
   }
 

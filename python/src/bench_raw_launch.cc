@@ -45,6 +45,10 @@ std::vector<double> bench_raw_launch(nb::bytes image, const std::string& kernel_
     cuda::CUkernel kernel = nullptr;
     cuda::check(api.cuLibraryGetKernel(&kernel, library, kernel_name.c_str()), "cuLibraryGetKernel",
                 kernel_name);
+    // The current context's function: the cheapest handle to launch (a CUkernel makes the
+    // driver look it up per launch).
+    cuda::CUfunction function = nullptr;
+    cuda::check(api.cuKernelGetFunction(&function, kernel), "cuKernelGetFunction", kernel_name);
     std::vector<void*> params;
     for (uint64_t& p : pointers) params.push_back(&p);
     for (int32_t& i : ints) params.push_back(&i);
@@ -56,8 +60,6 @@ std::vector<double> bench_raw_launch(nb::bytes image, const std::string& kernel_
     config.blockDimY = block[1];
     config.blockDimZ = block[2];
     config.hStream = reinterpret_cast<cuda::CUstream>(stream_handle);
-    // A CUkernel may stand for a CUfunction in launch calls (cuda.h, cuLibraryGetKernel).
-    auto function = reinterpret_cast<cuda::CUfunction>(kernel);
     nb::gil_scoped_release release;
     for (int b = 0; b < bursts; ++b) {
       cuda::check(api.cuStreamSynchronize(config.hStream), "cuStreamSynchronize", kernel_name);
