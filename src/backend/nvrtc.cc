@@ -212,7 +212,10 @@ class NvrtcExecutor final : public Executor {
 
   // The launch's CUfunction in the device's primary context, which ScopedContext made current,
   // looked up at the first launch there. A launch of the CUkernel itself makes the driver find
-  // that function every time (~0.1 us a launch on an H100: bench_launch, 2026-12-07).
+  // that function every time (~0.1 us a launch on an H100: bench_launch, 2026-12-07). The
+  // function lives as long as the library: tilejit keeps the primary context retained
+  // (device_info), and resetting it (cuDevicePrimaryCtxReset, cudaDeviceReset) while kernels
+  // of the process still use it is, as the driver documents, the caller's to avoid.
   CUfunction function(const LoadedProgram& loaded, size_t launch, const DeviceInfo& device) const {
     std::atomic<CUfunction>& slot =
         functions_[launch * kMaxDevices + static_cast<size_t>(device.ordinal)];
