@@ -267,10 +267,15 @@ class DeviceWrapperGenerator {
     return fmt::format("(const void*){}", kernel_handle(kernel));
   }
 
-  // The CUDA kernel handle of `kernel`, as tj_launch takes it.
+  // The CUDA kernel handle of `kernel`, as the runtime takes it.
   std::string kernel_handle(const std::string& kernel) const {
+    return fmt::format("tj_kernels[{}]", kernel_index(kernel));
+  }
+
+  // Where `kernel` is in tj_kernels, as tj_launch takes it.
+  std::string kernel_index(const std::string& kernel) const {
     const auto found = std::find(kernels_.begin(), kernels_.end(), kernel);
-    return fmt::format("tj_kernels[{}]", found - kernels_.begin());
+    return std::to_string(found - kernels_.begin());
   }
 
   void reject_cuda_only_features() const {
@@ -326,9 +331,9 @@ class DeviceWrapperGenerator {
     } else {
       out_.lines(helper("driver_function"));
       out_.line();
-      out_.lines(helper("launch"));
-      out_.line();
       write_device_code_loader();
+      out_.line();
+      out_.lines(helper("launch"));
     }
     const std::pair<bool, std::string_view> optional_helpers[] = {
         {needs_.checked_dims, "dims"},
@@ -352,7 +357,8 @@ class DeviceWrapperGenerator {
   // per process (a thread-safe static): a library and its kernel handles are not tied to a
   // device or context, so every device's init() shares them. The runtime accepts a
   // cudaKernel_t wherever it takes a kernel function (init()'s attributes), the driver where
-  // it takes a CUkernel (tj_launch). The library stays loaded until the process ends.
+  // it takes a CUkernel (tj_launch, which launches its function in the current context where it
+  // can). The library stays loaded until the process ends.
   void write_device_code_loader() {
     std::vector<std::string> names;
     for (const std::string& kernel : kernels_) {
@@ -723,9 +729,8 @@ class DeviceWrapperGenerator {
     } else {
       out_.wrapped("void* tj_args[] = {", addresses, "};");
     }
-    const std::vector<std::string> launch_args = {fmt::format("\"{}\"", launch.kernel),
-                                                  "&tj_config", kernel_handle(launch.kernel),
-                                                  args_name};
+    const std::vector<std::string> launch_args = {
+        fmt::format("\"{}\"", launch.kernel), "&tj_config", kernel_index(launch.kernel), args_name};
     if (launch.l2_windows.empty()) {
       out_.wrapped("if (tj_launch(", launch_args, ") != 0) return -1;");
       return;

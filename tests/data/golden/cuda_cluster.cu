@@ -34,55 +34,6 @@ Function tj_driver_function(const char* symbol) {
   return found ? reinterpret_cast<Function>(function) : nullptr;
 }
 
-// Kernels are launched with the driver's cuLaunchKernelEx, not the runtime's
-// cudaLaunchKernelExC, which does per-launch work of its own around the same driver call.
-// The runtime documents a cudaKernel_t as the driver's CUkernel, and the driver launches a
-// CUkernel cast to CUfunction in the context of the launch's stream (the current context for
-// the default stream). Resolved once per process (a thread-safe static); init() checks it.
-struct tj_driver_launch {
-  PFN_cuLaunchKernelEx_v11060 launch;
-  PFN_cuGetErrorName_v6000 error_name;
-  PFN_cuGetErrorString_v6000 error_string;
-};
-
-const tj_driver_launch& tj_driver() {
-  static const tj_driver_launch driver = {
-      tj_driver_function<PFN_cuLaunchKernelEx_v11060>("cuLaunchKernelEx"),
-      tj_driver_function<PFN_cuGetErrorName_v6000>("cuGetErrorName"),
-      tj_driver_function<PFN_cuGetErrorString_v6000>("cuGetErrorString")};
-  return driver;
-}
-
-// One launch of `handle`, a kernel of the device code: 0, or -1 with a message naming the
-// kernel and the driver's error. The driver returns every launch error itself, including one
-// left by an earlier fault in the context, so there is no last error to read afterwards.
-int tj_launch(const char* kernel, const CUlaunchConfig* config, cudaKernel_t handle, void** args) {
-  const tj_driver_launch& driver = tj_driver();
-  if (driver.launch == nullptr) {
-    return tj_fail("call: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
-  }
-  CUresult result = driver.launch(config, (CUfunction)handle, args, nullptr);
-  if (result == CUDA_ERROR_INVALID_CONTEXT) {
-    // A default-stream launch on a thread with no current context, which the runtime's launch
-    // would have bound to its current device's primary context: bound the same way, once.
-    int device = 0;
-    if (cudaGetDevice(&device) == cudaSuccess && cudaSetDevice(device) == cudaSuccess) {
-      result = driver.launch(config, (CUfunction)handle, args, nullptr);
-    }
-  }
-  if (result == CUDA_SUCCESS) return 0;
-  const char* name = nullptr;
-  const char* text = nullptr;
-  if (driver.error_name != nullptr) driver.error_name(result, &name);
-  if (driver.error_string != nullptr) driver.error_string(result, &text);
-  if (name == nullptr) {
-    return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': CUresult %d", kernel,
-                   (int)result);
-  }
-  return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': %s: %s", kernel, name,
-                 text != nullptr ? text : "");
-}
-
 // The cubin nvcc built from kernel.cu alone, defined at the end of this file.
 extern const unsigned char tj_device_image[];
 
@@ -112,6 +63,96 @@ int tj_load_device_code() {
     return tj_fail("init: cannot load %s: %s", loaded.what, cudaGetErrorString(loaded.error));
   }
   return 0;
+}
+
+// Kernels are launched with the driver's cuLaunchKernelEx, not the runtime's
+// cudaLaunchKernelExC, which does per-launch work of its own around the same driver call.
+// The runtime documents a cudaKernel_t as the driver's CUkernel, and the driver launches a
+// CUkernel cast to CUfunction in the context of the launch's stream (the current context for
+// the default stream), finding the kernel's function there on every launch: ~0.1 us on an
+// H100. So each thread remembers, per kernel, the function in the last context it launched
+// from, by the context's id: ids are never reused, where a destroyed context's handle can be.
+// Resolved once per process (a thread-safe static); init() checks the launch.
+struct tj_driver_launch {
+  PFN_cuLaunchKernelEx_v11060 launch;
+  PFN_cuCtxGetId_v12000 context_id;
+  PFN_cuKernelGetFunction_v12000 kernel_function;
+  PFN_cuGetErrorName_v6000 error_name;
+  PFN_cuGetErrorString_v6000 error_string;
+};
+
+const tj_driver_launch& tj_driver() {
+  static const tj_driver_launch driver = {
+      tj_driver_function<PFN_cuLaunchKernelEx_v11060>("cuLaunchKernelEx"),
+      tj_driver_function<PFN_cuCtxGetId_v12000>("cuCtxGetId"),
+      tj_driver_function<PFN_cuKernelGetFunction_v12000>("cuKernelGetFunction"),
+      tj_driver_function<PFN_cuGetErrorName_v6000>("cuGetErrorName"),
+      tj_driver_function<PFN_cuGetErrorString_v6000>("cuGetErrorString")};
+  return driver;
+}
+
+struct tj_function_slot {
+  unsigned long long context;  // the id of the context `function` belongs to
+  CUfunction function;         // null until the first launch on this thread
+};
+thread_local tj_function_slot tj_functions[sizeof tj_kernels / sizeof tj_kernels[0]];
+
+// The function of tj_kernels[index] in the current context; null where there is no current
+// context or the driver lacks the calls, and the CUkernel is launched.
+CUfunction tj_function(const tj_driver_launch& driver, size_t index) {
+  unsigned long long context = 0;
+  if (driver.context_id == nullptr || driver.kernel_function == nullptr ||
+      driver.context_id(nullptr, &context) != CUDA_SUCCESS) {
+    return nullptr;
+  }
+  tj_function_slot& slot = tj_functions[index];
+  if (slot.function == nullptr || slot.context != context) {
+    CUfunction function = nullptr;
+    if (driver.kernel_function(&function, (CUkernel)tj_kernels[index]) != CUDA_SUCCESS) {
+      return nullptr;
+    }
+    slot.context = context;
+    slot.function = function;
+  }
+  return slot.function;
+}
+
+// One launch of tj_kernels[index], the kernel `kernel` of the device code: 0, or -1 with a
+// message naming the kernel and the driver's error. The driver returns every launch error
+// itself, including one left by an earlier fault in the context, so there is no last error to
+// read afterwards.
+int tj_launch(const char* kernel, const CUlaunchConfig* config, size_t index, void** args) {
+  const tj_driver_launch& driver = tj_driver();
+  if (driver.launch == nullptr) {
+    return tj_fail("call: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
+  }
+  const CUfunction function = tj_function(driver, index);
+  CUresult result = CUDA_ERROR_INVALID_HANDLE;
+  if (function != nullptr) result = driver.launch(config, function, args, nullptr);
+  if (result != CUDA_SUCCESS) {
+    // A stream of another context refuses the current context's function; the CUkernel runs
+    // in the stream's context. A refused launch enqueued nothing, so nothing runs twice.
+    result = driver.launch(config, (CUfunction)tj_kernels[index], args, nullptr);
+  }
+  if (result == CUDA_ERROR_INVALID_CONTEXT) {
+    // A default-stream launch on a thread with no current context, which the runtime's launch
+    // would have bound to its current device's primary context: bound the same way, once.
+    int device = 0;
+    if (cudaGetDevice(&device) == cudaSuccess && cudaSetDevice(device) == cudaSuccess) {
+      result = driver.launch(config, (CUfunction)tj_kernels[index], args, nullptr);
+    }
+  }
+  if (result == CUDA_SUCCESS) return 0;
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (driver.error_name != nullptr) driver.error_name(result, &name);
+  if (driver.error_string != nullptr) driver.error_string(result, &text);
+  if (name == nullptr) {
+    return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': CUresult %d", kernel,
+                   (int)result);
+  }
+  return tj_fail("call: cuLaunchKernelEx failed for kernel '%s': %s: %s", kernel, name,
+                 text != nullptr ? text : "");
 }
 
 // Grid and block sizes come from int64_t shape arithmetic: a size that dim3
@@ -189,7 +230,7 @@ extern "C" int call(float* X, int32_t n, cudaStream_t stream) {
     tj_config.attrs = tj_attributes;
     tj_config.numAttrs = 1;
     void* tj_args[] = {&X, &n};
-    if (tj_launch("cluster_pairs", &tj_config, tj_kernels[0], tj_args) != 0) return -1;
+    if (tj_launch("cluster_pairs", &tj_config, 0, tj_args) != 0) return -1;
   } while (false);
   // Launch 1: cluster_wide
   {
@@ -210,7 +251,7 @@ extern "C" int call(float* X, int32_t n, cudaStream_t stream) {
     tj_config.attrs = tj_attributes;
     tj_config.numAttrs = 1;
     void* tj_args[] = {&X, &n};
-    if (tj_launch("cluster_wide", &tj_config, tj_kernels[1], tj_args) != 0) return -1;
+    if (tj_launch("cluster_wide", &tj_config, 1, tj_args) != 0) return -1;
   }
   return 0;
 }
