@@ -1,6 +1,6 @@
 // Host time per call of tilejit's C++ call path against the floor: raw cuLaunchKernelEx of the
-// same kernel's CUfunction with precomputed arguments. Bursts of 200 calls on one stream, the stream
-// synchronized outside the timed region, the median over many bursts, every variant in the
+// same kernel's CUfunction with precomputed arguments. Bursts of 200 calls on one stream, the
+// stream synchronized outside the timed region, the median over many bursts, every variant in the
 // same run and interleaved round by round so that drift hits them alike (launch_timing.h).
 //
 //   (a) 3 tensors + 1 scalar, grid ceildiv(n, 256)       vs one raw launch
