@@ -2,8 +2,7 @@
 
 TileLang's ``pass_configs`` configure its lowering passes. tilejit honours the keys that change
 the device compile (fast math, ptxas's register usage level, extra device flags) for every
-Program; for a TileLang function
-the rest go to TileLang's lowering (tilejit.tilelang). A key that has no meaning for the
+Program; for a TileLang function the rest go to TileLang's lowering (tilejit.tilelang). A key that has no meaning for the
 Program at hand is reported once per process, never silently hashed into the cache key.
 """
 

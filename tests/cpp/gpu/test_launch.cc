@@ -231,9 +231,10 @@ class SecondContext {
   cuda::CUcontext context_ = nullptr;
 };
 
-// The nvrtc executor launches the function it looked up in the device's primary context; a
-// stream of another context of the device must still get the kernel in that stream's context,
-// with that context's memory, as the driver runs a CUkernel there.
+// Both backends launch the function they looked up in one context (nvrtc: the device's primary
+// context; the nvcc library: the current one); a stream of another context of the device must
+// still get the kernel in that stream's context, with that context's memory, as the driver
+// runs a CUkernel there.
 TEST(GpuLaunch, AStreamOfAnotherContextOfTheDeviceRunsTheKernelThere) {
   TILEJIT_REQUIRE_GPU();
   Program program = vector_add();

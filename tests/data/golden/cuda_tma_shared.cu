@@ -127,8 +127,8 @@ int tj_launch(const char* kernel, const CUlaunchConfig* config, size_t index, vo
     return tj_fail("call: the CUDA driver does not provide cuLaunchKernelEx (CUDA 12.0 or newer)");
   }
   const CUfunction function = tj_function(driver, index);
-  CUresult result = CUDA_ERROR_INVALID_HANDLE;
-  if (function != nullptr) result = driver.launch(config, function, args, nullptr);
+  CUresult result = function != nullptr ? driver.launch(config, function, args, nullptr)
+                                        : CUDA_ERROR_INVALID_HANDLE;
   if (result != CUDA_SUCCESS) {
     // A stream of another context refuses the current context's function; the CUkernel runs
     // in the stream's context. A refused launch enqueued nothing, so nothing runs twice.
