@@ -155,8 +155,11 @@ void Kernel::export_to(const std::filesystem::path& dir) const {
     detail::write_file(dir / (stem + "_host.c"), artifact.host_source);
     sources = {stem + ".c       the Program's source",
                stem + "_host.c  the generated host wrapper"};
-    build_command = fmt::format("cc -O2 -fPIC -shared{} -o {} {}.c {}_host.c -lm",
-                                program_flags(program), library, stem, stem);
+    // The layout flags are the cpu backend's (backend/cpu.cc), so that the command rebuilds the
+    // library shipped here; without them the linker's hardened default comes back.
+    build_command = fmt::format(
+        "cc -O2 -fPIC -shared -Wl,-z,noseparate-code -Wl,-z,norelro{} -o {} {}.c {}_host.c -lm",
+        program_flags(program), library, stem, stem);
   } else if (artifact.backend == "nvcc") {
     detail::write_file(dir / (stem + ".h"),
                        detail::generate_wrapper_header(program, detail::HostApi::kCuda));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <complex>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <elf.h>
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -328,6 +330,51 @@ TEST(CpuBackend, BuildAndLoadThroughTheBackendDirectly) {
       kernel({TensorView(a.data(), "float32", {3}), TensorView(b.data(), "float32", {3})});
   EXPECT_EQ(std::vector<float>(outs[0].data<float>(), outs[0].data<float>() + 3),
             (std::vector<float>{11, 22, 33}));
+}
+
+// The program headers of an ELF shared library, read from its bytes; none (and a failure) when
+// the bytes are not a 64-bit ELF file with whole program headers.
+std::vector<Elf64_Phdr> program_headers(const std::string& library) {
+  Elf64_Ehdr header;
+  if (library.size() < sizeof header) {
+    ADD_FAILURE() << "a library of " << library.size() << " bytes has no ELF header";
+    return {};
+  }
+  std::memcpy(&header, library.data(), sizeof header);
+  if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 ||
+      header.e_phentsize != sizeof(Elf64_Phdr) ||
+      header.e_phoff + header.e_phnum * sizeof(Elf64_Phdr) > library.size()) {
+    ADD_FAILURE() << "the library is not a 64-bit ELF file with whole program headers";
+    return {};
+  }
+  std::vector<Elf64_Phdr> headers(header.e_phnum);
+  std::memcpy(headers.data(), library.data() + header.e_phoff, headers.size() * sizeof(Elf64_Phdr));
+  return headers;
+}
+
+size_t count_segments(const std::vector<Elf64_Phdr>& headers, uint32_t type) {
+  return static_cast<size_t>(std::count_if(headers.begin(), headers.end(),
+                                           [&](const Elf64_Phdr& h) { return h.p_type == type; }));
+}
+
+// A disk hit's dlopen maps each loadable segment and mprotects the RELRO one: the cpu backend
+// links with two (code with read-only data, then data) and no RELRO, and never a segment that
+// is writable and executable. The Program's compile flags can ask for the hardened layout back.
+TEST(CpuBackend, TheLibraryHasTwoLoadableSegmentsAndNoRelroUnlessTheFlagsAskForIt) {
+  const Program program = example("vector_add");
+  detail::ResolvedOptions options = vector_add_build_options();
+  const detail::Backend& backend = detail::backend_named("cpu");
+  const std::vector<Elf64_Phdr> fast = program_headers(backend.build(program, options).binary);
+  EXPECT_EQ(count_segments(fast, PT_LOAD), 2u);
+  EXPECT_EQ(count_segments(fast, PT_GNU_RELRO), 0u);
+  for (const Elf64_Phdr& segment : fast) {
+    EXPECT_NE(segment.p_flags & (PF_W | PF_X), PF_W | PF_X) << "segment of type " << segment.p_type;
+  }
+
+  options.compile_flags = {"-Wl,-z,relro", "-Wl,-z,separate-code"};
+  const std::vector<Elf64_Phdr> hardened = program_headers(backend.build(program, options).binary);
+  EXPECT_EQ(count_segments(hardened, PT_GNU_RELRO), 1u);
+  EXPECT_GT(count_segments(hardened, PT_LOAD), 2u);
 }
 
 TEST(CpuBackend, AnArtifactOfAnotherKindIsRefusedAtLoad) {
