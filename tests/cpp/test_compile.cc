@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
@@ -14,6 +15,8 @@
 #include "cache_test_support.h"
 #include "compile/compile.h"
 #include "compile/kernel_state.h"
+
+extern char** environ;  // POSIX: the process environment
 
 namespace tilejit {
 namespace {
@@ -377,6 +380,68 @@ TEST(Compile, MemoryHitFollowsProgramOptionsAndEnvironment) {
   EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kMemoryCache);
   detail::MemoryCache::global().clear();
   EXPECT_EQ(detail::compile_with_outcome(program, {}).source, detail::CompileSource::kDiskCache);
+}
+
+// A memory hit reads the option variables from `environ` itself, not through getenv()
+// (compile.cc): every way of changing the environment must be seen at the next hit.
+TEST(Compile, MemoryHitSeesEveryKindOfEnvironmentChange) {
+  ScopedCacheDir cache;
+  ScopedEnv t("TILELANG_TARGET", nullptr), v("TILELANG_VERBOSE", nullptr);
+  const Program program = axpy_program(5);
+  (void)compile(program);
+  const auto is_memory_hit = [&] {
+    return detail::compile_with_outcome(program, {}).source == detail::CompileSource::kMemoryCache;
+  };
+  const auto hit_is_logged = [&] {
+    ::testing::internal::CaptureStderr();
+    (void)compile(program);
+    return ::testing::internal::GetCapturedStderr().find("memory cache hit") != std::string::npos;
+  };
+  ASSERT_TRUE(is_memory_hit());
+
+  // Added after entries that make the array grow (and move).
+  for (int i = 0; i < 64; ++i) {
+    ::setenv(fmt::format("TILEJIT_TEST_FILLER_{}", i).c_str(), "x", 1);
+  }
+  EXPECT_TRUE(is_memory_hit());
+  {
+    ScopedEnv hip("TILELANG_TARGET", "hip");
+    EXPECT_THROW((void)compile(program), ArgumentError);
+  }
+  EXPECT_TRUE(is_memory_hit());
+
+  // Set after two removals and an addition: the entry count and the last entry are as before.
+  ::unsetenv("TILEJIT_TEST_FILLER_10");
+  ::unsetenv("TILEJIT_TEST_FILLER_63");
+  ::setenv("TILELANG_TARGET", "hip", 1);
+  ::setenv("TILEJIT_TEST_FILLER_63", "x", 1);
+  EXPECT_THROW((void)compile(program), ArgumentError);
+  ::unsetenv("TILELANG_TARGET");
+  EXPECT_TRUE(is_memory_hit());
+  for (int i = 0; i < 64; ++i) ::unsetenv(fmt::format("TILEJIT_TEST_FILLER_{}", i).c_str());
+
+  // A putenv() buffer rewritten in place: the entry's pointer stays, its value changes.
+  char verbose[] = "TILELANG_VERBOSE=1";
+  ::putenv(verbose);
+  EXPECT_TRUE(hit_is_logged());
+  verbose[sizeof verbose - 2] = '0';
+  EXPECT_FALSE(hit_is_logged());
+  ::unsetenv("TILELANG_VERBOSE");
+
+  // clearenv() and a new, shorter environment, possibly at the old array's address.
+  std::vector<std::pair<std::string, std::string>> saved;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text = *entry;
+    const size_t equals = text.find('=');
+    if (equals != std::string::npos)
+      saved.emplace_back(text.substr(0, equals), text.substr(equals + 1));
+  }
+  ::clearenv();
+  ::setenv("TILELANG_TARGET", "hip", 1);
+  EXPECT_THROW((void)compile(program), ArgumentError);
+  ::clearenv();
+  for (const auto& [name, value] : saved) ::setenv(name.c_str(), value.c_str(), 1);
+  EXPECT_TRUE(is_memory_hit());
 }
 
 // Header contents are part of the key: an edited header must never be served from memory.
