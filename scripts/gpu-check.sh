@@ -163,6 +163,9 @@ run_step user-kernels "$BUILD/tests/cpp/gpu_test_user_kernels"
 fi
 
 if part bench; then
+# ---- The host the timings come from: its cores (threads per core bounds par_compile) and the
+# size of the environment (a compile() memory hit reads every entry) ----
+record host info "$(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Thread(s) per core: *//p') threads per core, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), $(env | wc -l) environment entries"
 # ---- Launch overhead: tilejit vs raw cuLaunchKernelEx ----
 run_step bench_launch "$BUILD/bench/cpp/bench_launch"
 sed -n '/^bench_launch:/,$p' "$LOGS/bench_launch.log" | sed 's/^/  /' >>"$SUMMARY"
