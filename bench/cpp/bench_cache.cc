@@ -33,6 +33,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/shared_library.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "codegen/wrapper.h"
@@ -116,11 +117,12 @@ double bare_compile_ms(const Backend& backend, const Program& program) {
                                 tilejit::detail::generate_cpu_wrapper(program));
     const auto& cc = tilejit::detail::HostCompiler::detect();
     const auto start = Clock::now();
-    auto result = tilejit::detail::run_process(
-        {cc.c_compiler, "-O2", "-fPIC", "-shared", "-Wl,-z,noseparate-code", "-Wl,-z,norelro", "-o",
-         (dir.path() / "k.so").string(), (dir.path() / "k.c").string(),
-         (dir.path() / "k_host.c").string(), "-lm"},
-        std::chrono::seconds(300));
+    std::vector<std::string> argv = {cc.c_compiler, "-O2", "-fPIC", "-shared"};
+    argv.insert(argv.end(), tilejit::detail::kCpuLibraryLayoutFlags.begin(),
+                tilejit::detail::kCpuLibraryLayoutFlags.end());
+    argv.insert(argv.end(), {"-o", (dir.path() / "k.so").string(), (dir.path() / "k.c").string(),
+                             (dir.path() / "k_host.c").string(), "-lm"});
+    auto result = tilejit::detail::run_process(argv, std::chrono::seconds(300));
     const double ms = ms_since(start);
     if (result.exit_code != 0) throw tilejit::Error("bare compile failed: " + result.output);
     return ms;

@@ -177,13 +177,8 @@ class CpuBackend final : public Backend {
     write_file(source_path, program.source);
     write_file(host_path, host_source);
 
-    // A disk hit dlopens the library from a memfd, and in this layout that costs half as much:
-    // two mappings where separate code pages make four, and no RELRO mprotect, so fewer pages
-    // to write and fault in (docs/PERFORMANCE.md, 2026-12-07). No segment is both writable
-    // and executable either way. The compile flags come later, so -Wl,-z,relro and
-    // -Wl,-z,separate-code there still win.
-    std::vector<std::string> argv = {compiler.c_compiler,      "-O2",           "-fPIC", "-shared",
-                                     "-Wl,-z,noseparate-code", "-Wl,-z,norelro"};
+    std::vector<std::string> argv = {compiler.c_compiler, "-O2", "-fPIC", "-shared"};
+    argv.insert(argv.end(), kCpuLibraryLayoutFlags.begin(), kCpuLibraryLayoutFlags.end());
     append_program_flags(argv, program, options);
     // -MF holds the dependencies of the last source on the command line only (GCC and Clang
     // alike), so the Program's own source goes last.

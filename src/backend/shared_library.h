@@ -7,6 +7,7 @@
 // loaded is exactly what the caller verified (CONVENTIONS §5). dlclose on destruction.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -56,6 +57,14 @@ class SharedLibrary {
 // The library of an artifact built by a host-library backend (cpu, nvcc, hip). An artifact of
 // another binary kind is an Error naming the program, the backend and what it holds.
 SharedLibrary load_artifact_library(const CompiledArtifact& artifact, std::string_view backend);
+
+// How the cpu backend links its libraries, ahead of the Program's flags. A disk hit dlopens
+// the library from a memfd, and in this layout that costs half as much: two mappings where
+// separate code pages make four, and no RELRO mprotect, so fewer pages to write and fault in
+// (docs/PERFORMANCE.md, 2026-12-07). No segment is both writable and executable either way.
+// Compile flags come later, so -Wl,-z,relro and -Wl,-z,separate-code there still win.
+inline constexpr std::array<const char*, 2> kCpuLibraryLayoutFlags = {"-Wl,-z,noseparate-code",
+                                                                      "-Wl,-z,norelro"};
 
 // What the host-library backends (cpu, nvcc, hip) build alike. The Program's own flags, in
 // the order they must come: -I per include dir, -D per define, then the resolved compile

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "backend/shared_library.h"
 #include "codegen/wrapper.h"
 #include "compile/kernel_state.h"
 #include "cuda/nvrtc.h"
@@ -155,11 +156,11 @@ void Kernel::export_to(const std::filesystem::path& dir) const {
     detail::write_file(dir / (stem + "_host.c"), artifact.host_source);
     sources = {stem + ".c       the Program's source",
                stem + "_host.c  the generated host wrapper"};
-    // The layout flags are the cpu backend's (backend/cpu.cc), so that the command rebuilds the
-    // library shipped here; without them the linker's hardened default comes back.
-    build_command = fmt::format(
-        "cc -O2 -fPIC -shared -Wl,-z,noseparate-code -Wl,-z,norelro{} -o {} {}.c {}_host.c -lm",
-        program_flags(program), library, stem, stem);
+    // With the cpu backend's layout flags, so that the command rebuilds the library shipped
+    // here; without them the linker's hardened default comes back.
+    build_command = fmt::format("cc -O2 -fPIC -shared {}{} -o {} {}.c {}_host.c -lm",
+                                fmt::join(detail::kCpuLibraryLayoutFlags, " "),
+                                program_flags(program), library, stem, stem);
   } else if (artifact.backend == "nvcc") {
     detail::write_file(dir / (stem + ".h"),
                        detail::generate_wrapper_header(program, detail::HostApi::kCuda));
